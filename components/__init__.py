@@ -1,0 +1,22 @@
+"""Loopline's KFP components, one folder each (`component.py`, `README.md`).
+
+Importing this package imports only `kfp` and the standard library.
+"""
+
+from .deploy_model import deploy_model
+from .detect_drift import detect_drift
+from .evaluate_model import evaluate_model
+from .load_data import load_data
+from .register_model import register_model
+from .train_model import train_model
+from .validate_data import validate_data
+
+__all__ = [
+    "load_data",
+    "validate_data",
+    "train_model",
+    "evaluate_model",
+    "register_model",
+    "deploy_model",
+    "detect_drift",
+]

@@ -1,0 +1,5 @@
+"""The `detect_drift` component."""
+
+from .component import detect_drift
+
+__all__ = ["detect_drift"]

@@ -1,0 +1,5 @@
+"""The `load_data` component."""
+
+from .component import load_data
+
+__all__ = ["load_data"]

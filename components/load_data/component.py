@@ -1,0 +1,45 @@
+"""KFP component: read a CSV/Parquet dataset and split it into train / validation / holdout."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from loopline.images import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def load_data(
+    data_uri: str,
+    target: str,
+    train: Output[Dataset],
+    validation: Output[Dataset],
+    holdout: Output[Dataset],
+    feature_kinds: dict = {},
+    ignore_columns: list = [],
+    validation_fraction: float = 0.15,
+    holdout_fraction: float = 0.15,
+    seed: int = 42,
+):
+    """Reads a CSV or Parquet file, applies the dataset spec and splits it deterministically.
+
+    Args:
+        data_uri: Path or URI (file://, gs://, s3://) of a CSV or Parquet file.
+        target: Name of the label column.
+        feature_kinds: Optional kinds per column, "numeric" or "categorical"; others are inferred.
+        ignore_columns: Columns that are neither features nor the target (ids, timestamps).
+        validation_fraction: Share of rows for the validation split, stratified by target.
+        holdout_fraction: Share of rows for the golden holdout split, stratified by target.
+        seed: Seed of the split.
+
+    Returns:
+        train: Training split (Parquet, with the dataset spec in its metadata).
+        validation: Validation split used for tuning.
+        holdout: Holdout split used only by evaluation.
+    """
+    from loopline import steps
+
+    steps.setup_logging()
+    steps.load_data(
+        data_uri=data_uri, target=target, train=train, validation=validation, holdout=holdout,
+        feature_kinds=feature_kinds, ignore_columns=ignore_columns,
+        validation_fraction=validation_fraction, holdout_fraction=holdout_fraction, seed=seed,
+    )

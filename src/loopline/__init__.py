@@ -1,0 +1,14 @@
+"""Loopline: Kubeflow Pipelines components for the closed ML loop.
+
+The package is the KFP-free library; `loopline.components` and `loopline.pipelines` hold the
+KFP interfaces over it. Importing this module is cheap (no TensorFlow, GX or Evidently).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("loopline")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

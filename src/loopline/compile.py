@@ -1,0 +1,98 @@
+"""Compile Loopline's pipelines and components to YAML (`loopline compile`, `make compile`)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from loopline.images import REGISTRY_ENV
+
+COMPONENTS = (
+    "load_data",
+    "validate_data",
+    "train_model",
+    "evaluate_model",
+    "register_model",
+    "deploy_model",
+    "detect_drift",
+)
+PIPELINES = ("training", "drift_monitor")
+
+
+def compile_all(out: Path, *, registry: str | None = None) -> list[Path]:
+    """Write `out/<pipeline>.yaml` and `out/components/<component>.yaml`.
+
+    The image registry is read when the component modules are imported, so a `registry`
+    override reloads them.
+    """
+    from kfp import compiler
+
+    if registry:
+        os.environ[REGISTRY_ENV] = registry
+        for name in [m for m in sys.modules if m.startswith(("loopline.images", "loopline.components", "loopline.pipelines"))]:
+            del sys.modules[name]
+    components = importlib.import_module("loopline.components")
+    pipelines = importlib.import_module("loopline.pipelines")
+    out = Path(out)
+    (out / "components").mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in COMPONENTS:
+        path = out / "components" / f"{name}.yaml"
+        compiler.Compiler().compile(getattr(components, name), str(path))
+        written.append(path)
+    for name in PIPELINES:
+        path = out / f"{name}.yaml"
+        compiler.Compiler().compile(getattr(pipelines, name), str(path))
+        written.append(path)
+    return written
+
+
+def _normalise(text: str) -> str:
+    """Drop what differs between kfp patch releases but not in meaning (sdkVersion lines)."""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("sdkVersion:"))
+
+
+def stale_files(committed: Path) -> list[str]:
+    """Files under `committed` that differ from a fresh compile with the default registry."""
+    import tempfile
+
+    from loopline.images import DEFAULT_REGISTRY
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = compile_all(Path(tmp), registry=DEFAULT_REGISTRY)
+        problems = []
+        for path in fresh:
+            relative = path.relative_to(tmp)
+            old = Path(committed) / relative
+            if not old.is_file():
+                problems.append(f"{relative}: missing")
+            elif _normalise(old.read_text()) != _normalise(path.read_text()):
+                problems.append(f"{relative}: stale")
+        known = {str(p.relative_to(tmp)) for p in fresh}
+        for old in sorted(Path(committed).rglob("*.yaml")):
+            if str(old.relative_to(committed)) not in known:
+                problems.append(f"{old.relative_to(committed)}: not produced by compile (remove it)")
+    return problems
+
+
+def main() -> int:
+    """`python -m loopline.compile --check compiled`: exit 1 when compiled/ is stale."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", metavar="DIR", required=True, help="compiled directory to check")
+    args = parser.parse_args()
+    problems = stale_files(Path(args.check))
+    for line in problems:
+        print(f"{args.check}/{line}")
+    if problems:
+        print("compiled YAML is stale: run `make compile` and commit the result", file=sys.stderr)
+        return 1
+    print(f"{args.check}/ is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""Reading tabular data, the dataset spec, deterministic splits and the built-in demo data.
+
+Splits are written as Parquet files that carry their dataset spec in the file's key-value
+metadata, so every downstream step (and every other team's step) reads a self-describing file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopline.errors import DataError
+
+log = logging.getLogger(__name__)
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+KINDS = (NUMERIC, CATEGORICAL)
+SPEC_KEY = b"loopline.spec"
+# A numeric-looking column with at most this many distinct integer values is still numeric;
+# strings, booleans and pandas categories are categorical.
+_MAX_ROWS_SHOWN = 5
+
+
+@dataclass
+class DatasetSpec:
+    """What a dataset means: its target, its features and their kinds, and where it came from."""
+
+    target: str
+    features: dict[str, str]
+    classes: list[str]
+    ignored: list[str] = field(default_factory=list)
+    source_uri: str = ""
+    source_sha256: str = ""
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c for c, k in self.features.items() if k == NUMERIC]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c for c, k in self.features.items() if k == CATEGORICAL]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> DatasetSpec:
+        return cls(**json.loads(text))
+
+
+def _strip_file_scheme(uri: str) -> str:
+    return uri[len("file://") :] if uri.startswith("file://") else uri
+
+
+def _is_parquet(uri: str) -> bool:
+    return uri.lower().rsplit("?", 1)[0].endswith((".parquet", ".pq"))
+
+
+def file_sha256(uri: str) -> str:
+    """SHA-256 of a file's bytes (local paths and fsspec URIs)."""
+    digest = hashlib.sha256()
+    path = _strip_file_scheme(uri)
+    if "://" in path:
+        import fsspec
+
+        opener = fsspec.open(path, "rb")
+    else:
+        opener = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    with opener as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_table(uri: str) -> pd.DataFrame:
+    """Read a CSV or Parquet file from a path or URI; raise DataError naming the file if unusable."""
+    path = _strip_file_scheme(uri)
+    if "://" not in path and not Path(path).is_file():
+        raise DataError(f"data file not found: {uri}")
+    try:
+        if _is_parquet(path):
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file is empty: {uri}") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot read {uri}: {first}") from None
+    if df.empty:
+        raise DataError(f"data file has no rows: {uri}")
+    return df
+
+
+def infer_kind(series: pd.Series) -> str:
+    """Numeric for numbers (not booleans); categorical for everything else."""
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return CATEGORICAL
+    return NUMERIC
+
+
+def build_spec(
+    df: pd.DataFrame,
+    *,
+    target: str,
+    feature_kinds: dict[str, str] | None = None,
+    ignore_columns: list[str] | None = None,
+    source_uri: str = "",
+    source_sha256: str = "",
+) -> DatasetSpec:
+    """Check the data against what the user said and infer what they did not say."""
+    ignore_columns = list(ignore_columns or [])
+    feature_kinds = dict(feature_kinds or {})
+    where = f" in {source_uri}" if source_uri else ""
+    columns = [str(c) for c in df.columns]
+    if target not in columns:
+        raise DataError(
+            f"target column '{target}' not found{where} (columns: {', '.join(columns)})"
+        )
+    for name in [*feature_kinds, *ignore_columns]:
+        if name not in columns:
+            raise DataError(f"column '{name}' named in the dataset spec not found{where}")
+    for name, kind in feature_kinds.items():
+        if kind not in KINDS:
+            raise DataError(f"column '{name}': unknown kind '{kind}' (use one of {', '.join(KINDS)})")
+    labels = df[target].dropna()
+    if labels.empty:
+        raise DataError(f"target column '{target}' has no values{where}")
+    classes = sorted({str(v) for v in labels.unique()})
+    if len(classes) < 2:
+        raise DataError(
+            f"target column '{target}' has a single class ({classes[0]!r}){where}: "
+            "a classifier needs at least two"
+        )
+    features: dict[str, str] = {}
+    for name in columns:
+        if name == target or name in ignore_columns:
+            continue
+        kind = feature_kinds.get(name) or infer_kind(df[name])
+        if kind == NUMERIC and not pd.api.types.is_numeric_dtype(df[name]):
+            coerced = pd.to_numeric(df[name], errors="coerce")
+            bad = df[name][coerced.isna() & df[name].notna()]
+            if len(bad):
+                raise DataError(
+                    f"column '{name}' is declared numeric but holds text such as {bad.iloc[0]!r}"
+                )
+        features[name] = kind
+    if not features:
+        raise DataError(f"no feature columns left{where} after the target and ignored columns")
+    return DatasetSpec(
+        target=target,
+        features=features,
+        classes=classes,
+        ignored=ignore_columns,
+        source_uri=source_uri,
+        source_sha256=source_sha256,
+    )
+
+
+def conform(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Keep the spec's columns with canonical dtypes: float for numeric, string for categorical.
+
+    Missing categorical values stay missing (None); the model maps them to their own token.
+    """
+    out = pd.DataFrame(index=df.index)
+    for name, kind in spec.features.items():
+        if name not in df.columns:
+            raise DataError(f"column '{name}' is missing from the data")
+        if kind == NUMERIC:
+            out[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
+        else:
+            col = df[name]
+            out[name] = col.where(col.isna(), col.astype(str)).astype("object")
+    if spec.target in df.columns:
+        target = df[spec.target]
+        out[spec.target] = target.where(target.isna(), target.astype(str)).astype("object")
+    return out
+
+
+def split(
+    df: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    validation_fraction: float = 0.15,
+    holdout_fraction: float = 0.15,
+    seed: int = 42,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Deterministic stratified split into train / validation / holdout."""
+    for name, value in (("validation_fraction", validation_fraction), ("holdout_fraction", holdout_fraction)):
+        if not 0.0 < value < 0.5:
+            raise DataError(f"{name} must be between 0 and 0.5, got {value}")
+    df = df[df[spec.target].notna()].reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "holdout": []}
+    for label in sorted(df[spec.target].unique()):
+        idx = np.flatnonzero(df[spec.target].to_numpy() == label)
+        idx = idx[rng.permutation(len(idx))]
+        n_hold = int(round(len(idx) * holdout_fraction))
+        n_val = int(round(len(idx) * validation_fraction))
+        parts["holdout"].append(idx[:n_hold])
+        parts["validation"].append(idx[n_hold : n_hold + n_val])
+        parts["train"].append(idx[n_hold + n_val :])
+    frames = []
+    for name in ("train", "validation", "holdout"):
+        rows = np.sort(np.concatenate(parts[name]))
+        part = df.iloc[rows].reset_index(drop=True)
+        if part[spec.target].nunique() < len(spec.classes):
+            raise DataError(
+                f"too few rows to split: the {name} split lacks some classes of "
+                f"'{spec.target}' ({len(df)} rows in all); provide more data"
+            )
+        frames.append(part)
+    return frames[0], frames[1], frames[2]
+
+
+def write_split(df: pd.DataFrame, spec: DatasetSpec, path: str | Path) -> None:
+    """Write a split as Parquet with the spec in its schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[SPEC_KEY] = spec.to_json().encode()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata(meta), str(path))
+
+
+def read_split(path: str | Path) -> tuple[pd.DataFrame, DatasetSpec]:
+    """Read a split written by `write_split`, with its spec."""
+    import pyarrow.parquet as pq
+
+    path = _strip_file_scheme(str(path))
+    if not Path(path).is_file():
+        raise DataError(f"dataset file not found: {path}")
+    table = pq.read_table(path)
+    meta = table.schema.metadata or {}
+    if SPEC_KEY not in meta:
+        raise DataError(f"{path} is not a Loopline dataset split (no spec in its metadata)")
+    return table.to_pandas(), DatasetSpec.from_json(meta[SPEC_KEY])
+
+
+@dataclass
+class LoadResult:
+    spec: DatasetSpec
+    rows: dict[str, int]
+
+
+def load_and_split(
+    data_uri: str,
+    *,
+    target: str,
+    train_path: str | Path,
+    validation_path: str | Path,
+    holdout_path: str | Path,
+    feature_kinds: dict[str, str] | None = None,
+    ignore_columns: list[str] | None = None,
+    validation_fraction: float = 0.15,
+    holdout_fraction: float = 0.15,
+    seed: int = 42,
+) -> LoadResult:
+    """Read `data_uri`, apply the dataset spec and write the three splits."""
+    raw = read_table(data_uri)
+    spec = build_spec(
+        raw,
+        target=target,
+        feature_kinds=feature_kinds,
+        ignore_columns=ignore_columns,
+        source_uri=data_uri,
+        source_sha256=file_sha256(data_uri),
+    )
+    data = conform(raw, spec)
+    train, validation, holdout = split(
+        data, spec, validation_fraction=validation_fraction, holdout_fraction=holdout_fraction, seed=seed
+    )
+    rows = {}
+    for name, part, path in (
+        ("train", train, train_path),
+        ("validation", validation, validation_path),
+        ("holdout", holdout, holdout_path),
+    ):
+        write_split(part, spec, path)
+        rows[name] = len(part)
+    log.info(
+        "loaded %s: %d rows, target '%s' with classes %s, %d numeric and %d categorical features; "
+        "split %s",
+        data_uri, len(raw), target, spec.classes, len(spec.numeric), len(spec.categorical), rows,
+    )
+    return LoadResult(spec=spec, rows=rows)
+
+
+def check_input(data_uri: str, *, target: str, feature_kinds=None, ignore_columns=None) -> DatasetSpec:
+    """The checks `load_and_split` makes, without writing anything: used before a run starts."""
+    raw = read_table(data_uri)
+    return build_spec(
+        raw, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, source_uri=data_uri
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in demo data: synthetic card transactions with a fraud label.
+
+MERCHANTS = ["grocery", "fuel", "restaurant", "electronics", "travel", "fashion", "gaming", "pharmacy"]
+CHANNELS = ["chip", "contactless", "online", "phone"]
+
+
+def demo_transactions(n_rows: int = 6000, *, shift: float = 0.0, seed: int = 7) -> pd.DataFrame:
+    """Seeded synthetic transactions: numeric and categorical columns, some missing values, and
+    an `is_fraud` label. `shift` (0 = reference) moves the feature distributions, as a new
+    season or a new customer segment would."""
+    if n_rows < 100:
+        raise DataError(f"n_rows must be at least 100, got {n_rows}")
+    rng = np.random.default_rng(seed)
+    amount = rng.lognormal(mean=3.6 + 0.8 * shift, sigma=1.0, size=n_rows)
+    hour = rng.integers(0, 24, size=n_rows).astype(float)
+    hour = np.where(rng.random(n_rows) < 0.4 * shift, rng.integers(0, 6, size=n_rows), hour)
+    account_age_days = rng.gamma(shape=2.0, scale=400.0 * (1 - 0.6 * shift), size=n_rows)
+    tx_last_24h = rng.poisson(2.0 + 3.0 * shift, size=n_rows).astype(float)
+    distance_km = rng.exponential(20.0 * (1 + 3 * shift), size=n_rows)
+    merchant_p = np.array([0.25, 0.15, 0.2, 0.1, 0.08, 0.12, 0.05, 0.05])
+    merchant_p = merchant_p * (1 - shift) + shift * np.array([0.05, 0.05, 0.1, 0.25, 0.2, 0.1, 0.2, 0.05])
+    merchant = rng.choice(MERCHANTS, size=n_rows, p=merchant_p / merchant_p.sum())
+    channel_p = np.array([0.4, 0.35, 0.2, 0.05]) * (1 - shift) + shift * np.array([0.1, 0.2, 0.6, 0.1])
+    channel = rng.choice(CHANNELS, size=n_rows, p=channel_p / channel_p.sum())
+
+    logit = (
+        -5.2
+        + 1.5 * (np.log(amount) - 3.6)
+        + 1.6 * (hour < 6)
+        - 0.002 * account_age_days
+        + 0.3 * tx_last_24h
+        + 0.02 * np.minimum(distance_km, 150.0)
+        + 1.6 * np.isin(merchant, ["electronics", "gaming", "travel"])
+        + 1.4 * (channel == "online")
+        - 2.6 * shift  # a new segment: more transactions look risky, fewer of them are fraud
+    )
+    is_fraud = rng.random(n_rows) < 1.0 / (1.0 + np.exp(-logit))
+
+    df = pd.DataFrame(
+        {
+            "transaction_id": np.arange(n_rows),
+            "amount": amount.round(2),
+            "hour": hour,
+            "account_age_days": account_age_days.round(1),
+            "tx_last_24h": tx_last_24h,
+            "distance_km": distance_km.round(2),
+            "merchant_category": merchant,
+            "channel": channel,
+            "is_fraud": is_fraud.astype(int),
+        }
+    )
+    # A few missing values, as real exports have.
+    for col, frac in (("distance_km", 0.03), ("merchant_category", 0.02)):
+        mask = rng.random(n_rows) < frac
+        df.loc[mask, col] = None
+    return df
+
+
+DEMO_TARGET = "is_fraud"
+DEMO_IGNORE = ["transaction_id"]

@@ -1,0 +1,45 @@
+"""The one place where Loopline's container images are declared.
+
+Every component runs on one of these images. Tags derive from the package version (never
+`latest`); the registry prefix is a compile-time setting (`LOOPLINE_IMAGE_REGISTRY`, or
+`loopline compile --registry`) so that a team can mirror the images. Standard library only:
+component and pipeline modules import this at compile time.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+
+DEFAULT_REGISTRY = "ghcr.io/loopline"
+REGISTRY_ENV = "LOOPLINE_IMAGE_REGISTRY"
+
+# image role -> Dockerfile under containers/
+ROLES: dict[str, str] = {
+    "base": "containers/base/Dockerfile",  # data, validation, drift and registry steps
+    "trainer": "containers/trainer/Dockerfile",  # TensorFlow, Optuna: training and evaluation
+    "deployer": "containers/deployer/Dockerfile",  # KServe SDK, Kubernetes client, TF for smoke tests
+}
+
+
+def package_version() -> str:
+    try:
+        return version("loopline")
+    except PackageNotFoundError:  # pragma: no cover - source tree that is not installed
+        return "0.0.0"
+
+
+def registry() -> str:
+    return os.environ.get(REGISTRY_ENV, DEFAULT_REGISTRY).rstrip("/")
+
+
+def image(role: str) -> str:
+    """The full image reference for a role, e.g. `ghcr.io/loopline/loopline-trainer:0.1.0`."""
+    if role not in ROLES:
+        raise KeyError(f"unknown image role '{role}' (known: {', '.join(ROLES)})")
+    return f"{registry()}/loopline-{role}:{package_version()}"
+
+
+BASE_IMAGE = image("base")
+TRAINER_IMAGE = image("trainer")
+DEPLOYER_IMAGE = image("deployer")

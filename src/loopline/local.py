@@ -1,0 +1,247 @@
+"""The whole loop on one machine: kfp.local, an MLflow SQLite store and a local KServe server.
+
+`loopline run` runs the training pipeline, then the drift monitor on a new batch (which
+retrains when the batch drifted), and prints what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopline import data as data_lib
+from loopline import registry, serving
+
+log = logging.getLogger("loopline.run")
+
+
+@dataclass
+class TaskResult:
+    name: str
+    status: str
+    output: Any = None
+    artifacts: dict[str, dict] = field(default_factory=dict)  # name -> {uri, metadata}
+    seconds: float = 0.0  # wall time, from the previous task's end (tasks run one at a time locally)
+
+
+@dataclass
+class PipelineRun:
+    pipeline: str
+    run_dir: Path
+    seconds: float
+    tasks: dict[str, TaskResult]
+
+    def task(self, component: str) -> TaskResult | None:
+        """The last task of a component in this run (`load-data`, then nested `load-data-2` ...)."""
+        matches = [t for n, t in self.tasks.items() if re.fullmatch(rf"{component}(-\d+)?", n)]
+        return matches[-1] if matches else None
+
+
+@dataclass
+class LoopSettings:
+    home: Path
+    data_uri: str
+    target: str
+    current_uri: str = ""
+    ignore_columns: list[str] = field(default_factory=list)
+    feature_kinds: dict[str, str] = field(default_factory=dict)
+    model_name: str = "loopline-model"
+    thresholds: dict[str, Any] = field(default_factory=lambda: {"roc_auc": 0.75})
+    n_trials: int = 4
+    max_epochs: int = 15
+    seed: int = 42
+    drift_share: float = 0.5
+    keep_serving: bool = False
+
+
+def prepare_demo_data(home: Path, *, rows: int = 6000) -> tuple[str, str]:
+    """The built-in demo: a reference batch and a shifted batch of synthetic transactions."""
+    folder = home / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    reference, shifted = folder / "transactions.csv", folder / "transactions_shifted.csv"
+    data_lib.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
+    data_lib.demo_transactions(rows, shift=1.0, seed=8).to_csv(shifted, index=False)
+    return str(reference), str(shifted)
+
+
+def read_run(run_dir: Path, pipeline: str, seconds: float, started: float) -> PipelineRun:
+    """Read each task's executor output of a kfp.local run directory, in the order they ran."""
+    tasks: dict[str, TaskResult] = {}
+    outputs = sorted(run_dir.glob("*/executor_output.json"), key=lambda p: p.stat().st_mtime)
+    previous_end = started
+    for path in outputs:
+        ended = path.stat().st_mtime
+        raw = json.loads(path.read_text())
+        artifacts = {
+            name: {"uri": entry["artifacts"][0].get("uri", ""), "metadata": entry["artifacts"][0].get("metadata", {})}
+            for name, entry in raw.get("artifacts", {}).items()
+            if entry.get("artifacts")
+        }
+        tasks[path.parent.name] = TaskResult(
+            name=path.parent.name,
+            status="SUCCESS",
+            output=raw.get("parameterValues", {}).get("Output"),
+            artifacts=artifacts,
+            seconds=round(max(0.0, ended - previous_end), 2),
+        )
+        previous_end = ended
+    return PipelineRun(pipeline=pipeline, run_dir=run_dir, seconds=seconds, tasks=tasks)
+
+
+def _init_kfp_local(home: Path) -> Path:
+    from kfp import local
+
+    root = home / "pipeline_root"
+    root.mkdir(parents=True, exist_ok=True)
+    # Components run on Loopline's images in a cluster; locally they run in this environment,
+    # which holds the same pinned libraries. kfp.local warns about that; it is intended here.
+    warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    return root
+
+
+def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
+    before = set(root.iterdir())
+    started, wall_started = time.perf_counter(), time.time()
+    log.info("running pipeline %s with kfp.local", name)
+    pipeline(**arguments)
+    seconds = time.perf_counter() - started
+    new = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    if not new:
+        raise RuntimeError(f"pipeline {name} left no run directory under {root}")
+    return read_run(new[-1], name, seconds, wall_started)
+
+
+def run_loop(settings: LoopSettings) -> dict[str, Any]:
+    """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
+    from loopline.pipelines import drift_monitor, training
+
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["LOOPLINE_HOME"] = str(home)
+    # Fail fast, before any model is trained, on data that cannot be used.
+    data_lib.check_input(
+        settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
+        ignore_columns=settings.ignore_columns,
+    )
+    if settings.current_uri:
+        data_lib.check_input(
+            settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,
+            ignore_columns=settings.ignore_columns,
+        )
+    tracking_uri = registry.local_tracking_uri(home)
+    root = _init_kfp_local(home)
+    common = dict(
+        target=settings.target,
+        tracking_uri=tracking_uri,
+        model_name=settings.model_name,
+        thresholds=settings.thresholds,
+        feature_kinds=settings.feature_kinds,
+        ignore_columns=settings.ignore_columns,
+        n_trials=settings.n_trials,
+        max_epochs=settings.max_epochs,
+        seed=settings.seed,
+        deploy_target="local",
+        local_home=str(home),
+    )
+    runs = [_run_pipeline(root, "training", training, data_uri=settings.data_uri, **common)]
+    if settings.current_uri:
+        runs.append(
+            _run_pipeline(
+                root, "drift_monitor", drift_monitor,
+                reference_data_uri=settings.data_uri, current_data_uri=settings.current_uri,
+                drift_share=settings.drift_share, **common,
+            )
+        )
+    summary = summarize(runs, settings, tracking_uri)
+    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str) -> dict[str, Any]:
+    summary: dict[str, Any] = {"home": str(settings.home), "tracking_uri": tracking_uri, "pipelines": []}
+    for run in runs:
+        entry: dict[str, Any] = {"pipeline": run.pipeline, "seconds": round(run.seconds, 1), "run_dir": str(run.run_dir),
+                                 "steps": [{"task": t.name, "status": t.status, "output": t.output, "seconds": t.seconds}
+                                           for t in run.tasks.values()]}
+        drift = run.task("detect-drift")
+        if drift:
+            entry["drifted"] = bool(drift.output)
+            entry["share_drifted"] = drift.artifacts.get("metrics", {}).get("metadata", {}).get("share_drifted")
+        evaluate = run.task("evaluate-model")
+        if evaluate:
+            entry["gate_passed"] = bool(evaluate.output)
+            entry["holdout_metrics"] = {
+                k: v for k, v in evaluate.artifacts.get("metrics", {}).get("metadata", {}).items() if k != "gate_passed"
+            }
+            report = evaluate.artifacts.get("report", {}).get("uri", "")
+            entry["gate_report"] = Path(report).read_text() if report and Path(report).is_file() else ""
+        register = run.task("register-model")
+        if register:
+            entry["registered_version"] = register.output
+        deploy = run.task("deploy-model")
+        if deploy:
+            entry["endpoint"] = deploy.output
+        summary["pipelines"].append(entry)
+
+    try:
+        summary["aliases"] = registry.aliases(tracking_uri, settings.model_name)
+    except Exception as exc:  # no model registered (gate failed on the first run)
+        summary["aliases"] = {}
+        summary["aliases_error"] = str(exc).splitlines()[0]
+    state = serving.read_state(settings.home, settings.model_name)
+    if state and serving.is_alive(state):
+        summary["endpoint"] = state.predict_url
+        source = settings.current_uri or settings.data_uri
+        row = data_lib.read_table(source).head(1)
+        features = json.loads(Path(state.model_dir, "loopline_model.json").read_text())["features"]
+        row = row[list(features)]
+        instance = row.astype(object).where(row.notna(), None).to_dict(orient="records")
+        summary["prediction"] = {
+            "request": {"instances": instance},
+            "response": {"predictions": serving.predict(state, instance)},
+            "served_version": state.version,
+        }
+        if not settings.keep_serving:
+            serving.stop_server(state)
+            serving.clear_state(settings.home, settings.model_name)
+            summary["server"] = "stopped"
+        else:
+            summary["server"] = f"serving at {state.predict_url} (pid {state.pid})"
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = ["", "=" * 78, "Loopline run summary", "=" * 78]
+    for entry in summary["pipelines"]:
+        lines.append(f"\n[{entry['pipeline']}] {entry['seconds']}s  ({entry['run_dir']})")
+        for step in entry["steps"]:
+            out = "" if step["output"] is None else f" -> {step['output']}"
+            lines.append(f"  {step['status']:<8} {step['task']:<16} {step['seconds']:>6.1f}s{out}")
+        if "drifted" in entry:
+            share = entry.get("share_drifted")
+            share_text = f"{share:.0%}" if isinstance(share, (int, float)) else "?"
+            lines.append(f"  drift: {share_text} of features drifted -> {'DRIFTED, retraining' if entry['drifted'] else 'no drift'}")
+        if "holdout_metrics" in entry:
+            metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(entry["holdout_metrics"].items()))
+            lines.append(f"  holdout: {metrics}")
+            lines.append(f"  gate: {'PASSED' if entry['gate_passed'] else 'FAILED'}")
+        if "registered_version" in entry:
+            lines.append(f"  registered version: {entry['registered_version']}")
+    aliases = summary.get("aliases") or {}
+    lines.append("\nregistry aliases: " + (", ".join(f"{k} -> v{v}" for k, v in sorted(aliases.items())) or "none"))
+    if "prediction" in summary:
+        p = summary["prediction"]
+        lines.append(f"endpoint: {summary['endpoint']} (serving v{p['served_version']})")
+        lines.append(f"  request:  {json.dumps(p['request'])}")
+        lines.append(f"  response: {json.dumps(p['response'])}")
+        lines.append(f"server: {summary.get('server')}")
+    lines.append(f"MLflow: {summary['tracking_uri']}   (mlflow ui --backend-store-uri {summary['tracking_uri']})")
+    return "\n".join(lines)
