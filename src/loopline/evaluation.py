@@ -72,7 +72,7 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
         "precision_macro": precision_score(labels, predicted, average="macro", labels=all_labels, zero_division=0),
         "recall_macro": recall_score(labels, predicted, average="macro", labels=all_labels, zero_division=0),
         "f1_macro": f1_score(labels, predicted, average="macro", labels=all_labels, zero_division=0),
-        "log_loss": log_loss(labels, np.clip(proba, 1e-7, 1.0), labels=all_labels),
+        "log_loss": log_loss(labels, proba, labels=all_labels),
     }
     roc = None
     if n_classes == 2:
@@ -134,7 +134,10 @@ def parse_thresholds(thresholds: dict[str, Any]) -> list[tuple[str, str, float]]
                 raise GateConfigError(f"threshold for '{metric}' takes 'min' and/or 'max', got {sorted(rule)}")
             for key, op in (("min", ">="), ("max", "<=")):
                 if key in rule:
-                    checks.append((metric, op, float(rule[key])))
+                    value = rule[key]
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise GateConfigError(f"threshold '{key}' for '{metric}' must be a number, got {value!r}")
+                    checks.append((metric, op, float(value)))
         else:
             checks.append((metric, "<=" if metric in LOWER_IS_BETTER else ">=", float(rule)))
     return checks

@@ -181,7 +181,7 @@ def set_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> N
 
 def aliases(tracking_uri: str, model_name: str) -> dict[str, str]:
     client = connect(tracking_uri)
-    return dict(client.get_registered_model(model_name).aliases)
+    return {alias: str(version) for alias, version in client.get_registered_model(model_name).aliases.items()}
 
 
 def local_tracking_uri(home: str | Path) -> str:

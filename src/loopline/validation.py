@@ -139,6 +139,22 @@ def _describe(result: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+_NOT_MET = {"expect_column_to_exist": "column not found"}
+
+
+def _exception_message(info: Any) -> str:
+    """GX 1.x keeps exception details flat or keyed by metric id; find the first message."""
+    if isinstance(info, dict):
+        message = info.get("exception_message")
+        if message:
+            return str(message).splitlines()[0]
+        for value in info.values():
+            found = _exception_message(value)
+            if found:
+                return found
+    return ""
+
+
 def run_suite(frames: dict[str, pd.DataFrame], suite: list[ExpectationSpec]) -> ValidationReport:
     """Run the suite on each named frame with Great Expectations."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -167,7 +183,9 @@ def run_suite(frames: dict[str, pd.DataFrame], suite: list[ExpectationSpec]) -> 
                     expectation=config.type,
                     column=str(config.kwargs.get("column", "")),
                     success=bool(r.success),
-                    detail="" if r.success else (_describe(r.result) or str(r.exception_info.get("exception_message", ""))),
+                    detail="" if r.success else (
+                        _describe(r.result) or _exception_message(r.exception_info) or _NOT_MET.get(config.type, "not met")
+                    ),
                 )
             )
         log.info("%s split: %d/%d expectations met", name, len(split.checks) - len(split.failures), len(split.checks))

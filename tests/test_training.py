@@ -1,0 +1,120 @@
+"""Training: tuning, the model's preprocessing, and the SavedModel serving contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopline.data import read_split
+from loopline.errors import DataError
+from loopline.training import (
+    METADATA_FILE,
+    ServingModel,
+    check_search_space,
+    encode_labels,
+    tune_and_train,
+)
+
+
+def test_export_is_tf_serving_layout_with_metadata(trained_model):
+    assert (trained_model / "1" / "saved_model.pb").is_file()
+    assert (trained_model / "1" / "variables").is_dir()
+    meta = json.loads((trained_model / METADATA_FILE).read_text())
+    assert meta["classes"] == ["0", "1"]
+    assert meta["features"]["merchant_category"] == "categorical"
+    assert meta["features"]["amount"] == "numeric"
+    assert "transaction_id" not in meta["features"] and "is_fraud" not in meta["features"]
+
+
+def test_serving_signature_takes_raw_named_features(trained_model):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(trained_model / "1"))
+    fn = loaded.signatures["serving_default"]
+    inputs = fn.structured_input_signature[1]
+    assert inputs["amount"].dtype == tf.float32 and inputs["amount"].shape.as_list() == [None]
+    assert inputs["channel"].dtype == tf.string
+    assert list(fn.structured_outputs) == ["probabilities"]
+
+
+def test_model_learns_and_predicts_probabilities(trained_model, splits):
+    from loopline.training import auc_score
+
+    holdout, spec = read_split(splits["holdout"])
+    proba = ServingModel(trained_model).predict_frame(holdout)
+    assert proba.shape == (len(holdout), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert auc_score(encode_labels(holdout, spec), proba) > 0.7
+
+
+def test_missing_values_and_unseen_categories_are_handled_in_the_graph(trained_model):
+    model = ServingModel(trained_model)
+    rows = [
+        {"amount": None, "hour": 3.0, "account_age_days": None, "tx_last_24h": 1.0, "distance_km": None,
+         "merchant_category": None, "channel": "teleport"},
+        {"amount": 20.0, "hour": 12.0, "account_age_days": 800.0, "tx_last_24h": 1.0, "distance_km": 5.0,
+         "merchant_category": "never-seen", "channel": "chip"},
+    ]
+    proba = model.predict_rows(rows)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_rows_missing_a_feature_are_rejected_by_name(trained_model):
+    with pytest.raises(DataError, match="distance_km"):
+        ServingModel(trained_model).predict_rows([{"amount": 1.0}])
+
+
+def test_same_seed_same_best_params(splits, tmp_path):
+    train, spec = read_split(splits["train"])
+    validation, _ = read_split(splits["validation"])
+    small = train.head(400), validation.head(200)
+    a = tune_and_train(*small, spec, export_dir=tmp_path / "a", n_trials=2, max_epochs=2, seed=11)
+    b = tune_and_train(*small, spec, export_dir=tmp_path / "b", n_trials=2, max_epochs=2, seed=11)
+    assert a.best_params == b.best_params
+    assert [t["params"] for t in a.trials] == [t["params"] for t in b.trials]
+
+
+def test_multiclass_target(tmp_path):
+    from loopline.data import build_spec, conform, split
+
+    rng = np.random.default_rng(0)
+    n = 900
+    x = rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    label = np.where(x > 0.5, "high", np.where(x < -0.5, "low", "mid"))
+    df = pd.DataFrame({"x": x, "color": color, "label": label})
+    spec = build_spec(df, target="label")
+    train, validation, holdout = split(conform(df, spec), spec)
+    fast = {"learning_rate": {"low": 5e-3, "high": 1e-2, "log": True}, "batch_size": {"choices": [32]}}
+    result = tune_and_train(
+        train, validation, spec, export_dir=tmp_path / "m", n_trials=1, max_epochs=15, seed=1, search_space=fast
+    )
+    proba = ServingModel(tmp_path / "m").predict_frame(holdout)
+    assert proba.shape == (len(holdout), 3)
+    assert result.best_value > 0.8  # macro one-vs-rest AUC on an easy problem
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"units": {"low": 64, "high": 16}}, "low 64 is above high 16"),
+        ({"learning_rate": {"low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+        ({"batch_size": {"choices": []}}, "choices must not be empty"),
+        ({"momentum": {"low": 0.1, "high": 0.9}}, "unknown hyperparameter 'momentum'"),
+    ],
+)
+def test_bad_search_space_is_a_clear_error(space, message):
+    with pytest.raises(ValueError, match=message):
+        check_search_space(space)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"n_trials": 0}, "n_trials"), ({"max_epochs": 0}, "max_epochs")])
+def test_bad_budgets_are_rejected_before_training(splits, tmp_path, kwargs, message):
+    train, spec = read_split(splits["train"])
+    with pytest.raises(ValueError, match=message):
+        tune_and_train(train, train, spec, export_dir=tmp_path / "m", **kwargs)
+    assert not (tmp_path / "m").exists()
