@@ -1,0 +1,151 @@
+"""End to end on one machine: the CLI and both pipelines through kfp.local, for real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from loopline import registry, serving
+from loopline.data import demo_transactions
+
+
+def loopline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "loopline.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_the_closed_loop_trains_serves_detects_drift_and_retrains(tmp_path):
+    home = tmp_path / "home"
+    result = loopline(
+        "run", "--home", str(home), "--rows", "1500", "--trials", "1", "--max-epochs", "6",
+        "--thresholds", '{"roc_auc": 0.6}', cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    summary = json.loads((home / "last_run.json").read_text())
+    training, monitor = summary["pipelines"]
+    assert [s["task"] for s in training["steps"]] == [
+        "load-data", "validate-data", "train-model", "evaluate-model", "register-model", "deploy-model"]
+    assert training["gate_passed"] and training["registered_version"] == "1"
+    assert monitor["drifted"] is True and monitor["share_drifted"] >= 0.5
+    assert monitor["steps"][0]["task"] == "detect-drift" and monitor["registered_version"] == "2"
+    assert summary["aliases"] == {"champion": "2", "challenger": "2"}
+    # the endpoint answered a prediction, then the server was stopped
+    (probabilities,) = summary["prediction"]["response"]["predictions"]
+    assert abs(sum(probabilities) - 1.0) < 1e-4 and summary["server"] == "stopped"
+    assert serving.read_state(home, "loopline-model") is None
+    # the summary is printed
+    assert "Loopline run summary" in result.stdout and "gate: PASSED" in result.stdout
+    assert "DRIFTED, retraining" in result.stdout
+    # the manifests of both deployments are kept for kubectl
+    assert sorted(p.name for p in (home / "manifests").glob("*.yaml")) == ["loopline-model-v1.yaml", "loopline-model-v2.yaml"]
+
+
+@pytest.mark.slow
+def test_a_failed_gate_registers_and_deploys_nothing(tmp_path):
+    from kfp import local
+
+    from loopline.pipelines import training
+
+    data = tmp_path / "data.csv"
+    demo_transactions(1200, seed=3).to_csv(data, index=False)
+    home = tmp_path / "home"
+    tracking_uri = registry.local_tracking_uri(home)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    training(
+        data_uri=str(data), target="is_fraud", tracking_uri=tracking_uri, model_name="gated",
+        thresholds={"roc_auc": 0.9999}, ignore_columns=["transaction_id"], n_trials=1, max_epochs=2,
+        local_home=str(home),
+    )
+    (run_dir,) = list((tmp_path / "root").iterdir())
+    ran = {p.parent.name for p in run_dir.glob("*/executor_output.json")}
+    assert ran == {"load-data", "validate-data", "train-model", "evaluate-model"}
+    evaluate = json.loads((run_dir / "evaluate-model" / "executor_output.json").read_text())
+    assert evaluate["parameterValues"]["Output"] is False
+    from mlflow import MlflowClient
+
+    assert MlflowClient(tracking_uri).search_registered_models() == []
+    assert not (home / "serving").exists()
+
+
+@pytest.mark.slow
+def test_drift_monitor_does_not_retrain_without_drift(tmp_path):
+    from kfp import local
+
+    from loopline.pipelines import drift_monitor
+
+    reference, current = tmp_path / "reference.csv", tmp_path / "current.parquet"
+    demo_transactions(1500, seed=1).to_csv(reference, index=False)
+    demo_transactions(1500, seed=2).to_parquet(current)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    drift_monitor(
+        reference_data_uri=str(reference), current_data_uri=str(current), target="is_fraud",
+        tracking_uri=registry.local_tracking_uri(tmp_path / "home"), ignore_columns=["transaction_id"],
+        local_home=str(tmp_path / "home"),
+    )
+    (run_dir,) = list((tmp_path / "root").iterdir())
+    assert {p.parent.name for p in run_dir.glob("*/executor_output.json")} == {"detect-drift"}
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
+    good = demo_transactions(300, seed=1)
+    cases = {}
+    p = tmp_path / "no_target.csv"
+    good.drop(columns=["is_fraud"]).to_csv(p, index=False)
+    cases["missing target"] = (p, "is_fraud", "target column 'is_fraud' not found")
+    p = tmp_path / "empty.csv"
+    p.write_bytes(b"")
+    cases["empty file"] = (p, "is_fraud", "data file is empty")
+    p = tmp_path / "header_only.csv"
+    p.write_text(",".join(good.columns) + "\n")
+    cases["header only"] = (p, "is_fraud", "has no rows")
+    p = tmp_path / "binary.parquet"
+    p.write_bytes(b"\x00\x01not parquet at all")
+    cases["unreadable"] = (p, "is_fraud", "cannot read")
+    p = tmp_path / "one_class.csv"
+    good.assign(is_fraud=0).to_csv(p, index=False)
+    cases["single class"] = (p, "is_fraud", "has a single class")
+    cases["not found"] = (tmp_path / "nope.csv", "is_fraud", "data file not found")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["missing target", "empty file", "header only", "unreadable", "single class", "not found"])
+def test_bad_input_stops_the_run_with_one_line_before_training(tmp_path, case):
+    path, target, message = _bad_inputs(tmp_path)[case]
+    home = tmp_path / "home"
+    result = loopline("run", "--data", str(path), "--target", target, "--home", str(home), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("loopline: error:") and message in lines[0], result.stderr
+    assert str(path.name) in lines[0]
+    # nothing ran, nothing was registered or served
+    assert not (home / "pipeline_root").exists() and not (home / "mlflow.db").exists()
+    assert not (home / "serving").exists()
+
+
+@pytest.mark.slow
+def test_user_data_with_a_multiclass_target_and_missing_values(tmp_path):
+    """`loopline run --data ... --target ...` on a file it has never seen (training only)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n = 900
+    size = rng.normal(10, 3, n)
+    size[rng.random(n) < 0.05] = np.nan
+    color = rng.choice(["red", "green", "blue", None], n, p=[0.3, 0.3, 0.35, 0.05])
+    label = np.where(size > 11.5, "large", np.where(size < 8.5, "small", "medium"))
+    path = tmp_path / "shapes.parquet"
+    pd.DataFrame({"id": range(n), "size": size, "color": color, "kind": label}).to_parquet(path)
+    home = tmp_path / "home"
+    result = loopline("run", "--data", str(path), "--target", "kind", "--ignore", "id", "--home", str(home),
+                      "--trials", "1", "--max-epochs", "10", "--thresholds", '{"accuracy": 0.5}', cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((home / "last_run.json").read_text())
+    (training,) = summary["pipelines"]
+    assert training["gate_passed"] and training["registered_version"] == "1"
+    (probabilities,) = summary["prediction"]["response"]["predictions"]
+    assert len(probabilities) == 3
