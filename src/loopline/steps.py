@@ -24,10 +24,9 @@ def setup_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     root = logging.getLogger()
-    if not any(getattr(h, "_loopline", False) for h in root.handlers):
+    if not root.handlers:  # inside a KFP task the executor has set up its own handler already
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._loopline = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     for noisy in ("absl", "tensorflow", "great_expectations", "mlflow", "alembic", "urllib3", "evidently"):
