@@ -186,6 +186,7 @@ def _fit(model, train_x, train_y, val_x, val_y, *, epochs: int, batch_size: int,
         validation_data=_dataset(val_x, val_y, 1024),
         epochs=epochs,
         callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself, seeded
         verbose=0,
     )
 
@@ -256,7 +257,7 @@ def tune_and_train(
     _set_seeds(seed)
     model = build_model(spec, full_x, params)
     epochs = int(best.user_attrs.get("epochs", max_epochs))
-    model.fit(_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed), epochs=epochs, verbose=0)
+    model.fit(_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed), epochs=epochs, shuffle=False, verbose=0)
     log.info("retrained best configuration on %d rows for %d epochs", len(full), epochs)
     export_saved_model(model, spec, export_dir, params=params)
     trials = [
