@@ -9,16 +9,13 @@ from pathlib import Path
 
 from loopline.images import REGISTRY_ENV
 
-COMPONENTS = (
-    "load_data",
-    "validate_data",
-    "train_model",
-    "evaluate_model",
-    "register_model",
-    "deploy_model",
-    "detect_drift",
-)
-PIPELINES = ("training", "drift_monitor")
+
+def _names(module: str) -> tuple[str, ...]:
+    return tuple(importlib.import_module(module).__all__)
+
+
+COMPONENTS = _names("loopline.components")  # kfp and the standard library only
+PIPELINES = _names("loopline.pipelines")
 
 
 def compile_all(out: Path, *, registry: str | None = None) -> list[Path]:
