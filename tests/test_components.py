@@ -136,6 +136,15 @@ def test_register_then_deploy_locally_moves_champion(trained_model, loaded, tmp_
         assert list((home / "manifests").glob("fraud-v1.yaml"))
         state = serving.read_state(home, "fraud")
         assert state and serving.is_alive(state)
+        # a cluster target cannot serve files the registry keeps on this machine's disk
+        from loopline.errors import DeploymentError
+
+        with pytest.raises(DeploymentError, match="which KServe cannot read"):
+            components.deploy_model.python_func(
+                model_name="fraud", model_version=version, tracking_uri=tracking_uri, holdout=loaded["holdout"],
+                manifest=manifest, report=report, target="kserve", local_home=str(home),
+            )
+        assert registry.aliases(tracking_uri, "fraud")["champion"] == "1"
     finally:
         state = serving.read_state(home, "fraud")
         if state:

@@ -46,7 +46,7 @@ def deploy_model(
         holdout: Holdout split; its first rows are the smoke test.
         target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
         namespace: Kubernetes namespace of the InferenceService.
-        storage_uri: SavedModel location for KServe (gs://, s3://, pvc://); required for "kserve".
+        storage_uri: SavedModel location for KServe (gs://, s3://, pvc://); default: where the MLflow registry keeps the version.
         pipeline_run: Pipeline run identifier, recorded as a label.
         canary_percent: Share of traffic the new version gets while it is tested.
         deployment_mode: KServe deployment mode annotation, "Serverless" or "RawDeployment".

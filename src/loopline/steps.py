@@ -245,7 +245,12 @@ def deploy_model(
     local_dir = registry.saved_model_dir(tracking_uri, model_name, model_version, home / "models" / model_name / f"v{model_version}")
     expected = ServingModel(local_dir).predict_rows(rows)
     if target == "kserve" and not storage_uri:
-        raise DeploymentError("target 'kserve' needs storage_uri (gs://, s3:// or pvc:// of the SavedModel)")
+        storage_uri = registry.serving_storage_uri(tracking_uri, model_name, model_version, local_dir)
+        if not storage_uri.startswith(("gs://", "s3://", "pvc://")):
+            raise DeploymentError(
+                f"the registry keeps version {model_version} at {storage_uri}, which KServe cannot read: "
+                "give storage_uri (gs://, s3:// or pvc://) or use an MLflow server with object-store artifacts"
+            )
     isvc = serving.build_inference_service(
         name=_isvc_name(model_name),
         namespace=namespace,
