@@ -120,32 +120,45 @@ def test_register_then_deploy_locally_moves_champion(trained_model, loaded, tmp_
     assert version == "1"
     assert registry.aliases(tracking_uri, "fraud") == {"challenger": "1"}
 
-    manifest = art(dsl.Artifact, tmp_path, "manifest")
-    url = components.deploy_model.python_func(
+    manifest, report = art(dsl.Artifact, tmp_path, "manifest"), art(dsl.Markdown, tmp_path, "report")
+    action = components.deploy_model.python_func(
         model_name="fraud", model_version=version, tracking_uri=tracking_uri, holdout=loaded["holdout"],
-        manifest=manifest, target="local", namespace="ml", storage_uri="", pipeline_run="test-run",
+        manifest=manifest, report=report, target="local", namespace="ml", storage_uri="", pipeline_run="test-run",
         local_home=str(home),
     )
     try:
+        assert action == "created"
+        url = report.metadata["endpoint"]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/models/fraud:predict")
+        assert "Rollout of version 1: CREATED" in Path(report.path).read_text()
         assert registry.aliases(tracking_uri, "fraud") == {"challenger": "1", "champion": "1"}
         assert "kind: InferenceService" in Path(manifest.path).read_text()
         assert list((home / "manifests").glob("fraud-v1.yaml"))
         state = serving.read_state(home, "fraud")
         assert state and serving.is_alive(state)
+        # a cluster target cannot serve files the registry keeps on this machine's disk
+        from loopline.errors import DeploymentError
+
+        with pytest.raises(DeploymentError, match="which KServe cannot read"):
+            components.deploy_model.python_func(
+                model_name="fraud", model_version=version, tracking_uri=tracking_uri, holdout=loaded["holdout"],
+                manifest=manifest, report=report, target="kserve", local_home=str(home),
+            )
+        assert registry.aliases(tracking_uri, "fraud")["champion"] == "1"
     finally:
         state = serving.read_state(home, "fraud")
         if state:
             serving.stop_server(state)
 
 
-def test_deploy_model_to_kserve_needs_a_storage_uri(loaded, tmp_path):
+def test_deploy_model_bad_target_is_refused_before_any_work(loaded, tmp_path):
     from loopline.errors import DeploymentError
 
-    with pytest.raises(DeploymentError, match="storage_uri"):
+    with pytest.raises(DeploymentError, match="target must be 'local' or 'kserve'"):
         components.deploy_model.python_func(
             model_name="fraud", model_version="1", tracking_uri="sqlite:///x.db", holdout=loaded["holdout"],
-            manifest=art(dsl.Artifact, tmp_path, "manifest"), target="kserve", storage_uri="",
+            manifest=art(dsl.Artifact, tmp_path, "manifest"), report=art(dsl.Markdown, tmp_path, "report"),
+            target="cluster",
         )
 
 

@@ -34,6 +34,9 @@ def test_the_closed_loop_trains_serves_detects_drift_and_retrains(tmp_path):
     assert monitor["drifted"] is True and monitor["share_drifted"] >= 0.5
     assert monitor["steps"][0]["task"] == "detect-drift" and monitor["registered_version"] == "2"
     assert summary["aliases"] == {"champion": "2", "challenger": "2"}
+    # the first version was created; the second went through a canary beside it and was promoted
+    assert training["rollout"] == "created" and monitor["rollout"] == "promoted"
+    assert "rollout: PROMOTED (canary passed its smoke test)" in result.stdout
     # the endpoint answered a prediction, then the server was stopped
     (probabilities,) = summary["prediction"]["response"]["predictions"]
     assert abs(sum(probabilities) - 1.0) < 1e-4 and summary["server"] == "stopped"

@@ -98,6 +98,20 @@ def test_local_kserve_server_answers_like_the_model_in_process(trained_model, sp
     try:
         served = np.asarray(serving.predict(info, rows))
         np.testing.assert_allclose(served, expected, atol=1e-6)
+        # the V2 (Open Inference Protocol) endpoint of the same server: one tensor per feature
+        inputs = []
+        for name, kind in spec.features.items():
+            col = sample[name]
+            if kind == "numeric":
+                inputs.append({"name": name, "shape": [len(col)], "datatype": "FP32",
+                               "data": [None if v != v else float(v) for v in col]})
+            else:
+                inputs.append({"name": name, "shape": [len(col)], "datatype": "BYTES",
+                               "data": ["" if v is None else str(v) for v in col]})
+        v2 = serving._http_json(f"{info.url}/v2/models/fraud/infer", {"inputs": inputs})
+        (output,) = v2["outputs"]
+        assert output["name"] == "probabilities" and output["shape"] == [16, 2]
+        np.testing.assert_allclose(np.asarray(output["data"]).reshape(16, 2), expected, atol=1e-6)
         with pytest.raises(urllib.error.HTTPError) as bad:
             serving.predict(info, [{"amount": 1.0}])
         assert bad.value.code == 400 and "channel" in json.loads(bad.value.read())["error"]

@@ -1,7 +1,7 @@
-"""KFP component: serve a registered model with KServe and move the `champion` alias."""
+"""KFP component: roll a registered model out with KServe (canary, smoke test, promote or roll back)."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
 from loopline.images import DEPLOYER_IMAGE
 
@@ -13,38 +13,66 @@ def deploy_model(
     tracking_uri: str,
     holdout: Input[Dataset],
     manifest: Output[Artifact],
+    report: Output[Markdown],
     target: str = "local",
     namespace: str = "default",
     storage_uri: str = "",
     pipeline_run: str = "",
+    canary_percent: int = 10,
+    deployment_mode: str = "Serverless",
+    service_account: str = "",
+    runtime_version: str = "",
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    smoke_rows: int = 16,
+    tolerance: float = 1e-5,
+    max_p95_ms: float = 1000.0,
+    ready_timeout_seconds: float = 600.0,
     local_home: str = "",
 ) -> str:
-    """Builds the serving.kserve.io/v1beta1 InferenceService and serves the model version.
+    """Rolls a registered model version out and moves `champion` only when it serves.
 
-    With target "kserve" the InferenceService is created or patched in the cluster; with target
-    "local" a KServe model server on loopback serves the version. A prediction on holdout rows
-    must succeed before the `champion` alias moves; otherwise the previous server keeps serving.
+    A first deployment takes all traffic. A new version becomes a canary (KServe's
+    canaryTrafficPercent in a cluster; a second KServe model server beside the serving one
+    locally), waits for Ready, and is smoke-tested: holdout rows sent one request each must
+    match the model's in-process predictions, without errors and within the latency limit.
+    Then it is promoted, or rolled back with the previous spec restored. Deploying the
+    version already serving is a no-op. RawDeployment mode refuses a canary.
 
     Args:
-        model_name: Registered model name.
+        model_name: Registered model name (also the InferenceService name and the V1 model name).
         model_version: Registered model version to deploy.
         tracking_uri: MLflow tracking URI.
         holdout: Holdout split; its first rows are the smoke test.
-        target: "local" or "kserve".
+        target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
         namespace: Kubernetes namespace of the InferenceService.
-        storage_uri: Location of the SavedModel for KServe (gs://, s3://, pvc://); required for "kserve".
+        storage_uri: SavedModel location for KServe (gs://, s3://, pvc://); default: where the MLflow registry keeps the version.
         pipeline_run: Pipeline run identifier, recorded as a label.
+        canary_percent: Share of traffic the new version gets while it is tested.
+        deployment_mode: KServe deployment mode annotation, "Serverless" or "RawDeployment".
+        service_account: Service account of the predictor pods (storage credentials).
+        runtime_version: TensorFlow Serving runtime version; empty for KServe's default.
+        min_replicas: Minimum predictor replicas (0 allows scale to zero in Serverless mode).
+        max_replicas: Maximum predictor replicas.
+        smoke_rows: Holdout rows sent to the new version.
+        tolerance: Largest allowed difference between served and in-process probabilities.
+        max_p95_ms: Largest allowed p95 latency of one-row requests, in milliseconds.
+        ready_timeout_seconds: How long to wait for the new version to be Ready.
         local_home: Local state directory for target "local" (default $LOOPLINE_HOME or ./.loopline).
 
     Returns:
         manifest: The InferenceService as YAML.
-        Output: The prediction URL (local) or <name>.<namespace> (cluster).
+        report: Markdown account of the rollout: steps, smoke test, decision and reason.
+        Output: The rollout action: created, promoted, rolled_back or noop.
     """
     from loopline import steps
 
     steps.setup_logging()
     return steps.deploy_model(
         model_name=model_name, model_version=model_version, tracking_uri=tracking_uri, holdout=holdout,
-        manifest=manifest, target=target, namespace=namespace, storage_uri=storage_uri,
-        pipeline_run=pipeline_run, local_home=local_home,
+        manifest=manifest, report=report, target=target, namespace=namespace, storage_uri=storage_uri,
+        pipeline_run=pipeline_run, canary_percent=canary_percent, deployment_mode=deployment_mode,
+        service_account=service_account, runtime_version=runtime_version, min_replicas=min_replicas,
+        max_replicas=max_replicas, smoke_rows=smoke_rows, tolerance=tolerance, max_p95_ms=max_p95_ms,
+        ready_timeout_seconds=ready_timeout_seconds, local_home=local_home,
     )

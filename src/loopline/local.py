@@ -188,7 +188,10 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
             entry["registered_version"] = register.output
         deploy = run.task("deploy-model")
         if deploy:
-            entry["endpoint"] = deploy.output
+            entry["rollout"] = deploy.output
+            rollout_meta = deploy.artifacts.get("report", {}).get("metadata", {})
+            entry["rollout_reason"] = rollout_meta.get("reason", "")
+            entry["endpoint"] = rollout_meta.get("endpoint", "")
         summary["pipelines"].append(entry)
 
     try:
@@ -235,6 +238,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"  gate: {'PASSED' if entry['gate_passed'] else 'FAILED'}")
         if "registered_version" in entry:
             lines.append(f"  registered version: {entry['registered_version']}")
+        if "rollout" in entry:
+            lines.append(f"  rollout: {entry['rollout'].upper().replace('_', ' ')} ({entry['rollout_reason']})")
     aliases = summary.get("aliases") or {}
     lines.append("\nregistry aliases: " + (", ".join(f"{k} -> v{v}" for k, v in sorted(aliases.items())) or "none"))
     if "prediction" in summary:

@@ -173,6 +173,13 @@ def saved_model_dir(tracking_uri: str, model_name: str, version: str, dst: str |
     return found[0].parent
 
 
+def serving_storage_uri(tracking_uri: str, model_name: str, version: str, saved_model_dir: Path) -> str:
+    """Where the registry keeps a version's SavedModel (for KServe's storageUri)."""
+    client = connect(tracking_uri)
+    root = client.get_model_version_download_uri(model_name, version).rstrip("/")
+    return f"{root}/artifacts/{Path(saved_model_dir).name}"
+
+
 def set_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:
     client = connect(tracking_uri)
     client.set_registered_model_alias(model_name, alias, version)

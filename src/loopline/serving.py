@@ -166,6 +166,8 @@ def kserve_model_class():
             return self.ready
 
         async def predict(self, payload, headers=None, response_headers=None):
+            if isinstance(payload, kserve.InferRequest):
+                return self._predict_v2(payload)
             if not isinstance(payload, dict) or "instances" not in payload:
                 raise kserve.errors.InvalidInput('expected a V1 request: {"instances": [{feature: value, ...}]}')
             instances = payload["instances"]
@@ -176,6 +178,24 @@ def kserve_model_class():
             except Exception as exc:  # the message names the missing or bad column
                 raise kserve.errors.InvalidInput(str(exc)) from None
             return {"predictions": np.asarray(proba, dtype=float).tolist()}
+
+        def _predict_v2(self, request):
+            """V2 (Open Inference Protocol): one input tensor per feature, `probabilities` out."""
+            import pandas as pd
+
+            columns = {}
+            for tensor in request.inputs:
+                values = tensor.as_numpy().reshape(-1)
+                if values.dtype.kind in "SO":
+                    values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+                columns[tensor.name] = values
+            try:
+                proba = self.model.predict_frame(pd.DataFrame(columns))
+            except Exception as exc:
+                raise kserve.errors.InvalidInput(str(exc)) from None
+            output = kserve.InferOutput(name="probabilities", shape=list(proba.shape), datatype="FP32",
+                                        data=proba.astype(np.float32).reshape(-1).tolist())
+            return kserve.InferResponse(response_id=request.id or "", model_name=self.name, infer_outputs=[output])
 
     return LooplineModel
 

@@ -209,74 +209,90 @@ def deploy_model(
     tracking_uri: str,
     holdout,
     manifest,
+    report,
     target: str = "local",
     namespace: str = "default",
     storage_uri: str = "",
     pipeline_run: str = "",
+    canary_percent: int = 10,
+    deployment_mode: str = "Serverless",
+    service_account: str = "",
+    runtime_version: str = "",
+    min_replicas: int = 1,
+    max_replicas: int = 1,
+    smoke_rows: int = 16,
+    tolerance: float = 1e-5,
+    max_p95_ms: float = 1000.0,
+    ready_timeout_seconds: float = 600.0,
     local_home: str = "",
 ) -> str:
-    """Build the InferenceService; serve it (locally or in the cluster); check a prediction;
-    move `champion`. Returns the prediction URL."""
-    from loopline import registry, serving
+    """Build the InferenceService, roll the version out (canary, smoke test, promote or roll
+    back) and move `champion` only when the new version serves. Returns the rollout action."""
+    from loopline import registry, rollout, serving
     from loopline.errors import DeploymentError
+    from loopline.training import ServingModel
 
     registry.quiet()
     if target not in ("local", "kserve"):
         raise DeploymentError(f"target must be 'local' or 'kserve', got '{target}'")
     home = loopline_home(local_home)
     holdout_df, spec = data_lib.read_split(holdout.path)
-    sample = holdout_df[list(spec.features)].head(3)
+    sample = holdout_df[list(spec.features)].head(max(1, smoke_rows))
     rows = sample.astype(object).where(sample.notna(), None).to_dict(orient="records")
 
-    if target == "local":
-        local_dir = registry.saved_model_dir(tracking_uri, model_name, model_version, home / "models" / model_name / f"v{model_version}")
-        storage = storage_uri or local_dir.as_uri()
-    else:
-        if not storage_uri:
-            raise DeploymentError("target 'kserve' needs storage_uri (gs://, s3:// or pvc:// of the SavedModel)")
-        storage = storage_uri
+    # The registered files are what gets served; the smoke test compares the server's answers
+    # with the same files' predictions in-process.
+    local_dir = registry.saved_model_dir(tracking_uri, model_name, model_version, home / "models" / model_name / f"v{model_version}")
+    expected = ServingModel(local_dir).predict_rows(rows)
+    if target == "kserve" and not storage_uri:
+        storage_uri = registry.serving_storage_uri(tracking_uri, model_name, model_version, local_dir)
+        if not storage_uri.startswith(("gs://", "s3://", "pvc://")):
+            raise DeploymentError(
+                f"the registry keeps version {model_version} at {storage_uri}, which KServe cannot read: "
+                "give storage_uri (gs://, s3:// or pvc://) or use an MLflow server with object-store artifacts"
+            )
     isvc = serving.build_inference_service(
         name=_isvc_name(model_name),
         namespace=namespace,
-        storage_uri=storage,
+        storage_uri=storage_uri or local_dir.as_uri(),
         model_name=model_name,
         model_version=model_version,
         pipeline_run=pipeline_run,
+        runtime_version=runtime_version,
+        service_account=service_account,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        deployment_mode=deployment_mode,
     )
     text = serving.manifest_yaml(isvc)
     Path(manifest.path).parent.mkdir(parents=True, exist_ok=True)
     Path(manifest.path).write_text(text)
-    manifest.metadata.update({"name": isvc.metadata.name, "namespace": namespace, "storage_uri": storage})
-
-    if target == "kserve":
-        serving.apply_to_cluster(isvc)
-        registry.set_alias(tracking_uri, model_name, registry.CHAMPION, model_version)
-        return f"{isvc.metadata.name}.{namespace}"
-
-    # local: keep a copy of the manifest a user can `kubectl apply`
-    manifests = home / "manifests"
+    manifest.metadata.update({"name": isvc.metadata.name, "namespace": namespace, "storage_uri": isvc.spec.predictor.model.storage_uri})
+    manifests = home / "manifests"  # kept for `kubectl apply`
     manifests.mkdir(parents=True, exist_ok=True)
     (manifests / f"{isvc.metadata.name}-v{model_version}.yaml").write_text(text)
-    previous = serving.read_state(home, model_name)
-    if previous and previous.version == str(model_version) and serving.is_alive(previous):
-        log.info("%s v%s is already serving at %s; nothing to do", model_name, model_version, previous.url)
+
+    limits = rollout.SmokeLimits(rows=len(rows), tolerance=tolerance, max_p95_ms=max_p95_ms)
+    if target == "kserve":
+        result = rollout.rollout_cluster(
+            rollout.ClusterApi(), serving.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
+            canary_percent=canary_percent, ready_timeout=ready_timeout_seconds,
+        )
+    else:
+        result = rollout.rollout_local(
+            home=home, model_name=model_name, version=model_version, model_dir=str(local_dir), rows=rows,
+            expected=expected, limits=limits, ready_timeout=min(ready_timeout_seconds, 300.0),
+        )
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text(result.markdown())
+    report.metadata.update({"action": result.action, "reason": result.reason, "endpoint": result.endpoint,
+                            "previous_version": result.previous_version})
+    if result.serving_new_version:
         registry.set_alias(tracking_uri, model_name, registry.CHAMPION, model_version)
-        return previous.predict_url
-    info = serving.start_server(str(local_dir), model_name=model_name, version=model_version, log_dir=home / "serving")
-    try:
-        answer = serving.predict(info, rows)
-        if len(answer) != len(rows) or any(abs(sum(p) - 1.0) > 1e-3 for p in answer):
-            raise DeploymentError(f"smoke test failed: unexpected answer {answer!r}")
-        log.info("smoke test: %d rows answered by %s", len(rows), info.predict_url)
-    except Exception:
-        serving.stop_server(info)
-        log.error("new version failed its smoke test; the previous server keeps serving")
-        raise
-    serving.write_state(home, info)
-    if previous:
-        serving.stop_server(previous)
-    registry.set_alias(tracking_uri, model_name, registry.CHAMPION, model_version)
-    return info.predict_url
+    else:
+        log.warning("rollout of %s v%s rolled back: %s; champion stays at v%s",
+                    model_name, model_version, result.reason, result.previous_version)
+    return result.action
 
 
 def _isvc_name(model_name: str) -> str:
