@@ -27,10 +27,10 @@ run: install ## run the whole loop locally on the demo data (= loopline run)
 	$(BIN)/loopline run
 
 test: install ## run the test suite
-	$(BIN)/pytest
+	$(BIN)/python -m pytest
 
 test-fast: install ## run the tests without the end-to-end kfp.local runs
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow"
 
 compile: install ## compile pipelines and components to compiled/
 	$(BIN)/loopline compile --out compiled --registry ghcr.io/loopline
@@ -39,7 +39,7 @@ check-compiled: install ## fail when compiled/ differs from a fresh compile
 	$(BIN)/python -m loopline.compile --check compiled
 
 lint: install ## ruff
-	$(BIN)/ruff check src components pipelines tests
+	$(BIN)/python -m ruff check src components pipelines tests
 
 bench: install ## run the benchmarks; print a table and write .loopline/bench.json
 	$(BIN)/python -m loopline.bench
