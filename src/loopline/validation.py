@@ -336,6 +336,16 @@ class SplitResult:
         return not self.critical_failures and not any(s.blocking for s in self.schema_changes)
 
 
+_SCHEMA_EXPECTATIONS = ("expect_column_to_exist", "expect_column_values_to_be_in_type_list",
+                        "expect_table_columns_to_match_set")
+
+
+def _failure_rank(c: CheckResult) -> tuple[int, int]:
+    """Critical before warning; within each, schema failures first, unevaluable checks last."""
+    kind = 0 if c.expectation in _SCHEMA_EXPECTATIONS else 2 if c.detail.startswith("could not be evaluated") else 1
+    return (c.severity != CRITICAL, kind)
+
+
 @dataclass
 class ValidationReport:
     splits: list[SplitResult]
@@ -388,7 +398,7 @@ class ValidationReport:
         """Failed expectations, critical first: {"expectation", "column", "severity", "detail"}."""
         out = []
         for s in self.splits:
-            for c in sorted(s.failures, key=lambda c: c.severity != CRITICAL):
+            for c in sorted(s.failures, key=_failure_rank):
                 item = {"expectation": c.expectation, "column": c.column, "severity": c.severity, "detail": c.detail}
                 if with_split:
                     item["split"] = s.name
@@ -399,14 +409,21 @@ class ValidationReport:
         """One line: the blocking reasons first, each naming its column and rule."""
         items = []
         for s in self.splits:
-            missing = {c.column for c in s.schema_changes if c.change == "missing_column"}
-            for c in sorted(s.failures, key=lambda c: c.severity != CRITICAL):
-                if c.column in missing and c.expectation != "expect_column_to_exist":
-                    continue  # the missing column says it all
+            schema_blocked = any(c.blocking for c in s.schema_changes)
+            named: set[str] = set()
+            for c in sorted(s.failures, key=_failure_rank):
+                if c.column in named or (schema_blocked and _failure_rank(c)[1] == 2):
+                    continue  # one line per column: its most telling failure; the JSON has them all
+                named.add(c.column)
                 rule = f" (rule: {c.rule})" if c.rule else ""
-                items.append(f"{s.name}: {c.expectation}({c.column}) [{c.severity}] {c.detail}{rule}")
+                column = c.column if c.column.count(",") < 3 else f"{c.column.count(',') + 1} columns"
+                items.append(f"{s.name}: {c.expectation}({column}) [{c.severity}] {c.detail}{rule}")
         if self.skew_score > self.skew_threshold:
-            items.insert(0, f"skew score {self.skew_score:.3f} above the threshold {self.skew_threshold:g}")
+            skew = f"skew score {self.skew_score:.3f} above the threshold {self.skew_threshold:g}"
+            if self.failed_critical or any(c.blocking for s in self.splits for c in s.schema_changes):
+                items.append(skew)
+            else:
+                items.insert(0, skew)  # the skew alone blocks
         shown = items[:MAX_FAILURES_IN_MESSAGE]
         more = f"; and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
         return "; ".join(shown) + more
@@ -497,8 +514,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def _examples(result: dict[str, Any]) -> str:
-    sample = result.get("partial_unexpected_list") or []
-    return ("; e.g. " + ", ".join(repr(v) for v in sample[:3])) if sample else ""
+    counts = result.get("partial_unexpected_counts") or []
+    values = [c["value"] for c in counts] or list(result.get("partial_unexpected_list") or [])
+    unique = list(dict.fromkeys(repr(v) for v in values))
+    return ("; e.g. " + ", ".join(unique[:3])) if unique else ""
+
+
+def _num(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def describe(expectation: str, kwargs: dict[str, Any], result: dict[str, Any], exception: str) -> str:
@@ -514,7 +537,7 @@ def describe(expectation: str, kwargs: dict[str, Any], result: dict[str, Any], e
             return f"all values are null ({count} rows)"
         return f"{pct_text} null ({count} rows)"
     if expectation == "expect_column_values_to_be_between":
-        return f"{count} values ({pct_text}) outside [{kwargs.get('min_value')}, {kwargs.get('max_value')}]{_examples(result)}"
+        return f"{count} values ({pct_text}) outside [{_num(kwargs.get('min_value'))}, {_num(kwargs.get('max_value'))}]{_examples(result)}"
     if expectation == "expect_column_values_to_be_in_set":
         return f"{count} values ({pct_text}) not in the expected set{_examples(result)}"
     if expectation == "expect_column_values_to_be_in_type_list":
@@ -662,6 +685,7 @@ _EXTERNAL = re.compile(
 )
 _INLINE_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
 _LINK_HREF = re.compile(r"\bhref\s*=\s*[\"'](https?://|\.\./|index\.html)[^\"']*[\"']", re.I)
+_CSS_URL = re.compile(r"url\(\s*[\"']?(https?:)?//[^)]*\)", re.I)
 
 
 def offline(page: str) -> str:
@@ -669,10 +693,11 @@ def offline(page: str) -> str:
     scripts (which need the CDN's jQuery and Bootstrap) removed; links out of the page dropped."""
     page = _EXTERNAL.sub("", page)
     page = _INLINE_SCRIPT.sub("", page)
+    page = _CSS_URL.sub("none", page)  # GX's logo, as a CSS background
     return _LINK_HREF.sub("", page)
 
 
-def _gx_body(result, prefix: str) -> str:
+def _gx_body(result, prefix: str, *, with_style: bool) -> str:
     """The body of GX's Data Docs page for one validation result, with ids made unique."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
@@ -682,7 +707,7 @@ def _gx_body(result, prefix: str) -> str:
     page = offline(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
     start = page.find(">", page.find("<body")) + 1
     body = page[start:page.rfind("</body>")]
-    style = "".join(re.findall(r"<style[^>]*>.*?</style>", page[:start], re.S))
+    style = "".join(re.findall(r"<style[^>]*>.*?</style>", page[:start], re.S)) if with_style else ""
     body = re.sub(r'\bid="', f'id="{prefix}-', body)
     body = re.sub(r'href="#', f'href="#{prefix}-', body)
     return style + body
@@ -722,7 +747,7 @@ def render_html(report: ValidationReport, suite: Suite) -> str:
     for i, split in enumerate(report.splits):
         if split.gx_result is not None:
             parts.append(f"<h2 style='margin:1rem 2rem'>Great Expectations Data Docs: {html.escape(split.name)}</h2>")
-            parts.append(_gx_body(split.gx_result, f"s{i}"))
+            parts.append(_gx_body(split.gx_result, f"s{i}", with_style=i == 0))
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Loopline data validation</title>"
         f"<style>{_OFFLINE_CSS}</style></head><body>{''.join(parts)}</body></html>"
