@@ -674,6 +674,9 @@ border-bottom:1px solid #dee2e6}.card-body{padding:.75rem 1rem}.table{border-col
 background:#e9ecef;font-size:85%}.text-danger{color:#dc3545}.text-success{color:#28a745}.text-muted{color:#6c757d}
 .collapse{display:block}.d-none{display:none}.nav{list-style:none;padding-left:0}.nav-link{display:block;padding:.2rem .5rem}
 .ge-navigation-sidebar-container{position:sticky;top:0}code{color:#e83e8c}img{max-width:100%}
+.fa-check-circle::before{content:"\\2714";color:#28a745}.fa-times::before{content:"\\2718";color:#dc3545}
+.fa-exclamation-triangle::before{content:"\\26A0";color:#d39e00}.fa-question-circle::before{content:"?"}
+footer,.sticky .card:has(input[type=radio]){display:none}
 #loopline-summary{margin:1rem 2rem;padding:1rem;border:2px solid #888;background:#fafafa}
 #loopline-summary.block{border-color:#dc3545}#loopline-summary.evolve{border-color:#d39e00}
 #loopline-summary table{border-collapse:collapse}#loopline-summary td,#loopline-summary th{border:1px solid #ccc;padding:3px 8px}
