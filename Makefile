@@ -41,8 +41,8 @@ check-compiled: install ## fail when compiled/ differs from a fresh compile
 lint: install ## ruff
 	$(BIN)/python -m ruff check src components pipelines tests
 
-bench: install ## run the benchmarks; print a table and write .loopline/bench.json
-	$(BIN)/python -m loopline.bench
+bench: install ## run the benchmarks (or BENCH="drift_1m validate_1m"); print a table and write .loopline/bench.json
+	$(BIN)/python -m loopline.bench $(BENCH)
 
 images: ## build the images where a Docker engine runs
 	@if ! docker info >/dev/null 2>&1; then \

@@ -43,15 +43,32 @@ def test_load_data_bad_target_fails_before_writing(tmp_path, demo_csv):
     assert not any(Path(a.path).exists() for a in outs.values())
 
 
+def _validation_outputs(tmp_path):
+    return {k: art(cls, tmp_path, k) for k, cls in
+            (("report", dsl.HTML), ("metrics", dsl.Metrics), ("summary", dsl.Markdown), ("result", dsl.Artifact))}
+
+
 def test_validate_data_passes_and_reports(loaded, tmp_path):
-    report, metrics = art(dsl.HTML, tmp_path, "report"), art(dsl.Metrics, tmp_path, "metrics")
-    passed = components.validate_data.python_func(**loaded, report=report, metrics=metrics, fail_on_error=True)
+    import json
+
+    outs = _validation_outputs(tmp_path)
+    passed = components.validate_data.python_func(**loaded, **outs, fail_on_error=True)
     assert passed is True
-    assert metrics.metadata["expectations_failed"] == 0 and metrics.metadata["success_percent"] == 100.0
-    assert "Data validation: passed" in Path(report.path).read_text()
+    metrics = outs["metrics"].metadata
+    assert metrics["expectations_failed"] == 0 and metrics["success_percent"] == 100.0
+    assert metrics["skew_score"] == 0.0 and metrics["failed_critical"] == 0 and metrics["failed_warning"] == 0
+    assert metrics["rows"] == sum(a.metadata["rows"] for a in loaded.values())
+    assert "Data validation: passed" in Path(outs["report"].path).read_text()
+    assert "## Data validation: pass" in Path(outs["summary"].path).read_text()
+    result = json.loads(Path(outs["result"].path).read_text())
+    assert result["passed"] is True and result["outcome"] == "pass" and result["failures"] == []
+    assert [s["name"] for s in result["splits"]] == ["train", "validation", "holdout"]
+    assert outs["result"].metadata["outcome"] == "pass"
 
 
 def test_validate_data_names_the_failed_expectation(loaded, tmp_path):
+    import json
+
     import pandas as pd
 
     from loopline.data import read_split, write_split
@@ -59,10 +76,27 @@ def test_validate_data_names_the_failed_expectation(loaded, tmp_path):
     holdout, spec = read_split(loaded["holdout"].path)
     holdout["amount"] = holdout["amount"] * 1000  # far outside the training range
     write_split(holdout, spec, loaded["holdout"].path)
-    report, metrics = art(dsl.HTML, tmp_path, "report"), art(dsl.Metrics, tmp_path, "metrics")
-    with pytest.raises(ValidationFailed, match=r"holdout: expect_column_values_to_be_between\(amount\)"):
-        components.validate_data.python_func(**loaded, report=report, metrics=metrics, fail_on_error=True)
+    outs = _validation_outputs(tmp_path)
+    with pytest.raises(ValidationFailed, match=r"holdout: expect_column_values_to_be_between\(amount\) \[critical\]"):
+        components.validate_data.python_func(**loaded, **outs, fail_on_error=True)
     assert isinstance(pd.read_parquet(loaded["holdout"].path), pd.DataFrame)
+    # every output is written before the step fails, for a person and for other steps to read
+    result = json.loads(Path(outs["result"].path).read_text())
+    assert result["outcome"] == "block" and result["passed"] is False
+    assert {"expectation": "expect_column_values_to_be_between", "column": "amount", "severity": "critical",
+            "split": "holdout"}.items() <= result["failures"][0].items()
+    assert outs["metrics"].metadata["failed_critical"] >= 1
+    assert "| holdout | amount | expect_column_values_to_be_between | critical |" in Path(outs["summary"].path).read_text()
+
+
+def test_validate_data_report_only_returns_false(loaded, tmp_path):
+    from loopline.data import read_split, write_split
+
+    holdout, spec = read_split(loaded["holdout"].path)
+    write_split(holdout.drop(columns=["channel"]), spec, loaded["holdout"].path)
+    outs = _validation_outputs(tmp_path)
+    assert components.validate_data.python_func(**loaded, **outs, fail_on_error=False) is False
+    assert outs["report"].metadata["outcome"] == "block"
 
 
 def test_train_model_outputs_a_model_and_its_metrics(loaded, tmp_path):
@@ -162,7 +196,14 @@ def test_deploy_model_bad_target_is_refused_before_any_work(loaded, tmp_path):
         )
 
 
+def _drift_outputs(tmp_path):
+    return {k: art(cls, tmp_path, k) for k, cls in
+            (("report", dsl.HTML), ("metrics", dsl.Metrics), ("summary", dsl.Markdown), ("table", dsl.Artifact))}
+
+
 def test_detect_drift_flags_a_shifted_batch_and_not_the_same_one(tmp_path, demo_csv):
+    import json
+
     from loopline.data import demo_transactions
 
     shifted = tmp_path / "shifted.csv"
@@ -171,17 +212,23 @@ def test_detect_drift_flags_a_shifted_batch_and_not_the_same_one(tmp_path, demo_
     demo_transactions(2000, shift=0.0, seed=9).to_csv(same, index=False)
     results = {}
     for name, current in (("shifted", shifted), ("same", same)):
-        outs = {k: art(cls, tmp_path / name, k) for k, cls in (("report", dsl.HTML), ("metrics", dsl.Metrics), ("summary", dsl.Markdown))}
+        outs = _drift_outputs(tmp_path / name)
         drifted = components.detect_drift.python_func(
             reference_data_uri=str(demo_csv), current_data_uri=str(current), target="is_fraud",
             ignore_columns=["transaction_id"], feature_kinds={}, drift_share=0.5, **outs,
         )
         results[name] = (drifted, outs)
     assert results["shifted"][0] is True and results["same"][0] is False
-    assert results["shifted"][1]["metrics"].metadata["share_drifted"] >= 0.5
-    assert "drift_amount" in results["shifted"][1]["metrics"].metadata
-    assert Path(results["shifted"][1]["report"].path).stat().st_size > 10_000
-    assert "| amount |" in Path(results["shifted"][1]["summary"].path).read_text()
+    shifted_outs = results["shifted"][1]
+    assert shifted_outs["metrics"].metadata["share_drifted"] >= 0.5
+    assert "drift_amount" in shifted_outs["metrics"].metadata and "psi_channel" in shifted_outs["metrics"].metadata
+    page = Path(shifted_outs["report"].path).read_text()
+    assert len(page) > 10_000 and "Loopline drift verdict: DRIFTED" in page
+    assert "| amount |" in Path(shifted_outs["summary"].path).read_text()
+    table = json.loads(Path(shifted_outs["table"].path).read_text())
+    assert table["drifted"] is True and table["features"]["amount"]["drifted"] is True
+    assert set(table["features"]) == {"amount", "hour", "account_age_days", "tx_last_24h", "distance_km",
+                                      "merchant_category", "channel"}
 
 
 def test_detect_drift_current_missing_a_column_is_named(tmp_path, demo_csv):
@@ -189,9 +236,43 @@ def test_detect_drift_current_missing_a_column_is_named(tmp_path, demo_csv):
 
     current = tmp_path / "current.csv"
     pd.read_csv(demo_csv).drop(columns=["channel"]).to_csv(current, index=False)
-    outs = {k: art(cls, tmp_path, k) for k, cls in (("report", dsl.HTML), ("metrics", dsl.Metrics), ("summary", dsl.Markdown))}
-    with pytest.raises(DataError, match="lacks feature columns: channel"):
+    outs = _drift_outputs(tmp_path)
+    with pytest.raises(DataError, match="missing from the current data: channel"):
         components.detect_drift.python_func(
             reference_data_uri=str(demo_csv), current_data_uri=str(current), target="is_fraud",
             ignore_columns=["transaction_id"], **outs,
+        )
+    assert not Path(outs["report"].path).exists()
+
+
+def test_detect_drift_reference_defaults_to_the_champions_training_data(tmp_path, demo_csv, trained_model, loaded):
+    """The reference window is the data the champion was trained on, as recorded at registration."""
+    from loopline.data import demo_transactions
+
+    home = tmp_path / "home"
+    tracking_uri = registry.local_tracking_uri(home)
+    model = dsl.Model(name="model", uri=str(trained_model), metadata={})
+    version = components.register_model.python_func(
+        model=model, train=loaded["train"], holdout=loaded["holdout"], tracking_uri=tracking_uri,
+        model_name="fraud", pipeline_run="run-1",
+    )
+    registry.set_alias(tracking_uri, "fraud", registry.CHAMPION, version)
+    assert registry.champion_data_uri(tracking_uri, "fraud") == str(demo_csv)
+    current = tmp_path / "current.csv"
+    demo_transactions(3000, shift=1.0, seed=8).to_csv(current, index=False)
+    outs = _drift_outputs(tmp_path)
+    drifted = components.detect_drift.python_func(
+        current_data_uri=str(current), target="is_fraud", tracking_uri=tracking_uri, model_name="fraud",
+        ignore_columns=["transaction_id"], current_last_rows=500, critical_features=["amount"], **outs,
+    )
+    assert drifted is True
+    assert outs["table"].metadata["reference_uri"] == str(demo_csv)
+    import json
+
+    table = json.loads(Path(outs["table"].path).read_text())
+    assert table["current_rows"] == 500 and table["reference_rows"] == 2000
+    with pytest.raises(registry.LooplineError, match="has no 'champion' version"):
+        components.detect_drift.python_func(
+            current_data_uri=str(current), target="is_fraud", tracking_uri=tracking_uri, model_name="other",
+            **_drift_outputs(tmp_path / "other"),
         )

@@ -1,7 +1,7 @@
-"""KFP component: validate the splits with a Great Expectations suite inferred from training data."""
+"""KFP component: validate the splits with a Great Expectations suite inferred from reference data."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
 from loopline.images import BASE_IMAGE
 
@@ -13,28 +13,45 @@ def validate_data(
     holdout: Input[Dataset],
     report: Output[HTML],
     metrics: Output[Metrics],
+    summary: Output[Markdown],
+    result: Output[Artifact],
     fail_on_error: bool = True,
+    reference_data_uri: str = "",
+    suite_uri: str = "",
+    max_null_fraction: float = 0.1,
+    skew_threshold: float = 0.1,
 ) -> bool:
-    """Infers an expectation suite from the training split and runs it on every split.
+    """Validates every split with a Great Expectations suite inferred from reference data.
 
-    The suite covers the column set, types, null fractions, numeric ranges and categorical
-    value sets. With fail_on_error the step fails with a message naming each failed expectation.
+    The suite covers the column set, types, null fractions, numeric ranges, finite values,
+    categorical value sets, duplicate rows and row counts; a user suite file adds to it or
+    overrides it. Each expectation is critical or warning. The outcome is pass, evolve (a new
+    nullable column or new categories within tolerance) or block (a missing, retyped or extra
+    column, a failed critical expectation, or a skew score above the threshold).
 
     Args:
-        train: Training split; the suite is inferred from it.
+        train: Training split; the suite is inferred from it unless reference_data_uri is given.
         validation: Validation split.
         holdout: Holdout split.
-        fail_on_error: Fail the step when an expectation fails.
+        fail_on_error: Fail the step when the outcome is block.
+        reference_data_uri: CSV or Parquet file to infer the suite from instead of the training split.
+        suite_uri: Great Expectations suite JSON whose expectations are added or override inferred ones.
+        max_null_fraction: Largest null fraction allowed in a column without nulls in the reference.
+        skew_threshold: Largest share of failed expectations that does not block.
 
     Returns:
-        report: HTML report of every expectation on every split.
-        metrics: Counts of evaluated and failed expectations and the success percentage.
-        Output: True when every expectation was met.
+        report: Great Expectations Data Docs of every split, viewable offline.
+        metrics: Success percentage, skew score, rows and the counts of failed critical and warning expectations.
+        summary: Markdown summary of the outcome, schema changes and failures.
+        result: JSON result with the outcome, skew score, failures and every check, for other steps to read.
+        Output: True unless the outcome is block.
     """
     from loopline import steps
 
     steps.setup_logging()
     return steps.validate_data(
         train=train, validation=validation, holdout=holdout, report=report, metrics=metrics,
-        fail_on_error=fail_on_error,
+        summary=summary, result=result, fail_on_error=fail_on_error,
+        reference_data_uri=reference_data_uri, suite_uri=suite_uri,
+        max_null_fraction=max_null_fraction, skew_threshold=skew_threshold,
     )

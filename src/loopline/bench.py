@@ -1,19 +1,356 @@
 """Benchmarks (`make bench`): print a table and write `.loopline/bench.json`.
 
+    python -m loopline.bench                    # every benchmark
+    python -m loopline.bench drift_1m           # one (or several) by name
+
 `bench.json` is a list of objects, each with a `name` and its figures; a benchmark replaces
 its own entry and keeps the others.
+
+- `local_loop`: wall time of every step of `loopline run` on the demo data.
+- `drift_1m`: drift on 1,000,000 rows x (20 numeric + 2 categorical) columns, a few of them
+  shifted; Loopline's all-row statistics against a plain numpy/scipy PSI + KS and Evidently's
+  DataDriftPreset with default settings, measured in the same run, with verdict agreement;
+  then `loopline drift --json` on the same data written as Parquet.
+- `validate_1m`: validation of 1,000,000 rows with Loopline's inferred suite against Great
+  Expectations' own validate of the same suite and the same checks written in pandas.
+Reading files is excluded from the timed computations; generating the data is seeded.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from loopline.steps import loopline_home
+
+ROWS_1M = 1_000_000
+N_NUMERIC = 20
+CATEGORIES = [f"cat_{i:02d}" for i in range(12)]
+# The columns whose distribution the current window shifts; every other column is drawn again
+# from the reference's distribution with another seed.
+SHIFTED = ["num_00", "num_05", "num_10", "num_15", "cat_1"]
+DRIFT_RATIO_TARGET = 2.0  # Loopline within 2x of plain numpy/scipy PSI + KS
+EVIDENTLY_SPEEDUP_TARGET = 10.0  # and at least 10x faster than Evidently's default preset
+VALIDATE_RATIO_TARGET = 1.5  # validation within 1.5x of GX's own validate
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+class PeakMemory:
+    """Peak resident memory above the starting point while the block runs (sampled every 20 ms)."""
+
+    def __enter__(self) -> PeakMemory:
+        import ctypes
+
+        import psutil
+
+        try:  # hand memory freed by earlier steps back to the OS, so that the start is honest
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+
+        self._process = psutil.Process()
+        self.start = self._process.memory_info().rss
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+    @property
+    def mb(self) -> float:
+        return round((self.peak - self.start) / 2**20, 1)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """(result, seconds, peak MB above the start)."""
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        value = fn()
+        seconds = time.perf_counter() - started
+    return value, round(seconds, 3), memory.mb
+
+
+def wide_frame(n_rows: int, *, seed: int, shifted: bool = False) -> pd.DataFrame:
+    """Seeded synthetic data: 20 numeric columns of four families (normal, lognormal,
+    exponential, Poisson counts) and two categorical ones; `shifted` moves the SHIFTED columns
+    (numeric ones by 0.75 standard deviations, cat_1's category weights reversed)."""
+    rng = np.random.default_rng(seed)
+    columns: dict[str, Any] = {}
+    for i in range(N_NUMERIC):
+        name = f"num_{i:02d}"
+        family = i % 4
+        if family == 0:
+            values, sd = rng.normal(10.0 * i, 1.0 + i % 3, n_rows), 1.0 + i % 3
+        elif family == 1:
+            values, sd = rng.lognormal(1.0, 0.5, n_rows), float(np.sqrt((np.e**0.25 - 1) * np.e ** (2 + 0.25)))
+        elif family == 2:
+            values, sd = rng.exponential(5.0, n_rows), 5.0
+        else:
+            values, sd = rng.poisson(4.0, n_rows).astype(np.float64), 2.0
+        if shifted and name in SHIFTED:
+            values = values + 0.75 * sd
+        columns[name] = values
+    weights = np.linspace(3.0, 1.0, len(CATEGORIES))
+    labels = np.array(CATEGORIES, dtype=object)
+    for name in ("cat_0", "cat_1"):
+        p = weights[::-1] if (shifted and name in SHIFTED) else weights
+        columns[name] = labels[rng.choice(len(labels), n_rows, p=p / p.sum())]
+    return pd.DataFrame(columns)
+
+
+def _kinds(frame: pd.DataFrame) -> dict[str, str]:
+    return {c: ("categorical" if c.startswith("cat") else "numeric") for c in frame.columns}
+
+
+# --------------------------------------------------------------------------------------------
+# drift_1m
+
+
+def plain_psi_ks(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The baseline: PSI (10 bins on the reference's deciles, eps 1e-6) and scipy's KS per numeric
+    column, PSI per categorical column, written the plain way."""
+    from scipy import stats
+
+    out = {}
+    for name in reference.columns:
+        if name.startswith("cat"):
+            ref = reference[name].value_counts()
+            cur = current[name].value_counts()
+            index = ref.index.union(cur.index)
+            p = np.maximum(ref.reindex(index, fill_value=0).to_numpy() / len(reference), 1e-6)
+            q = np.maximum(cur.reindex(index, fill_value=0).to_numpy() / len(current), 1e-6)
+            out[name] = {"psi": float(np.sum((q - p) * np.log(q / p)))}
+            continue
+        a, b = reference[name].to_numpy(), current[name].to_numpy()
+        edges = np.unique(np.quantile(a, np.linspace(0, 1, 11))[1:-1])
+        edges = np.concatenate([[-np.inf], edges, [np.inf]])
+        p = np.maximum(np.histogram(a, edges)[0] / len(a), 1e-6)
+        q = np.maximum(np.histogram(b, edges)[0] / len(b), 1e-6)
+        ks = stats.ks_2samp(a, b)
+        out[name] = {"psi": float(np.sum((q - p) * np.log(q / p))), "ks_statistic": float(ks.statistic),
+                     "ks_p_value": float(ks.pvalue)}
+    return out
+
+
+def evidently_default(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]:
+    """Evidently's DataDriftPreset with default settings on all rows: each column's verdict."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    kinds = _kinds(reference)
+    definition = DataDefinition(numerical_columns=[c for c, k in kinds.items() if k == "numeric"],
+                                categorical_columns=[c for c, k in kinds.items() if k == "categorical"])
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    verdicts = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        if str(config.get("type", "")).endswith("ValueDrift"):
+            method = str(config.get("method") or "")
+            threshold, score = float(config.get("threshold") or 0.0), float(metric["value"])
+            is_p_value = "p_value" in method or "test" in method.lower()
+            verdicts[config["column"]] = score < threshold if is_p_value else score >= threshold
+    return verdicts
+
+
+def bench_drift_1m(home: Path) -> list[dict[str, Any]]:
+    from loopline import drift
+
+    folder = home / "drift_1m"
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    reference = wide_frame(ROWS_1M, seed=1)
+    current = wide_frame(ROWS_1M, seed=2, shifted=True)
+    generated = round(time.perf_counter() - started, 2)
+    print(f"drift_1m: generated 2 x {ROWS_1M:,} rows in {generated}s; Loopline's statistics ...", flush=True)
+    kinds = _kinds(reference)
+    result, loopline_s, loopline_mb = timed(lambda: drift.compute(reference, current, kinds))
+    print(f"drift_1m: Loopline {loopline_s}s; plain numpy/scipy PSI + KS ...", flush=True)
+    plain, plain_s, plain_mb = timed(lambda: plain_psi_ks(reference, current))
+    same_statistics = all(
+        abs(result.features[c]["psi"] - v["psi"]) < 1e-9
+        and ("ks_p_value" not in v or (abs(result.features[c]["ks_statistic"] - v["ks_statistic"]) < 1e-12
+                                       and abs(result.features[c]["ks_p_value"] - v["ks_p_value"]) < 1e-12))
+        for c, v in plain.items()
+    )
+    print(f"drift_1m: numpy/scipy {plain_s}s; Evidently DataDriftPreset (default, all rows; ~1.5 min) ...", flush=True)
+    evidently, evidently_s, evidently_mb = timed(lambda: evidently_default(reference, current))
+    loopline_drifted = sorted(result.drifted_features)
+    evidently_drifted = sorted(c for c, d in evidently.items() if d)
+
+    print("drift_1m: `loopline drift --json` on the same data as Parquet ...", flush=True)
+    ref_path, cur_path = folder / "reference.parquet", folder / "current.parquet"
+    reference.to_parquet(ref_path)
+    current.to_parquet(cur_path)
+    cli_started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "loopline.cli", "drift", "--reference", str(ref_path),
+                           "--current", str(cur_path), "--json"], capture_output=True, text=True, timeout=900)
+    cli_s = round(time.perf_counter() - cli_started, 2)
+    cli = json.loads(proc.stdout) if proc.stdout.strip() else {"features": {}}
+    cli_flagged = sorted(c for c, f in cli["features"].items() if f["drifted"])
+
+    ratio = round(loopline_s / plain_s, 3)
+    speedup = round(evidently_s / loopline_s, 1)
+    return [{
+        "name": "drift_1m",
+        "rows": ROWS_1M,
+        "columns": f"{N_NUMERIC} numeric + 2 categorical",
+        "shifted_columns": ", ".join(SHIFTED),
+        "generate_seconds": generated,
+        "loopline_seconds": loopline_s,
+        "loopline_peak_mb": loopline_mb,
+        "numpy_scipy_seconds": plain_s,
+        "numpy_scipy_peak_mb": plain_mb,
+        "evidently_default_seconds": evidently_s,
+        "evidently_default_peak_mb": evidently_mb,
+        "ratio_vs_numpy_scipy": ratio,
+        "speedup_vs_evidently": speedup,
+        "same_psi_ks_as_numpy_scipy": same_statistics,
+        "loopline_drifted": ", ".join(loopline_drifted),
+        "evidently_drifted": ", ".join(evidently_drifted),
+        "verdicts_agree": loopline_drifted == evidently_drifted == sorted(SHIFTED),
+        "cli_seconds": cli_s,
+        "cli_exit_code": proc.returncode,
+        "cli_flags_exactly_shifted": cli_flagged == sorted(SHIFTED),
+        "targets_met": ratio <= DRIFT_RATIO_TARGET and speedup >= EVIDENTLY_SPEEDUP_TARGET,
+    }]
+
+
+# --------------------------------------------------------------------------------------------
+# validate_1m
+
+
+def corrupted_batch(n_rows: int, *, seed: int) -> pd.DataFrame:
+    """A batch like the reference, with faults a suite should see: 3% of num_02 far out of range,
+    two infinite values in num_03, 2% nulls in num_01 (tolerated), a new category in 0.5% of cat_0
+    (an evolution)."""
+    frame = wide_frame(n_rows, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    frame.loc[rng.choice(n_rows, n_rows * 3 // 100, replace=False), "num_02"] = 1e6
+    frame.loc[[5, 7], "num_03"] = np.inf
+    frame.loc[rng.choice(n_rows, n_rows // 50, replace=False), "num_01"] = np.nan
+    frame.loc[rng.choice(n_rows, n_rows // 200, replace=False), "cat_0"] = "cat_new"
+    return frame
+
+
+def pandas_checks(frame: pd.DataFrame, expectations) -> list[bool]:
+    """The same checks as the suite, in pandas: one success per expectation, in order."""
+    out = []
+    for e in expectations:
+        kw, t = e.kwargs, e.type
+        col = frame[kw["column"]] if kw.get("column") in frame.columns else None
+        mostly = kw.get("mostly", 1.0)
+        if t == "expect_table_row_count_to_be_between":
+            ok = kw.get("min_value", 0) <= len(frame) <= kw.get("max_value", float("inf"))
+        elif t == "expect_table_columns_to_match_set":
+            ok = set(frame.columns) == set(kw["column_set"])
+        elif t == "expect_column_to_exist":
+            ok = col is not None
+        elif t == "expect_column_values_to_not_be_null":
+            ok = col.notna().mean() >= mostly
+        elif t == "expect_column_values_to_be_in_type_list":
+            ok = (pd.api.types.is_numeric_dtype(col) if "float64" in kw["type_list"]
+                  else col.dropna().map(type).eq(str).all())
+        elif t == "expect_column_values_to_be_between":
+            values = col.dropna()
+            ok = values.between(kw["min_value"], kw["max_value"]).mean() >= mostly if len(values) else True
+        elif t == "expect_column_max_to_be_between":
+            ok = col.max() <= kw["max_value"]
+        elif t == "expect_column_min_to_be_between":
+            ok = col.min() >= kw["min_value"]
+        elif t == "expect_column_values_to_be_in_set":
+            values = col.dropna()
+            ok = values.isin(kw["value_set"]).mean() >= mostly if len(values) else True
+        elif t == "expect_compound_columns_to_be_unique":
+            hashed = pd.util.hash_pandas_object(frame[kw["column_list"]], index=False)
+            ok = (~hashed.duplicated(keep=False)).mean() >= mostly
+        else:
+            raise ValueError(f"no pandas check for {t}")
+        out.append(bool(ok))
+    return out
+
+
+def bench_validate_1m(home: Path) -> list[dict[str, Any]]:
+    from loopline import validation
+
+    folder = home / "validate_1m"
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = wide_frame(ROWS_1M, seed=1)
+    batch = corrupted_batch(ROWS_1M, seed=3)
+    # Warm up both engines (imports, GX's metric registry) on a few rows: not timed.
+    small = validation.infer_suite(reference.head(1000))
+    validation.run_suite({"warm-up": batch.head(1000)}, small)
+    print(f"validate_1m: {ROWS_1M:,} rows; Loopline (infer the suite, validate with GX, Data Docs) ...", flush=True)
+
+    suite, infer_s, _ = timed(lambda: validation.infer_suite(reference))
+    report, run_s, run_mb = timed(lambda: validation.run_suite({"batch": batch}, suite))
+    report_path = folder / "validation.html"
+    _, render_s, _ = timed(lambda: report_path.write_text(validation.render_html(report, suite), encoding="utf-8"))
+    loopline_s = round(infer_s + run_s + render_s, 3)
+
+    print(f"validate_1m: Loopline {loopline_s}s; Great Expectations' own validate of the same suite ...", flush=True)
+    runner = validation._Runner(suite)  # GX's own context, suite and batch, built once: not timed
+    gx_result, gx_s, gx_mb = timed(lambda: runner.validate(batch))
+    gx_verdicts = [bool(r.success) for r in gx_result.results]
+    print(f"validate_1m: GX {gx_s}s; the same checks in pandas ...", flush=True)
+    pandas_verdicts, pandas_s, _ = timed(lambda: pandas_checks(batch, [_spec_of(r) for r in gx_result.results]))
+    loopline_verdicts = [c.success for c in report.splits[0].checks]
+    ratio = round(loopline_s / gx_s, 3)
+    return [{
+        "name": "validate_1m",
+        "rows": ROWS_1M,
+        "columns": f"{N_NUMERIC} numeric + 2 categorical",
+        "expectations": len(suite.expectations),
+        "loopline_seconds": loopline_s,
+        "loopline_infer_suite_seconds": infer_s,
+        "loopline_validate_seconds": run_s,
+        "loopline_data_docs_seconds": render_s,
+        "loopline_peak_mb": run_mb,
+        "gx_validate_seconds": gx_s,
+        "gx_peak_mb": gx_mb,
+        "pandas_seconds": pandas_s,
+        "ratio_vs_gx": ratio,
+        "outcome": report.outcome,
+        "failed": ", ".join(f"{c.expectation}({c.column})" for c in report.splits[0].failures),
+        "verdicts_agree_gx": loopline_verdicts == gx_verdicts,
+        "verdicts_agree_pandas": pandas_verdicts == gx_verdicts,
+        "targets_met": ratio <= VALIDATE_RATIO_TARGET,
+    }]
+
+
+def _spec_of(gx_result):
+    from loopline.validation import ExpectationSpec
+
+    config = gx_result.expectation_config
+    return ExpectationSpec(config.type, dict(config.kwargs))
+
+
+# --------------------------------------------------------------------------------------------
+# local_loop
 
 
 def bench_local_loop(home: Path) -> list[dict[str, Any]]:
@@ -21,6 +358,7 @@ def bench_local_loop(home: Path) -> list[dict[str, Any]]:
     from loopline import local
     from loopline.data import DEMO_IGNORE, DEMO_TARGET
 
+    home = home / "local_loop"
     if home.exists():
         shutil.rmtree(home)
     data_uri, current_uri = local.prepare_demo_data(home)
@@ -97,6 +435,17 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
     return entries
 
 
+BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
+    "local_loop": bench_local_loop,
+    "drift_1m": bench_drift_1m,
+    "validate_1m": bench_validate_1m,
+    "serving_local": bench_serving_local,
+}
+
+
+# --------------------------------------------------------------------------------------------
+
+
 def write(entries: list[dict[str, Any]], path: Path) -> None:
     existing = json.loads(path.read_text()) if path.is_file() else []
     names = {e["name"] for e in entries}
@@ -106,26 +455,34 @@ def write(entries: list[dict[str, Any]], path: Path) -> None:
 
 
 def table(entries: list[dict[str, Any]]) -> str:
-    lines = [f"{'benchmark':<32} {'figure':<24} {'value':>10}", "-" * 68]
+    lines = [f"{'benchmark':<24} {'figure':<34} {'value':>14}", "-" * 74]
     for entry in entries:
         for key, value in entry.items():
             if key == "name":
                 continue
             if isinstance(value, dict):
                 for sub, v in value.items():
-                    lines.append(f"{entry['name']:<32} {key + '.' + sub:<24} {v:>10}")
+                    lines.append(f"{entry['name']:<24} {key + '.' + sub:<34} {v!s:>14}")
             else:
-                lines.append(f"{entry['name']:<32} {key:<24} {str(value):>10}")
+                lines.append(f"{entry['name']:<24} {key:<34} {value!s:>14}")
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     from loopline import steps
 
+    names = list(sys.argv[1:] if argv is None else argv) or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark: {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})", file=sys.stderr)
+        return 2
     steps.setup_logging()
     home = loopline_home()
-    entries = bench_local_loop(home / "bench") + bench_serving_local(home / "bench")
-    write(entries, home / "bench.json")
+    entries: list[dict[str, Any]] = []
+    for name in names:
+        found = BENCHMARKS[name](home / "bench")
+        write(found, home / "bench.json")
+        entries += found
     print(table(entries))
     print(f"\nwritten to {home / 'bench.json'}")
     return 0

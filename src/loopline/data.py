@@ -91,9 +91,23 @@ def read_table(uri: str) -> pd.DataFrame:
             df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"data file is empty: {uri}") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot read {uri}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot read {uri}: {first}") from None
+    if df.shape[1] == 1 and not _is_parquet(path):
+        header = str(df.columns[0])
+        for sep in (";", "\t", "|"):
+            if sep in header:
+                shown = "tab" if sep == "\t" else repr(sep)
+                raise DataError(
+                    f"cannot read {uri}: its header '{header[:60]}' is one column delimited by {shown}; "
+                    "Loopline reads comma-separated CSV"
+                )
     if df.empty:
         raise DataError(f"data file has no rows: {uri}")
     return df

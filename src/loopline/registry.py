@@ -191,6 +191,25 @@ def aliases(tracking_uri: str, model_name: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in client.get_registered_model(model_name).aliases.items()}
 
 
+def champion_data_uri(tracking_uri: str, model_name: str, alias: str = CHAMPION) -> str:
+    """The training data the `alias` version was trained on, as recorded at registration."""
+    from mlflow.exceptions import MlflowException
+
+    if not tracking_uri or not model_name:
+        raise LooplineError("no reference data given: name it, or give tracking_uri and model_name so that "
+                            "the champion's training data can be used")
+    client = connect(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        raise LooplineError(f"model '{model_name}' has no '{alias}' version in {tracking_uri}: "
+                            "give the reference data explicitly") from None
+    uri = version.tags.get(TAG_DATA_URI, "")
+    if not uri:
+        raise LooplineError(f"{model_name} version {version.version} records no training data ({TAG_DATA_URI})")
+    return uri
+
+
 def local_tracking_uri(home: str | Path) -> str:
     """The SQLite store Loopline uses on one machine."""
     path = Path(home).resolve() / "mlflow.db"

@@ -83,23 +83,63 @@ def load_data(
         )
 
 
-def validate_data(*, train, validation, holdout, report, metrics, fail_on_error: bool = True) -> bool:
-    from loopline.validation import validate_splits
+def validate_data(
+    *,
+    train,
+    validation,
+    holdout,
+    report,
+    metrics,
+    summary,
+    result,
+    fail_on_error: bool = True,
+    reference_data_uri: str = "",
+    suite_uri: str = "",
+    max_null_fraction: float = 0.1,
+    skew_threshold: float = 0.1,
+) -> bool:
+    """Validate the three splits against a suite inferred from the training split (or from
+    `reference_data_uri`), merged with the user's suite file; write every output, then fail
+    when blocked and `fail_on_error`."""
+    from loopline import validation as validation_lib
+    from loopline.errors import ValidationFailed
 
     frames = {}
     spec = None
     for name, artifact in (("train", train), ("validation", validation), ("holdout", holdout)):
         frames[name], spec = data_lib.read_split(artifact.path)
-    result = validate_splits(frames, spec, report_path=report.path, fail_on_error=False)
-    evaluated, failed = result.evaluated, result.failed
-    metrics.log_metric("expectations_evaluated", evaluated)
-    metrics.log_metric("expectations_failed", failed)
-    metrics.log_metric("success_percent", round(100.0 * (evaluated - failed) / max(evaluated, 1), 2))
-    if not result.success and fail_on_error:
-        from loopline.errors import ValidationFailed
+    reference = None
+    if reference_data_uri:
+        raw = data_lib.read_table(reference_data_uri)
+        missing = [c for c in [*spec.features, spec.target] if c not in raw.columns]
+        if missing:
+            raise data_lib.DataError(f"reference data {reference_data_uri} lacks columns: {', '.join(missing)}")
+        reference = data_lib.conform(raw, spec)
+    user_suite = validation_lib.load_suite_file(suite_uri) if suite_uri else None
+    outcome = validation_lib.validate_splits(
+        frames, spec, report_path=report.path, fail_on_error=False, reference=reference,
+        suite_expectations=user_suite, max_null_fraction=max_null_fraction, skew_threshold=skew_threshold,
+    )
+    metrics.log_metric("success_percent", outcome.success_percent)
+    metrics.log_metric("skew_score", round(outcome.skew_score, 6))
+    metrics.log_metric("rows", outcome.rows)
+    metrics.log_metric("failed_critical", outcome.failed_critical)
+    metrics.log_metric("failed_warning", outcome.failed_warning)
+    metrics.log_metric("expectations_evaluated", outcome.evaluated)
+    metrics.log_metric("expectations_failed", outcome.failed)
+    _write(summary.path, validation_lib.summary_markdown(outcome))
+    _write(result.path, json.dumps(outcome.to_dict(), indent=1, default=str))
+    for artifact in (report, result):
+        artifact.metadata.update({"outcome": outcome.outcome, "passed": outcome.passed,
+                                  "skew_score": round(outcome.skew_score, 6)})
+    if not outcome.passed and fail_on_error:
+        raise ValidationFailed(f"data validation failed ({outcome.outcome}): {outcome.failure_summary()}")
+    return outcome.passed
 
-        raise ValidationFailed(f"data validation failed: {result.failure_summary()}")
-    return result.success
+
+def _write(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def train_model(
@@ -305,41 +345,60 @@ def _isvc_name(model_name: str) -> str:
 
 def detect_drift(
     *,
-    reference_data_uri: str,
     current_data_uri: str,
     target: str,
     report,
     metrics,
     summary,
+    table,
+    reference_data_uri: str = "",
+    tracking_uri: str = "",
+    model_name: str = "",
     feature_kinds: dict | None = None,
     ignore_columns: list | None = None,
     drift_share: float = 0.5,
+    numeric_test: str = "psi",
+    categorical_test: str = "jensenshannon",
+    thresholds: dict | None = None,
+    critical_features: list | None = None,
+    current_last_rows: int = 0,
+    report_sample_rows: int = 50_000,
 ) -> bool:
+    """Drift of the current window against the reference (by default the champion's training
+    data, as recorded at registration); every output is written before the verdict returns."""
     from loopline import drift
 
+    settings = drift.DriftSettings(
+        drift_share=drift_share, numeric_test=numeric_test, categorical_test=categorical_test,
+        thresholds=dict(thresholds or {}), critical_features=list(critical_features or []),
+    )
+    settings.check()  # before any data is read
+    if not reference_data_uri:
+        from loopline import registry
+
+        reference_data_uri = registry.champion_data_uri(tracking_uri, model_name)
+        log.info("reference window: the champion's training data %s", reference_data_uri)
     reference_raw = data_lib.read_table(reference_data_uri)
     spec = data_lib.build_spec(
         reference_raw, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns,
         source_uri=reference_data_uri,
     )
-    current_raw = data_lib.read_table(current_data_uri)
-    missing = [c for c in spec.features if c not in current_raw.columns]
-    if missing:
-        raise data_lib.DataError(f"current data {current_data_uri} lacks feature columns: {', '.join(missing)}")
-    result = drift.detect(
-        data_lib.conform(reference_raw, spec),
-        data_lib.conform(current_raw, spec),
-        spec,
-        report_path=report.path,
-        drift_share=drift_share,
-    )
+    current_raw = drift.last_rows(data_lib.read_table(current_data_uri), current_last_rows)
+    drift.check_windows(reference_raw, current_raw, list(spec.features))
+    reference, current = data_lib.conform(reference_raw, spec), data_lib.conform(current_raw, spec)
+    result = drift.detect(reference, current, spec, report_path=report.path, settings=settings,
+                          report_sample_rows=report_sample_rows)
     metrics.log_metric("share_drifted", round(result.share_drifted, 6))
     metrics.log_metric("drifted", 1.0 if result.drifted else 0.0)
+    metrics.log_metric("drifted_features", len(result.drifted_features))
     for name, feature in result.features.items():
         metrics.log_metric(f"drift_{name}", round(feature["score"], 6))
-    Path(summary.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(summary.path).write_text(drift.summary_markdown(result))
-    report.metadata["share_drifted"] = result.share_drifted
+        metrics.log_metric(f"psi_{name}", round(feature["psi"], 6))
+    _write(summary.path, drift.summary_markdown(result))
+    _write(table.path, json.dumps(result.to_dict(), indent=1))
+    for artifact in (report, table):
+        artifact.metadata.update({"share_drifted": result.share_drifted, "drifted": result.drifted,
+                                  "reference_uri": reference_data_uri, "current_uri": current_data_uri})
     return result.drifted
 
 
