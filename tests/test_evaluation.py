@@ -280,11 +280,13 @@ def test_gate_report_markdown_has_checks_and_confusion_matrix():
     assert lines[0] == "## Evaluation gate: FAILED"
     assert "Model judged: `gs://bucket/models/7`" in text
     assert "Holdout rows: 5" in text
+    assert "Champion: none yet (first model)" in lines
+    assert "| gate | metric | challenger | champion | threshold | verdict | reason |" in lines
     auc = evaluation.metrics["roc_auc"]
-    assert f"| roc_auc | {auc:.4f} | >= 0.6 | pass |" in lines
-    assert "| accuracy | 0.4000 | >= 0.5 | FAIL |" in lines
+    assert f"| absolute | roc_auc | {auc:.4f} | — | >= 0.6 | pass | roc_auc {auc:.4f} meets >= 0.6 |" in lines
+    assert "| absolute | accuracy | 0.4000 | — | >= 0.5 | FAIL | accuracy 0.4000 misses >= 0.5 |" in lines
     ll = evaluation.metrics["log_loss"]
-    assert f"| log_loss | {ll:.4f} | <= 2 | pass |" in lines
+    assert f"| absolute | log_loss | {ll:.4f} | — | <= 2 | pass | log_loss {ll:.4f} meets <= 2 |" in lines
     # confusion matrix: header with class names, rows = actual, columns = predicted
     assert "rows: actual, columns: predicted" in text
     assert "| | legit | fraud |" in lines
@@ -299,8 +301,9 @@ def test_gate_report_markdown_passed_and_not_computed():
     decision = gate(evaluation.metrics, {"roc_auc": 0.9, "pr_auc": 0.5})
     text = gate_report_markdown(evaluation, decision)
     assert text.startswith("## Evaluation gate: FAILED")
-    assert "| pr_auc | n/a | >= 0.5 | FAIL |" in text.splitlines()
-    assert "| roc_auc | 1.0000 | >= 0.9 | pass |" in text.splitlines()
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| absolute |")}
+    assert rows["pr_auc"].startswith("| absolute | pr_auc | — | — | >= 0.5 | FAIL | pr_auc: not computed")
+    assert rows["roc_auc"] == "| absolute | roc_auc | 1.0000 | — | >= 0.9 | pass | roc_auc 1.0000 meets >= 0.9 |"
     assert "Model judged" not in text
 
     passed = gate(evaluation.metrics, {"roc_auc": 0.9})

@@ -19,3 +19,15 @@ class GateConfigError(LooplineError):
 
 class DeploymentError(LooplineError):
     """A deployment could not be completed; the serving champion is left as it was."""
+
+
+class ModelError(LooplineError):
+    """A model cannot be loaded or does not fit the data it is given."""
+
+
+class BlessingError(LooplineError):
+    """A model's blessing is missing, negative, or was issued for another model or holdout."""
+
+
+class RegistryError(LooplineError):
+    """The model registry could not complete an operation; the champion is left as it was."""
