@@ -10,21 +10,9 @@ from kfp import dsl
 from loopline import components, registry, serving
 from loopline.errors import DataError, GateConfigError, ValidationFailed
 
-from .conftest import FAST_SEARCH_SPACE
-
-
-def art(cls, tmp_path: Path, name: str):
-    return cls(name=name, uri=str(tmp_path / name), metadata={})
-
-
-@pytest.fixture()
-def loaded(tmp_path, demo_csv):
-    outs = {n: art(dsl.Dataset, tmp_path, n) for n in ("train", "validation", "holdout")}
-    components.load_data.python_func(
-        data_uri=str(demo_csv), target="is_fraud", ignore_columns=["transaction_id"], feature_kinds={},
-        validation_fraction=0.15, holdout_fraction=0.15, seed=42, **outs,
-    )
-    return outs
+from .conftest import FAST_SEARCH_SPACE, art
+from .conftest import evaluate_step as _evaluate
+from .conftest import register_step as _register
 
 
 def test_load_data_writes_splits_with_lineage_metadata(loaded, demo_csv):
@@ -74,20 +62,6 @@ def test_train_model_outputs_a_model_and_its_metrics(loaded, tmp_path):
     assert (Path(model.path) / "1" / "saved_model.pb").is_file()
     assert model.metadata["framework"] == "tensorflow" and model.metadata["classes"] == ["0", "1"]
     assert 0.0 <= metrics.metadata["best_validation_auc"] <= 1.0 and metrics.metadata["trials"] == 1
-
-
-def _evaluate(model_dir, loaded, tmp_path, thresholds, **kwargs):
-    model = dsl.Model(name="model", uri=str(model_dir), metadata={"best_params": {"units": 32}})
-    outs = {
-        "metrics": art(dsl.Metrics, tmp_path, "metrics"),
-        "classification_metrics": art(dsl.ClassificationMetrics, tmp_path, "cm"),
-        "report": art(dsl.Markdown, tmp_path, "report"),
-        "blessing": art(dsl.Artifact, tmp_path, "blessing"),
-    }
-    passed = components.evaluate_model.python_func(
-        model=model, holdout=loaded["holdout"], thresholds=thresholds, **outs, **kwargs
-    )
-    return passed, outs
 
 
 def test_evaluate_model_gate_passes_and_logs_visualizations(trained_model, loaded, tmp_path):
@@ -169,14 +143,6 @@ def test_a_corrupted_model_artifact_is_a_clear_error(trained_model, loaded, tmp_
     with pytest.raises(ModelError, match="cannot load the challenger") as excinfo:
         _evaluate(broken, loaded, tmp_path, {"roc_auc": 0.6})
     assert "\n" not in str(excinfo.value)
-
-
-def _register(model_dir, loaded, tmp_path, tracking_uri, blessing, **kwargs):
-    model = dsl.Model(name="model", uri=str(model_dir), metadata={"best_params": {"units": 32}})
-    return components.register_model.python_func(
-        model=model, blessing=blessing, train=loaded["train"], holdout=loaded["holdout"], tracking_uri=tracking_uri,
-        model_name="fraud", pipeline_run="test-run", **kwargs,
-    )
 
 
 def test_register_then_deploy_locally_moves_champion(trained_model, loaded, tmp_path):

@@ -17,7 +17,6 @@ import os
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +97,7 @@ def _pyfunc_class():
 
             self.model = ServingModel(context.artifacts[SAVED_MODEL_ARTIFACT])
 
-        def predict(self, context, model_input, params=None):
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
             proba = self.model.predict_frame(pd.DataFrame(model_input))
             return pd.DataFrame(proba, columns=self.model.classes)
 
@@ -318,9 +317,7 @@ def _log_and_register(client, tracking_uri, model_dir, meta, model_name, pipelin
             client.log_text(run_id, text, name)
         logged = client.create_logged_model(experiment_id, name=LOGGED_MODEL_NAME, source_run_id=run_id,
                                             params={k: str(v) for k, v in params.items()})
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            # MLflow suggests type hints on predict(); the explicit signature below says more.
-            warnings.filterwarnings("ignore", message=".*type hints.*")
+        with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / LOGGED_MODEL_NAME
             # save_model with an explicit signature writes the input example as is; log_model
             # would load the model (and TensorFlow) to validate it.

@@ -113,9 +113,13 @@ def upload(
 ) -> dict[str, str]:
     """Upload the model as a new version of `target.model_id` (creating the model the first time)
     with the aliases `challenger` and `mlflow-v<version>`. Returns the resource name and version id."""
+    import google.auth
     from google.api_core import exceptions as api_exceptions
     from google.cloud import aiplatform
 
+    if credentials is None:  # the pod's application default credentials, explicitly: aiplatform.init
+        # keeps whatever credentials an earlier init in the same process gave it
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     aiplatform.init(
         project=target.project,
         location=target.location,
