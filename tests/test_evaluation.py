@@ -493,6 +493,16 @@ def test_relative_gates_pass_and_fail(relative, challenger, passed):
     assert "champion" in check.reason
 
 
+def test_regression_reasons_say_which_way_the_metric_moved():
+    config = {"relative": {"max_regression": {"log_loss": 0.05}}}
+    better = gate({"log_loss": 0.30}, config, champion=_champion(CHAMPION_METRICS))
+    assert better.checks[0].reason == (
+        "log_loss is better than the champion by 0.1000 (0.3000 vs 0.4000); within worse by ≤ 0.05")
+    worse = gate({"log_loss": 0.47}, config, champion=_champion(CHAMPION_METRICS))
+    assert worse.checks[0].reason == (
+        "log_loss is worse than the champion by 0.0700 (0.4700 vs 0.4000); exceeds worse by ≤ 0.05")
+
+
 def test_relative_gate_with_a_metric_the_champion_lacks_fails():
     decision = gate({"roc_auc": 0.9, "f1_macro": 0.7}, {"relative": {"primary": "f1_macro", "min_improvement": 0.0}},
                     champion=_champion({"roc_auc": 0.8}))

@@ -66,7 +66,9 @@ def test_registration_with_signature_input_example_lineage_and_idempotency(train
         "loopline-training", "run-1", "uuid-1")
     assert {role: tags[f"loopline.image.{role}"] for role in IMAGES} == IMAGES
     assert tags[registry.TAG_GIT_COMMIT] == COMMIT
-    assert json.loads(tags[registry.TAG_HYPERPARAMETERS]) == {"units": 32}
+    exported = json.loads((trained_model / "loopline_model.json").read_text())["params"]
+    assert json.loads(tags[registry.TAG_HYPERPARAMETERS]) == exported
+    assert isinstance(exported["hidden_layers"], int)  # as training chose them, not as floats
     metrics = json.loads(tags[registry.TAG_METRICS])
     assert metrics["roc_auc"] == pytest.approx(outs["metrics"].metadata["roc_auc"], abs=1e-6)
     assert tags[registry.TAG_GATE_REPORT].startswith("## Evaluation gate: PASSED")

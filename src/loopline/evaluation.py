@@ -568,8 +568,9 @@ def _relative_check(rule: RelativeRule, metrics: dict[str, float], champion: dic
                          f"{'meets' if ok else 'misses'} {text}")
     worse = max(0.0, -gain)
     ok = worse <= rule.threshold
-    amount = f"{worse:.2%}" if rule.relative else f"{worse:.4f}"
-    return check(ok, f"{rule.metric} is worse than the champion by {amount} ({value:.4f} vs {base:.4f}); "
+    amount = f"{abs(gain):.2%}" if rule.relative else f"{abs(gain):.4f}"
+    direction = "worse" if gain < 0 else "better"
+    return check(ok, f"{rule.metric} is {direction} than the champion by {amount} ({value:.4f} vs {base:.4f}); "
                      f"{'within' if ok else 'exceeds'} {text}")
 
 

@@ -256,7 +256,7 @@ def register_model(
     target = vertex_lib.parse_target(vertex_model_registry, model_name=model_name, model_uri=model.uri)
     holdout_df, spec = data_lib.read_split(holdout.path)
     train_meta = dict(getattr(train, "metadata", {}) or {})
-    params = dict((getattr(model, "metadata", {}) or {}).get("best_params", {}))
+    params = _hyperparameters(model)
     images = {role: (image_refs or {}).get(role) or image(role) for role in ROLES}
     tags = {
         registry.TAG_DATA_SHA256: spec.source_sha256,
@@ -304,6 +304,19 @@ def register_model(
                 registry.TAG_VERTEX_VERSION: uploaded["version_id"],
             })
     return version.version
+
+
+def _hyperparameters(model) -> dict:
+    """The model's hyperparameters as training exported them (their types intact), else as the
+    artifact's metadata carries them."""
+    from loopline.training import METADATA_FILE
+
+    exported = Path(model.path) / METADATA_FILE
+    if exported.is_file():
+        params = json.loads(exported.read_text()).get("params")
+        if isinstance(params, dict):
+            return params
+    return dict((getattr(model, "metadata", {}) or {}).get("best_params", {}))
 
 
 def deploy_model(
