@@ -83,7 +83,8 @@ def test_evaluate_model_gate_passes_and_logs_visualizations(trained_model, loade
     record = json.loads(Path(outs["blessing"].path).read_text())
     assert record["blessed"] is True and record["model_uri"] == str(trained_model)
     assert record["holdout_sha256"] == outs["blessing"].metadata["holdout_sha256"]
-    assert record["champion"] == {"status": "not looked up"}
+    assert record["champion"]["status"] == "not_looked_up" and record["champion"]["metrics"] == {}
+    assert "Champion: not looked up (no tracking_uri and model_name given)" in Path(outs["report"].path).read_text()
 
 
 def test_evaluate_model_gate_fails_on_a_missed_threshold(trained_model, loaded, tmp_path):

@@ -169,7 +169,8 @@ def test_registry_stopped_mid_run_retries_then_fails_cleanly(trained_model, spli
     server = MlflowServer(tmp_path / "registry").start()
     try:
         holdout, spec = read_split(splits["holdout"])
-        arguments = dict(tracking_uri=server.uri, model_name="outage", tags={}, params={}, metrics={})
+        arguments = dict(tracking_uri=server.uri, model_name="outage", tags={}, params={}, metrics={},
+                         input_example=holdout[list(spec.features)].head(2))
         registry.register(str(trained_model), pipeline_run="run-1", **arguments)
         registry.set_alias(server.uri, "outage", registry.CHAMPION, "1")
 

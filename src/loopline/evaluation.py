@@ -472,7 +472,7 @@ def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
 class Champion:
     """What the evaluation step found for the `champion` alias."""
 
-    status: str  # "none" (first model), "loaded", "failed"
+    status: str  # "none" (first model), "loaded", "failed", "not_looked_up" (no registry given)
     version: str = ""
     model_uri: str = ""
     evaluation: Evaluation | None = None
@@ -485,6 +485,8 @@ class Champion:
     def describe(self) -> str:
         if self.status == "none":
             return "none yet (first model)"
+        if self.status == "not_looked_up":
+            return "not looked up (no tracking_uri and model_name given)"
         if self.status == "failed":
             where = f"version {self.version} " if self.version else ""
             return f"{where}could not be loaded: {self.error}"
@@ -598,8 +600,8 @@ def judge(
         if champion.status == "loaded":
             decision.checks.append(_relative_check(rule, metrics, champion.metrics))
         else:
-            why = ("no champion yet (first model)" if champion.status == "none"
-                   else "the champion could not be loaded")
+            why = {"none": "no champion yet (first model)", "failed": "the champion could not be loaded"}.get(
+                champion.status, "the champion was not looked up")
             check = _relative_check(rule, metrics, {})
             decision.checks.append(
                 GateCheck(rule.metric, metrics.get(rule.metric), check.op, rule.threshold, True,

@@ -176,7 +176,7 @@ def evaluate_model(
         model.path, holdout_df, spec, slice_column=config.slice_column, min_slice_rows=config.min_slice_rows,
         what="challenger",
     )
-    champion = None
+    champion = evaluation.Champion(status="not_looked_up")
     if tracking_uri and model_name:
         from loopline import registry
 
@@ -190,7 +190,7 @@ def evaluate_model(
 
     for key, value in result.metrics.items():
         metrics.log_metric(key, round(value, 6))
-    if champion is not None and champion.evaluation is not None:
+    if champion.evaluation is not None:
         for key, value in champion.metrics.items():
             metrics.log_metric(f"champion_{key}", round(value, 6))
     metrics.log_metric("gate_passed", 1.0 if decision.passed else 0.0)
@@ -201,10 +201,8 @@ def evaluate_model(
     Path(report.path).write_text(
         evaluation.gate_report_markdown(result, decision, model_uri=model.uri, holdout_sha256=holdout_sha256)
     )
-    champion_record = {"status": champion.status if champion else "not looked up"}
-    if champion is not None:
-        champion_record.update(version=champion.version, model_uri=champion.model_uri, error=champion.error,
-                               metrics=champion.metrics)
+    champion_record = {"status": champion.status, "version": champion.version, "model_uri": champion.model_uri,
+                       "error": champion.error, "metrics": champion.metrics}
     blessing_lib.write(
         blessing.path,
         blessed=decision.passed,
