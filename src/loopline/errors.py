@@ -1,6 +1,12 @@
 """Errors that Loopline reports to users as one line naming the problem."""
 
 
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """The first line of an exception's message (its type when the message is empty), shortened."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 class LooplineError(Exception):
     """Base class: the message is a complete, one-line explanation for the user."""
 

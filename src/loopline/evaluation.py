@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from loopline.data import DatasetSpec
-from loopline.errors import DataError, GateConfigError, ModelError
+from loopline.errors import DataError, GateConfigError, ModelError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +254,7 @@ def load_model(model_dir: str | Path, *, what: str = "model"):
     except DataError as exc:
         raise ModelError(f"cannot load the {what}: {exc}") from None
     except Exception as exc:  # TensorFlow raises many kinds for a damaged SavedModel
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"cannot load the {what} in {model_dir}: {type(exc).__name__}: {first}") from None
+        raise ModelError(f"cannot load the {what} in {model_dir}: {type(exc).__name__}: {one_line(exc)}") from None
 
 
 def evaluate_model_dir(
@@ -728,7 +727,7 @@ def evaluate_champion(
     try:
         version = registry.alias_version(tracking_uri, model_name, registry.CHAMPION, retry=retry)
     except Exception as exc:
-        return Champion(status="failed", error=_one_line(exc))
+        return Champion(status="failed", error=one_line(exc))
     if version is None:
         log.info("%s has no champion yet: this is the first model", model_name)
         return Champion(status="none")
@@ -739,11 +738,6 @@ def evaluate_champion(
         result = evaluate_model_dir(local, holdout, spec, slice_column=slice_column, min_slice_rows=min_slice_rows,
                                     what=f"champion {uri}")
     except Exception as exc:
-        log.warning("the champion %s could not be evaluated: %s", uri, _one_line(exc))
-        return Champion(status="failed", version=version, model_uri=uri, error=_one_line(exc))
+        log.warning("the champion %s could not be evaluated: %s", uri, one_line(exc))
+        return Champion(status="failed", version=version, model_uri=uri, error=one_line(exc))
     return Champion(status="loaded", version=version, model_uri=uri, evaluation=result)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:500]

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from loopline.errors import LooplineError, RegistryError
+from loopline.errors import LooplineError, RegistryError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def with_retries(fn: Callable[[], T], *, what: str, tracking_uri: str, retry: Re
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            reason = _one_line(exc)
+            reason = one_line(exc, 300)
             if attempt >= retry.attempts:
                 raise RegistryError(
                     f"{what} did not complete: the MLflow registry at {safe_uri(tracking_uri)} is still unavailable "
@@ -182,11 +182,6 @@ def with_retries(fn: Callable[[], T], *, what: str, tracking_uri: str, retry: Re
             time.sleep(delay)
             delay = min(delay * retry.factor, retry.max_delay)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _ensure_experiment(client, tracking_uri: str) -> str:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopline.errors import LooplineError
+from loopline.errors import LooplineError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +114,16 @@ def upload(
     """Upload the model as a new version of `target.model_id` (creating the model the first time)
     with the aliases `challenger` and `mlflow-v<version>`. Returns the resource name and version id."""
     import google.auth
+    import google.auth.exceptions
     from google.api_core import exceptions as api_exceptions
     from google.cloud import aiplatform
 
     if credentials is None:  # the pod's application default credentials, explicitly: aiplatform.init
         # keeps whatever credentials an earlier init in the same process gave it
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        try:
+            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            raise VertexError(f"no Google credentials for the Vertex AI Model Registry upload: {one_line(exc)}") from None
     aiplatform.init(
         project=target.project,
         location=target.location,
@@ -131,6 +135,8 @@ def upload(
         parent = aiplatform.Model(model_name=target.model_resource).resource_name
     except api_exceptions.NotFound:
         parent = None
+    except api_exceptions.GoogleAPICallError as exc:
+        raise VertexError(f"cannot read the Vertex model {target.model_resource}: {one_line(exc)}") from None
     aliases = ["challenger", f"mlflow-v{mlflow_version}", *target.version_aliases]
     arguments: dict[str, Any] = {
         "display_name": model_name,
@@ -151,6 +157,6 @@ def upload(
     try:
         model = aiplatform.Model.upload(**arguments)
     except api_exceptions.GoogleAPICallError as exc:
-        raise VertexError(f"Vertex AI Model Registry upload of {model_name} failed: {exc}") from None
+        raise VertexError(f"Vertex AI Model Registry upload of {model_name} failed: {one_line(exc)}") from None
     log.info("Vertex model %s version %s", model.resource_name, model.version_id)
     return {"resource_name": model.resource_name, "version_id": str(model.version_id)}
