@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.loopline-installed
 VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+GIT_COMMIT = $(shell git rev-parse HEAD 2>/dev/null)
 REGISTRY ?= $(or $(LOOPLINE_IMAGE_REGISTRY),ghcr.io/loopline)
 ROLES := base trainer deployer
 
@@ -47,11 +48,11 @@ bench: install ## run the benchmarks (or BENCH="drift_1m validate_1m"); print a 
 images: ## build the images where a Docker engine runs
 	@if ! docker info >/dev/null 2>&1; then \
 		echo "images: no Docker engine is available here; build the images where one runs:"; \
-		for r in $(ROLES); do echo "  docker build -f containers/$$r/Dockerfile --build-arg LOOPLINE_VERSION=$(VERSION) -t $(REGISTRY)/loopline-$$r:$(VERSION) ."; done; \
+		for r in $(ROLES); do echo "  docker build -f containers/$$r/Dockerfile --build-arg LOOPLINE_VERSION=$(VERSION) --build-arg LOOPLINE_GIT_COMMIT=$(GIT_COMMIT) -t $(REGISTRY)/loopline-$$r:$(VERSION) ."; done; \
 		exit 1; \
 	fi
 	@for r in $(ROLES); do \
-		docker build -f containers/$$r/Dockerfile --build-arg LOOPLINE_VERSION=$(VERSION) -t $(REGISTRY)/loopline-$$r:$(VERSION) . || exit 1; \
+		docker build -f containers/$$r/Dockerfile --build-arg LOOPLINE_VERSION=$(VERSION) --build-arg LOOPLINE_GIT_COMMIT=$(GIT_COMMIT) -t $(REGISTRY)/loopline-$$r:$(VERSION) . || exit 1; \
 	done
 
 lock: ## re-resolve requirements.in into requirements.lock

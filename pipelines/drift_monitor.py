@@ -29,6 +29,7 @@ def drift_monitor(
     namespace: str = "default",
     storage_uri: str = "",
     local_home: str = "",
+    vertex_model_registry: dict = {},
 ):
     """Detects drift and, when the data drifted, retrains on the current window.
 
@@ -50,6 +51,7 @@ def drift_monitor(
         namespace: Kubernetes namespace for the InferenceService.
         storage_uri: Model location for KServe in a cluster.
         local_home: Local state directory (target "local").
+        vertex_model_registry: Optional Vertex AI Model Registry upload target of the retraining.
     """
     drift = detect_drift(
         reference_data_uri=reference_data_uri,
@@ -76,4 +78,5 @@ def drift_monitor(
             namespace=namespace,
             storage_uri=storage_uri,
             local_home=local_home,
+            vertex_model_registry=vertex_model_registry,
         )

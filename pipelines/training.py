@@ -2,6 +2,7 @@
 
 from kfp import dsl
 
+from loopline import images
 from loopline.components import (
     deploy_model,
     evaluate_model,
@@ -11,11 +12,24 @@ from loopline.components import (
     validate_data,
 )
 
-DEFAULT_THRESHOLDS = {"roc_auc": 0.75}
+PIPELINE_NAME = "loopline-training"
+# The gate a training run applies unless told otherwise: an absolute floor, the challenger no
+# worse than the champion on ROC AUC and log loss, and a single-row latency SLA.
+DEFAULT_THRESHOLDS = {
+    "absolute": {"roc_auc": 0.75},
+    "relative": {"primary": "roc_auc", "min_improvement": 0.0, "max_regression": {"log_loss": 0.05}},
+    "latency": {"max_single_row_p95_ms": 250},
+}
+# The images this pipeline's components run on (the registry prefix is a compile-time setting);
+# registration records them on the model version.
+IMAGE_REFS = {role: images.image(role) for role in images.ROLES}
+# Transient failures of the registration pod: retried by the orchestrator on top of the client's
+# own retries. Registration is idempotent per pipeline run, so a retry never adds a version.
+REGISTER_RETRY = {"num_retries": 3, "backoff_duration": "30s", "backoff_factor": 2.0, "backoff_max_duration": "600s"}
 
 
 @dsl.pipeline(
-    name="loopline-training",
+    name=PIPELINE_NAME,
     description="Loopline training: validate data, tune and train, gate on the holdout, register in "
     "MLflow and deploy with KServe.",
 )
@@ -35,6 +49,7 @@ def training(
     namespace: str = "default",
     storage_uri: str = "",
     local_home: str = "",
+    vertex_model_registry: dict = {},
 ):
     """Trains, gates, registers and deploys a tabular classifier.
 
@@ -43,7 +58,7 @@ def training(
         target: Label column.
         tracking_uri: MLflow tracking URI.
         model_name: Registered model name in MLflow.
-        thresholds: Gate rules on holdout metrics; must not be empty.
+        thresholds: Gate rules (absolute, relative to the champion, latency, fairness); must not be empty. See the evaluate_model component.
         feature_kinds: Optional kinds per column ("numeric" / "categorical").
         ignore_columns: Columns that are not features.
         n_trials: Optuna trials.
@@ -54,6 +69,7 @@ def training(
         namespace: Kubernetes namespace for the InferenceService.
         storage_uri: Model location for KServe in a cluster.
         local_home: Local state directory (target "local").
+        vertex_model_registry: Optional Vertex AI Model Registry upload target; empty for none.
     """
     load = load_data(
         data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
@@ -70,17 +86,30 @@ def training(
         seed=seed,
     ).after(validate)
     evaluate = evaluate_model(
-        model=train.outputs["model"], holdout=load.outputs["holdout"], thresholds=thresholds
-    )
+        model=train.outputs["model"],
+        holdout=load.outputs["holdout"],
+        thresholds=thresholds,
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+    ).set_caching_options(False)  # the champion it compares with changes between runs
     with dsl.If(evaluate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 - KFP condition
-        register = register_model(
-            model=train.outputs["model"],
-            train=load.outputs["train"],
-            holdout=load.outputs["holdout"],
-            tracking_uri=tracking_uri,
-            model_name=model_name,
-            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        ).set_caching_options(False)
+        register = (
+            register_model(
+                model=train.outputs["model"],
+                blessing=evaluate.outputs["blessing"],
+                train=load.outputs["train"],
+                holdout=load.outputs["holdout"],
+                tracking_uri=tracking_uri,
+                model_name=model_name,
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                pipeline_name=PIPELINE_NAME,
+                pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                image_refs=IMAGE_REFS,
+                vertex_model_registry=vertex_model_registry,
+            )
+            .set_caching_options(False)
+            .set_retry(**REGISTER_RETRY)
+        )
         deploy_model(
             model_name=model_name,
             model_version=register.output,

@@ -52,3 +52,151 @@ def trained_model(splits, tmp_path_factory) -> Path:
         search_space=FAST_SEARCH_SPACE,
     )
     return export
+
+
+# ---------------------------------------------------------------------------------------------
+# Components called as plain functions with real KFP artifacts on a tmp path.
+
+
+def art(cls, tmp_path: Path, name: str):
+    return cls(name=name, uri=str(tmp_path / name), metadata={})
+
+
+@pytest.fixture()
+def loaded(tmp_path, demo_csv):
+    """The demo data through the load_data component: train, validation and holdout artifacts."""
+    from kfp import dsl
+
+    from loopline import components as loopline_components
+
+    outs = {n: art(dsl.Dataset, tmp_path, n) for n in ("train", "validation", "holdout")}
+    loopline_components.load_data.python_func(
+        data_uri=str(demo_csv), target="is_fraud", ignore_columns=["transaction_id"], feature_kinds={},
+        validation_fraction=0.15, holdout_fraction=0.15, seed=42, **outs,
+    )
+    return outs
+
+
+def evaluate_step(model_dir, loaded, tmp_path, thresholds, **kwargs):
+    from kfp import dsl
+
+    from loopline import components as loopline_components
+
+    model = dsl.Model(name="model", uri=str(model_dir), metadata={"best_params": {"units": 32}})
+    outs = {
+        "metrics": art(dsl.Metrics, tmp_path, "metrics"),
+        "classification_metrics": art(dsl.ClassificationMetrics, tmp_path, "cm"),
+        "report": art(dsl.Markdown, tmp_path, "report"),
+        "blessing": art(dsl.Artifact, tmp_path, "blessing"),
+    }
+    passed = loopline_components.evaluate_model.python_func(
+        model=model, holdout=loaded["holdout"], thresholds=thresholds, **outs, **kwargs
+    )
+    return passed, outs
+
+
+def register_step(model_dir, loaded, tmp_path, tracking_uri, blessing, *, model_name="fraud", pipeline_run="test-run",
+                  **kwargs):
+    from kfp import dsl
+
+    from loopline import components as loopline_components
+
+    model = dsl.Model(name="model", uri=str(model_dir), metadata={"best_params": {"units": 32}})
+    return loopline_components.register_model.python_func(
+        model=model, blessing=blessing, train=loaded["train"], holdout=loaded["holdout"], tracking_uri=tracking_uri,
+        model_name=model_name, pipeline_run=pipeline_run, **kwargs,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A real MLflow tracking server on loopback (SQLite backend, proxied artifacts).
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` as a child process in its own session, so stop() ends it and its workers."""
+
+    def __init__(self, root: Path, port: int | None = None):
+        self.root = Path(root)
+        self.port = port or free_port()
+        self.process = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def start(self, timeout: float = 120.0) -> MlflowServer:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server writes to it until stop()
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+             "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not answer on {self.uri} within {timeout}s")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process is None:
+            return
+        try:  # the whole session: the server and the workers it started
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        import time
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until the workers have exited too (and freed the port)
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """One server for the session; tests keep apart by using their own model names."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    yield server
+    server.stop()

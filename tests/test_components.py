@@ -10,21 +10,9 @@ from kfp import dsl
 from loopline import components, registry, serving
 from loopline.errors import DataError, GateConfigError, ValidationFailed
 
-from .conftest import FAST_SEARCH_SPACE
-
-
-def art(cls, tmp_path: Path, name: str):
-    return cls(name=name, uri=str(tmp_path / name), metadata={})
-
-
-@pytest.fixture()
-def loaded(tmp_path, demo_csv):
-    outs = {n: art(dsl.Dataset, tmp_path, n) for n in ("train", "validation", "holdout")}
-    components.load_data.python_func(
-        data_uri=str(demo_csv), target="is_fraud", ignore_columns=["transaction_id"], feature_kinds={},
-        validation_fraction=0.15, holdout_fraction=0.15, seed=42, **outs,
-    )
-    return outs
+from .conftest import FAST_SEARCH_SPACE, art
+from .conftest import evaluate_step as _evaluate
+from .conftest import register_step as _register
 
 
 def test_load_data_writes_splits_with_lineage_metadata(loaded, demo_csv):
@@ -110,32 +98,37 @@ def test_train_model_outputs_a_model_and_its_metrics(loaded, tmp_path):
     assert 0.0 <= metrics.metadata["best_validation_auc"] <= 1.0 and metrics.metadata["trials"] == 1
 
 
-def _evaluate(trained_model, loaded, tmp_path, thresholds):
-    model = dsl.Model(name="model", uri=str(trained_model), metadata={})
-    outs = {
-        "metrics": art(dsl.Metrics, tmp_path, "metrics"),
-        "classification_metrics": art(dsl.ClassificationMetrics, tmp_path, "cm"),
-        "report": art(dsl.Markdown, tmp_path, "report"),
-    }
-    passed = components.evaluate_model.python_func(model=model, holdout=loaded["holdout"], thresholds=thresholds, **outs)
-    return passed, outs
-
-
 def test_evaluate_model_gate_passes_and_logs_visualizations(trained_model, loaded, tmp_path):
+    import json
+
     passed, outs = _evaluate(trained_model, loaded, tmp_path, {"roc_auc": 0.6})
     assert passed is True
-    assert outs["metrics"].metadata["roc_auc"] > 0.6 and outs["metrics"].metadata["gate_passed"] == 1.0
+    metrics = outs["metrics"].metadata
+    assert metrics["roc_auc"] > 0.6 and metrics["gate_passed"] == 1.0
+    for key in ("precision_0", "recall_1", "f1_1", "brier", "log_loss", "latency_single_p95_ms", "latency_batch_p50_ms"):
+        assert key in metrics, key
+    assert metrics["latency_single_p50_ms"] <= metrics["latency_single_p95_ms"]
+    assert metrics["model_size_bytes"] > 10_000
     cm = outs["classification_metrics"].metadata
     assert [a["displayName"] for a in cm["confusionMatrix"]["annotationSpecs"]] == ["0", "1"]
     assert sum(sum(row["row"]) for row in cm["confusionMatrix"]["rows"]) == loaded["holdout"].metadata["rows"]
     assert cm["confidenceMetrics"]
     assert "Evaluation gate: PASSED" in Path(outs["report"].path).read_text()
+    record = json.loads(Path(outs["blessing"].path).read_text())
+    assert record["blessed"] is True and record["model_uri"] == str(trained_model)
+    assert record["holdout_sha256"] == outs["blessing"].metadata["holdout_sha256"]
+    assert record["champion"]["status"] == "not_looked_up" and record["champion"]["metrics"] == {}
+    assert "Champion: not looked up (no tracking_uri and model_name given)" in Path(outs["report"].path).read_text()
 
 
 def test_evaluate_model_gate_fails_on_a_missed_threshold(trained_model, loaded, tmp_path):
+    import json
+
     passed, outs = _evaluate(trained_model, loaded, tmp_path, {"roc_auc": 0.999})
     assert passed is False
-    assert "| roc_auc |" in Path(outs["report"].path).read_text() and "FAIL" in Path(outs["report"].path).read_text()
+    report = Path(outs["report"].path).read_text()
+    assert "| absolute | roc_auc |" in report and "| FAIL |" in report
+    assert json.loads(Path(outs["blessing"].path).read_text())["blessed"] is False
 
 
 def test_evaluate_model_without_thresholds_is_an_error(trained_model, loaded, tmp_path):
@@ -143,16 +136,58 @@ def test_evaluate_model_without_thresholds_is_an_error(trained_model, loaded, tm
         _evaluate(trained_model, loaded, tmp_path, {})
 
 
+def test_relative_gates_need_the_registry(trained_model, loaded, tmp_path):
+    with pytest.raises(GateConfigError, match="relative gates compare with the champion"):
+        _evaluate(trained_model, loaded, tmp_path, {"relative": {"min_improvement": 0.0}})
+
+
+def test_latency_and_fairness_gates_pass_and_fail_on_the_real_model(trained_model, loaded, tmp_path):
+    loose = {"latency": {"max_single_row_p95_ms": 10_000},
+             "fairness": {"slice_column": "channel", "max_demographic_parity_difference": 1.0, "max_auc_gap": 1.0}}
+    passed, outs = _evaluate(trained_model, loaded, tmp_path / "loose", loose)
+    assert passed is True
+    report = Path(outs["report"].path).read_text()
+    assert "### Slices of `channel`" in report and "| online |" in report
+    tight = {"latency": {"max_single_row_p95_ms": 0.001},
+             "fairness": {"slice_column": "channel", "max_auc_gap": 0.0, "min_slice_rows": 10}}
+    passed, outs = _evaluate(trained_model, loaded, tmp_path / "tight", tight)
+    assert passed is False
+    failed = [line for line in Path(outs["report"].path).read_text().splitlines() if "| FAIL |" in line]
+    assert [line.split(" | ")[0:2] for line in failed] == [["| latency", "latency_single_p95_ms"], ["| fairness", "slice_auc_gap"]]
+
+
+def test_a_holdout_missing_a_column_is_named(trained_model, loaded, tmp_path):
+    from loopline.data import read_split, write_split
+
+    holdout, spec = read_split(loaded["holdout"].path)
+    write_split(holdout.drop(columns=["amount"]), spec, loaded["holdout"].path)
+    with pytest.raises(DataError, match="lacks column\\(s\\) the challenger needs: amount$"):
+        _evaluate(trained_model, loaded, tmp_path, {"roc_auc": 0.6})
+    with pytest.raises(DataError, match="slice column 'region' is not in the holdout split"):
+        _evaluate(trained_model, loaded, tmp_path, {"fairness": {"slice_column": "region", "max_auc_gap": 0.2}})
+
+
+def test_a_corrupted_model_artifact_is_a_clear_error(trained_model, loaded, tmp_path):
+    import shutil
+
+    from loopline.errors import ModelError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_model, broken)
+    (broken / "1" / "saved_model.pb").write_bytes(b"\x00 this is not a SavedModel")
+    with pytest.raises(ModelError, match="cannot load the challenger") as excinfo:
+        _evaluate(broken, loaded, tmp_path, {"roc_auc": 0.6})
+    assert "\n" not in str(excinfo.value)
+
+
 def test_register_then_deploy_locally_moves_champion(trained_model, loaded, tmp_path):
     home = tmp_path / "home"
     tracking_uri = registry.local_tracking_uri(home)
-    model = dsl.Model(name="model", uri=str(trained_model), metadata={"best_params": {"units": 32}})
-    version = components.register_model.python_func(
-        model=model, train=loaded["train"], holdout=loaded["holdout"], tracking_uri=tracking_uri,
-        model_name="fraud", pipeline_run="test-run", extra_tags={"team": "risk"},
-    )
+    _, outs = _evaluate(trained_model, loaded, tmp_path, {"roc_auc": 0.6})
+    version = _register(trained_model, loaded, tmp_path, tracking_uri, outs["blessing"], extra_tags={"team": "risk"})
     assert version == "1"
     assert registry.aliases(tracking_uri, "fraud") == {"challenger": "1"}
+    assert registry.version_tags(tracking_uri, "fraud", "1")["team"] == "risk"
 
     manifest, report = art(dsl.Artifact, tmp_path, "manifest"), art(dsl.Markdown, tmp_path, "report")
     action = components.deploy_model.python_func(
@@ -183,6 +218,41 @@ def test_register_then_deploy_locally_moves_champion(trained_model, loaded, tmp_
         state = serving.read_state(home, "fraud")
         if state:
             serving.stop_server(state)
+
+
+def test_registration_refuses_a_model_whose_blessing_does_not_match(trained_model, loaded, tmp_path):
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from loopline.data import read_split, write_split
+    from loopline.errors import BlessingError
+
+    tracking_uri = registry.local_tracking_uri(tmp_path / "home")
+    _, failed = _evaluate(trained_model, loaded, tmp_path / "failed", {"roc_auc": 0.999})
+    with pytest.raises(BlessingError, match="not blessed by the evaluation gate \\(roc_auc"):
+        _register(trained_model, loaded, tmp_path, tracking_uri, failed["blessing"])
+
+    _, blessed = _evaluate(trained_model, loaded, tmp_path / "blessed", {"roc_auc": 0.6})
+    other = tmp_path / "other-model"
+    shutil.copytree(trained_model, other)
+    with pytest.raises(BlessingError, match="issued for model .* not .*other-model"):
+        _register(other, loaded, tmp_path, tracking_uri, blessed["blessing"])
+
+    moved = tmp_path / "moved"
+    shutil.copytree(trained_model, moved)
+    _, judged = _evaluate(moved, loaded, tmp_path / "judged", {"roc_auc": 0.6})
+    (moved / "loopline_model.json").write_text((moved / "loopline_model.json").read_text() + " ")
+    with pytest.raises(BlessingError, match="changed since it was judged"):
+        _register(moved, loaded, tmp_path, tracking_uri, judged["blessing"])
+
+    holdout, spec = read_split(loaded["holdout"].path)
+    write_split(holdout.head(len(holdout) - 1), spec, loaded["holdout"].path)
+    with pytest.raises(BlessingError, match="another holdout"):
+        _register(trained_model, loaded, tmp_path, tracking_uri, blessed["blessing"])
+    with pytest.raises(BlessingError, match="no blessing at"):
+        _register(trained_model, loaded, tmp_path, tracking_uri, art(dsl.Artifact, tmp_path, "never-written"))
+    assert MlflowClient(tracking_uri).search_registered_models() == []
 
 
 def test_deploy_model_bad_target_is_refused_before_any_work(loaded, tmp_path):

@@ -13,6 +13,9 @@ import pytest
 from loopline import registry, serving
 from loopline.data import demo_transactions
 
+# Small, quick trainings: an absolute floor and a comparison with the champion that tolerates a lot.
+LENIENT_GATES = {"absolute": {"roc_auc": 0.6}, "relative": {"max_regression": {"roc_auc": 0.5}}}
+
 
 def loopline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "loopline.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
@@ -23,7 +26,7 @@ def test_the_closed_loop_trains_serves_detects_drift_and_retrains(tmp_path):
     home = tmp_path / "home"
     result = loopline(
         "run", "--home", str(home), "--rows", "1500", "--trials", "1", "--max-epochs", "6",
-        "--thresholds", '{"roc_auc": 0.6}', cwd=tmp_path,
+        "--thresholds", json.dumps(LENIENT_GATES), cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     summary = json.loads((home / "last_run.json").read_text())
@@ -41,9 +44,24 @@ def test_the_closed_loop_trains_serves_detects_drift_and_retrains(tmp_path):
     (probabilities,) = summary["prediction"]["response"]["predictions"]
     assert abs(sum(probabilities) - 1.0) < 1e-4 and summary["server"] == "stopped"
     assert serving.read_state(home, "loopline-model") is None
-    # the summary is printed
+    # the summary is printed, with each training's gate table
     assert "Loopline run summary" in result.stdout and "gate: PASSED" in result.stdout
     assert "DRIFTED, retraining" in result.stdout
+    assert "Champion: none yet (first model); relative gates are skipped" in training["gate_report"]
+    assert "Champion: version 1 (`models:/loopline-model/1`), evaluated on the same holdout" in monitor["gate_report"]
+    (relative,) = [line for line in monitor["gate_report"].splitlines() if line.startswith("| relative | roc_auc |")]
+    champion_auc = float(relative.split(" | ")[3])
+    assert 0.0 < champion_auc <= 1.0 and relative.split(" | ")[5] == "pass"
+    assert monitor["gate_report"].strip() in result.stdout.replace("\n    ", "\n")
+    # the registry holds both versions; the champion carries its lineage
+    versions = {v["version"]: v for v in summary["versions"]}
+    assert sorted(versions) == ["1", "2"] and versions["2"]["aliases"] == ["challenger", "champion"]
+    lineage = versions["2"]["tags"]
+    assert lineage[registry.TAG_DATA_URI].endswith("transactions_shifted.csv")
+    assert lineage[registry.TAG_PIPELINE_NAME] == "loopline-training"
+    assert lineage[registry.TAG_GATE_CHAMPION] == "1"
+    assert lineage[registry.TAG_GATE_REPORT] == monitor["gate_report"]
+    assert "champion v2 lineage:" in result.stdout
     # the manifests of both deployments are kept for kubectl
     assert sorted(p.name for p in (home / "manifests").glob("*.yaml")) == ["loopline-model-v1.yaml", "loopline-model-v2.yaml"]
 

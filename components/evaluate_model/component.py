@@ -1,7 +1,16 @@
-"""KFP component: holdout evaluation and the fail-closed threshold gate."""
+"""KFP component: holdout evaluation beside the champion, and the fail-closed gate."""
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import (
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
 
 from loopline.images import TRAINER_IMAGE
 
@@ -14,21 +23,31 @@ def evaluate_model(
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[Markdown],
+    blessing: Output[Artifact],
+    tracking_uri: str = "",
+    model_name: str = "",
 ) -> bool:
-    """Evaluates the model on the golden holdout and applies the gate.
+    """Evaluates the model on the golden holdout beside the current champion and applies the gate.
 
-    The gate fails closed: an empty thresholds mapping is an error, and a metric that cannot be
-    computed fails its check.
+    Metrics: accuracy; precision, recall and F1 per class and macro; ROC AUC (one-vs-rest macro
+    for multiclass); log loss; Brier score; p50/p95 latency for single rows and batches; model
+    size; per-slice metrics when a fairness slice column is set. The champion (alias `champion`
+    of model_name) is downloaded and evaluated on the same holdout. The gate fails closed: no
+    rule at all is an error, a metric that cannot be computed fails its rule, and a champion
+    that cannot be loaded fails the gate unless allow_champion_load_failure is true.
 
     Args:
-        model: SavedModel to judge.
+        model: SavedModel to judge (the challenger).
         holdout: Holdout split.
-        thresholds: Metric rules, e.g. {"roc_auc": 0.8, "log_loss": {"max": 0.4}}; a bare number is a floor (a ceiling for log_loss and brier).
+        thresholds: Gate rules. Metric rules alone, e.g. {"roc_auc": 0.8, "log_loss": {"max": 0.4}} (a bare number is a floor, a ceiling for lower-is-better metrics), or sections: {"absolute": {metric rules}, "relative": {"primary": "roc_auc", "min_improvement": 0.0, "min_improvement_relative": 0.01, "max_regression": {"log_loss": 0.02}, "max_regression_relative": {"accuracy": 0.01}}, "latency": {"max_single_row_p95_ms": 50, "max_batch_p95_ms": 500}, "fairness": {"slice_column": "channel", "max_demographic_parity_difference": 0.1, "max_auc_gap": 0.1, "min_slice_rows": 20}, "allow_champion_load_failure": false}. Relative rules are skipped for the first model.
+        tracking_uri: MLflow tracking URI where the champion is registered; empty to judge without a champion (then relative rules are an error).
+        model_name: Registered model name whose `champion` alias is the model to beat.
 
     Returns:
-        metrics: Holdout accuracy, precision, recall, F1, ROC AUC, log loss and Brier score.
+        metrics: Holdout metrics of the challenger, and of the champion prefixed champion_.
         classification_metrics: Confusion matrix and ROC curve.
-        report: Markdown gate report, one row per rule.
+        report: Markdown gate report: one row per gate (metric, challenger, champion, threshold, verdict, reason), then both models' metrics, slices and the confusion matrix.
+        blessing: JSON record of the verdict with the exact model URI, model and holdout SHA-256 it judged; registration checks it.
         Output: True when every gate passed.
     """
     from loopline import steps
@@ -36,5 +55,6 @@ def evaluate_model(
     steps.setup_logging()
     return steps.evaluate_model(
         model=model, holdout=holdout, thresholds=thresholds, metrics=metrics,
-        classification_metrics=classification_metrics, report=report,
+        classification_metrics=classification_metrics, report=report, blessing=blessing,
+        tracking_uri=tracking_uri, model_name=model_name,
     )

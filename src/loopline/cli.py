@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         current_uri=current_uri,
         ignore_columns=ignore,
         model_name=args.model_name,
-        thresholds=json.loads(args.thresholds),
+        thresholds=None if args.thresholds is None else json.loads(args.thresholds),
         n_trials=args.trials,
         max_epochs=args.max_epochs,
         seed=args.seed,
@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--current", help="a newer labelled batch for the drift monitor (with --data)")
     run.add_argument("--ignore", nargs="*", help="columns that are not features (ids, timestamps)")
     run.add_argument("--model-name", default="loopline-model", help="registered model name (default: %(default)s)")
-    run.add_argument("--thresholds", default='{"roc_auc": 0.75}', help="gate rules as JSON (default: %(default)s)")
+    run.add_argument("--thresholds", help="gate rules as JSON (default: the training pipeline's DEFAULT_THRESHOLDS: "
+                     "ROC AUC >= 0.75, no worse than the champion, single-row p95 latency <= 250 ms)")
     run.add_argument("--trials", type=int, default=4, help="Optuna trials per training (default: %(default)s)")
     run.add_argument("--max-epochs", type=int, default=15, help="maximum epochs per trial (default: %(default)s)")
     run.add_argument("--seed", type=int, default=42, help="seed of splits, tuning and training (default: %(default)s)")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -38,12 +40,38 @@ def compile_all(out: Path, *, registry: str | None = None) -> list[Path]:
     for name in COMPONENTS:
         path = out / "components" / f"{name}.yaml"
         compiler.Compiler().compile(getattr(components, name), str(path))
+        _stable_header(path)
         written.append(path)
     for name in PIPELINES:
         path = out / f"{name}.yaml"
         compiler.Compiler().compile(getattr(pipelines, name), str(path))
+        _stable_header(path)
         written.append(path)
     return written
+
+
+_DICT_DEFAULT = re.compile(r"^(#\s+\w+: dict \[Default: )(\{.*\})(\])$")
+
+
+def _sorted(value):
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _stable_header(path: Path) -> None:
+    """kfp writes dict defaults into the YAML's header comment in protobuf map order, which
+    changes from one process to the next; sort their keys so that compiling is reproducible."""
+    lines = path.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            break
+        match = _DICT_DEFAULT.match(line.rstrip("\n"))
+        if match:
+            lines[i] = f"{match.group(1)}{_sorted(ast.literal_eval(match.group(2)))!r}{match.group(3)}\n"
+    path.write_text("".join(lines))
 
 
 def _normalise(text: str) -> str:

@@ -1,23 +1,77 @@
-"""Holdout evaluation and the fail-closed threshold gate."""
+"""Holdout evaluation, the champion comparison and the fail-closed gate.
+
+The gate configuration is one mapping (a plain `dict` KFP parameter). Either the legacy form,
+metric rules only:
+
+    {"roc_auc": 0.8, "log_loss": {"max": 0.4}}
+
+or sections (any of them; unknown keys are errors):
+
+    {
+      "absolute": {"roc_auc": 0.85, "log_loss": {"max": 0.4}},
+      "relative": {"primary": "roc_auc", "min_improvement": 0.0, "min_improvement_relative": 0.01,
+                   "max_regression": {"accuracy": 0.01}, "max_regression_relative": {"log_loss": 0.05}},
+      "latency": {"max_single_row_p95_ms": 50, "max_batch_p95_ms": 500},
+      "fairness": {"slice_column": "channel", "max_demographic_parity_difference": 0.1,
+                   "max_auc_gap": 0.1, "min_slice_rows": 20},
+      "allow_champion_load_failure": false
+    }
+
+A bare number is a floor for higher-is-better metrics and a ceiling for lower-is-better ones
+(`LOWER_IS_BETTER`). Relative rules compare with the champion evaluated on the same holdout;
+with no champion yet (the first model) they are skipped and the report says so. A champion that
+cannot be loaded fails the gate unless `allow_champion_load_failure` is true. No rule at all is
+an error, and so is a gate where no rule could be applied.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from loopline.data import DatasetSpec
-from loopline.errors import GateConfigError
+from loopline.errors import DataError, GateConfigError, ModelError, one_line
 
 log = logging.getLogger(__name__)
 
-# Metrics where lower is better; everything else is higher-is-better.
-LOWER_IS_BETTER = {"log_loss", "brier"}
 ROC_POINTS = 101
+LATENCY_METRICS = ("latency_single_p50_ms", "latency_single_p95_ms", "latency_batch_p50_ms", "latency_batch_p95_ms")
+FAIRNESS_METRICS = ("demographic_parity_difference", "slice_auc_gap")
+# Metrics where lower is better; everything else is higher-is-better.
+LOWER_IS_BETTER = {"log_loss", "brier", "model_size_bytes", *LATENCY_METRICS, *FAIRNESS_METRICS}
+MAX_SLICES = 50
+MISSING_SLICE = "(missing)"
+
+SECTIONS = ("absolute", "relative", "latency", "fairness", "allow_champion_load_failure")
+RELATIVE_KEYS = ("primary", "min_improvement", "min_improvement_relative", "max_regression", "max_regression_relative")
+LATENCY_KEYS = {"max_single_row_p95_ms": "latency_single_p95_ms", "max_batch_p95_ms": "latency_batch_p95_ms"}
+FAIRNESS_KEYS = {
+    "max_demographic_parity_difference": "demographic_parity_difference",
+    "max_auc_gap": "slice_auc_gap",
+}
+DEFAULT_MIN_SLICE_ROWS = 20
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@dataclass
+class SliceReport:
+    """Per-slice metrics for one slice column."""
+
+    column: str
+    min_rows: int
+    slices: list[dict[str, Any]]  # {"slice", "rows", "accuracy", "roc_auc" (or None), "predicted_rate": {class: share}}
 
 
 @dataclass
@@ -27,27 +81,12 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     roc: dict[str, list[float]] | None  # fpr, tpr, thresholds (binary: positive class = classes[1])
     rows: int
+    slices: SliceReport | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # metric -> why it could not be computed
 
 
-@dataclass
-class GateCheck:
-    metric: str
-    value: float | None
-    op: str
-    threshold: float
-    passed: bool
-    reason: str
-
-
-@dataclass
-class GateDecision:
-    passed: bool
-    checks: list[GateCheck] = field(default_factory=list)
-
-    @property
-    def reason(self) -> str:
-        failed = [c.reason for c in self.checks if not c.passed]
-        return "all gates passed" if not failed else "; ".join(failed)
+def _metric_key(label: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_.-]+", "_", str(label))
 
 
 def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[str]) -> Evaluation:
@@ -58,6 +97,7 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
         confusion_matrix,
         f1_score,
         log_loss,
+        precision_recall_fscore_support,
         precision_score,
         recall_score,
         roc_auc_score,
@@ -74,6 +114,14 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
         "f1_macro": f1_score(labels, predicted, average="macro", labels=all_labels, zero_division=0),
         "log_loss": log_loss(labels, proba, labels=all_labels),
     }
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, labels=all_labels, average=None, zero_division=0
+    )
+    for i, label in enumerate(classes):
+        key = _metric_key(label)
+        metrics[f"precision_{key}"] = precision[i]
+        metrics[f"recall_{key}"] = recall[i]
+        metrics[f"f1_{key}"] = f1[i]
     roc = None
     if n_classes == 2:
         metrics["roc_auc"] = roc_auc_score(labels, proba[:, 1])
@@ -97,21 +145,216 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
     )
 
 
-def evaluate_model_dir(model_dir: str, holdout: pd.DataFrame, spec: DatasetSpec) -> Evaluation:
-    """Load a Loopline SavedModel and evaluate it on the holdout split."""
-    from loopline.training import ServingModel, encode_labels
+def slice_values(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The slice of every row as text (missing values form their own slice)."""
+    if column not in frame.columns:
+        raise DataError(f"slice column '{column}' is not in the holdout split (columns: {', '.join(map(str, frame.columns))})")
+    values = frame[column]
+    distinct = values.nunique(dropna=True)
+    if distinct > MAX_SLICES:
+        raise DataError(
+            f"slice column '{column}' has {distinct} distinct values; slices need a column with at most "
+            f"{MAX_SLICES} (a categorical column, or a binned one)"
+        )
+    return values.where(values.isna(), values.astype(str)).fillna(MISSING_SLICE).astype(str)
 
-    model = ServingModel(model_dir)
+
+def evaluate_slices(
+    labels: np.ndarray, proba: np.ndarray, classes: list[str], slices: pd.Series, *, column: str,
+    min_rows: int = DEFAULT_MIN_SLICE_ROWS,
+) -> tuple[SliceReport, dict[str, float], dict[str, str]]:
+    """Per-slice accuracy, ROC AUC and predicted-class rates; the demographic-parity difference
+    (largest gap between slices in the rate of predicting any one class) and the per-slice AUC
+    gap, over slices with at least `min_rows` rows. Returns the report, the fairness metrics
+    that could be computed and, for the others, why not."""
+    from sklearn.metrics import roc_auc_score
+
+    n_classes = len(classes)
+    predicted = proba.argmax(axis=1)
+    values = np.asarray(slices)
+    rows: list[dict[str, Any]] = []
+    for name in sorted(set(values)):
+        mask = values == name
+        y, p = labels[mask], proba[mask]
+        auc = None
+        if len(np.unique(y)) == n_classes:
+            if n_classes == 2:
+                auc = float(roc_auc_score(y, p[:, 1]))
+            else:
+                auc = float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(n_classes))))
+        rows.append(
+            {
+                "slice": str(name),
+                "rows": int(mask.sum()),
+                "accuracy": float(np.mean(predicted[mask] == y)),
+                "roc_auc": auc,
+                "predicted_rate": {c: float(np.mean(predicted[mask] == i)) for i, c in enumerate(classes)},
+            }
+        )
+    metrics: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    large = [r for r in rows if r["rows"] >= min_rows]
+    if len(large) >= 2:
+        metrics["demographic_parity_difference"] = max(
+            max(r["predicted_rate"][c] for r in large) - min(r["predicted_rate"][c] for r in large) for c in classes
+        )
+    else:
+        notes["demographic_parity_difference"] = f"fewer than 2 slices of '{column}' have at least {min_rows} rows"
+    with_auc = [r for r in large if r["roc_auc"] is not None]
+    if len(with_auc) >= 2:
+        metrics["slice_auc_gap"] = max(r["roc_auc"] for r in with_auc) - min(r["roc_auc"] for r in with_auc)
+    else:
+        notes["slice_auc_gap"] = (
+            f"fewer than 2 slices of '{column}' have at least {min_rows} rows and every class"
+        )
+    return SliceReport(column=column, min_rows=min_rows, slices=rows), metrics, notes
+
+
+def measure_latency(
+    predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame, *, single_rows: int = 100, batches: int = 20,
+    batch_size: int = 256, warmup: int = 3,
+) -> dict[str, float]:
+    """p50/p95 wall time in milliseconds of `predict` on single rows and on batches."""
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    if n == 0:
+        raise DataError("the holdout split has no rows to time predictions on")
+
+    def timed(parts: list[pd.DataFrame]) -> np.ndarray:
+        for part in parts[:warmup]:
+            predict(part)
+        out = []
+        for part in parts:
+            started = time.perf_counter()
+            predict(part)
+            out.append((time.perf_counter() - started) * 1000.0)
+        return np.asarray(out)
+
+    single = timed([frame.iloc[[i % n]] for i in range(single_rows)])
+    size = min(batch_size, n)
+    batch = timed([frame.iloc[[(i * size + j) % n for j in range(size)]] for i in range(batches)])
+    return {
+        "latency_single_p50_ms": float(np.percentile(single, 50)),
+        "latency_single_p95_ms": float(np.percentile(single, 95)),
+        "latency_batch_p50_ms": float(np.percentile(batch, 50)),
+        "latency_batch_p95_ms": float(np.percentile(batch, 95)),
+    }
+
+
+def directory_size(path: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def load_model(model_dir: str | Path, *, what: str = "model"):
+    """A Loopline SavedModel, or a one-line ModelError naming what could not be loaded."""
+    from loopline.training import ServingModel
+
+    try:
+        return ServingModel(model_dir)
+    except DataError as exc:
+        raise ModelError(f"cannot load the {what}: {exc}") from None
+    except Exception as exc:  # TensorFlow raises many kinds for a damaged SavedModel
+        raise ModelError(f"cannot load the {what} in {model_dir}: {type(exc).__name__}: {one_line(exc)}") from None
+
+
+def evaluate_model_dir(
+    model_dir: str | Path,
+    holdout: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    slice_column: str = "",
+    min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS,
+    latency: bool = True,
+    what: str = "model",
+) -> Evaluation:
+    """Load a Loopline SavedModel and evaluate it on the holdout split: quality metrics, slices,
+    latency and size."""
+    from loopline.training import encode_labels
+
+    slices = slice_values(holdout, slice_column) if slice_column else None
+    model = load_model(model_dir, what=what)
     if model.classes != spec.classes:
-        raise GateConfigError(f"the model's classes {model.classes} differ from the holdout's {spec.classes}")
+        raise ModelError(f"the {what}'s classes {model.classes} differ from the holdout's {spec.classes}")
+    missing = [c for c in model.features if c not in holdout.columns]
+    if missing:
+        raise DataError(f"the holdout split lacks column(s) the {what} needs: {', '.join(missing)}")
+    if spec.target not in holdout.columns:
+        raise DataError(f"the holdout split lacks the target column '{spec.target}'")
+    labels = encode_labels(holdout, spec)
     proba = model.predict_frame(holdout)
-    result = evaluate_predictions(encode_labels(holdout, spec), proba, spec.classes)
+    result = evaluate_predictions(labels, proba, spec.classes)
+    if slices is not None:
+        result.slices, fairness, result.notes = evaluate_slices(
+            labels, proba, spec.classes, slices, column=slice_column, min_rows=min_slice_rows
+        )
+        result.metrics.update(fairness)
+    if latency:
+        result.metrics.update(measure_latency(model.predict_frame, holdout[list(model.features)]))
+    result.metrics["model_size_bytes"] = float(directory_size(model_dir))
     log.info(
-        "holdout (%d rows): %s",
-        result.rows,
-        ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())),
+        "%s on the holdout (%d rows): %s", what, result.rows,
+        ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k in _HEADLINE),
     )
     return result
+
+
+_HEADLINE = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
+
+
+# ---------------------------------------------------------------------------------------------
+# Gate configuration
+
+
+@dataclass
+class Rule:
+    """One threshold on one metric: `metric op threshold`."""
+
+    kind: str  # absolute | latency | fairness
+    metric: str
+    op: str  # ">=" or "<="
+    threshold: float
+
+
+@dataclass
+class RelativeRule:
+    """A comparison with the champion. `mode`: improvement (at least) or regression (at most);
+    `relative`: the threshold is a share of the champion's value rather than an absolute delta."""
+
+    metric: str
+    mode: str  # "improvement" | "regression"
+    threshold: float
+    relative: bool
+
+
+@dataclass
+class GateConfig:
+    rules: list[Rule] = field(default_factory=list)
+    relative: list[RelativeRule] = field(default_factory=list)
+    slice_column: str = ""
+    min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
+    allow_champion_load_failure: bool = False
+
+    @property
+    def needs_champion(self) -> bool:
+        return bool(self.relative)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise GateConfigError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise GateConfigError(f"{where} must be a mapping, got {value!r}")
+    return value
+
+
+def _unknown(given: dict[str, Any], known, where: str) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise GateConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
 
 
 def parse_thresholds(thresholds: dict[str, Any]) -> list[tuple[str, str, float]]:
@@ -143,42 +386,358 @@ def parse_thresholds(thresholds: dict[str, Any]) -> list[tuple[str, str, float]]
     return checks
 
 
-def gate(metrics: dict[str, float], thresholds: dict[str, Any]) -> GateDecision:
-    """Absolute gate, fail closed: an unknown or non-finite metric fails its check."""
-    decision = GateDecision(passed=True)
-    for metric, op, threshold in parse_thresholds(thresholds):
-        value = metrics.get(metric)
-        if value is None:
-            ok, reason = False, f"{metric}: not computed (known: {', '.join(sorted(metrics))})"
-        elif not math.isfinite(value):
-            ok, reason = False, f"{metric}: value is {value}"
+def _parse_relative(section: dict[str, Any]) -> list[RelativeRule]:
+    _unknown(section, RELATIVE_KEYS, "relative")
+    primary = section.get("primary", "roc_auc")
+    if not isinstance(primary, str) or not primary:
+        raise GateConfigError(f"relative.primary must be a metric name, got {primary!r}")
+    rules = []
+    for key, relative in (("min_improvement", False), ("min_improvement_relative", True)):
+        if key in section:
+            rules.append(RelativeRule(primary, "improvement", _number(section[key], f"relative.{key}"), relative))
+    for key, relative in (("max_regression", False), ("max_regression_relative", True)):
+        for metric, value in _mapping(section.get(key, {}), f"relative.{key}").items():
+            limit = _number(value, f"relative.{key}['{metric}']")
+            if limit < 0:
+                raise GateConfigError(f"relative.{key}['{metric}'] must not be negative, got {value!r}")
+            rules.append(RelativeRule(metric, "regression", limit, relative))
+    if not rules:
+        raise GateConfigError(
+            "relative: give min_improvement, min_improvement_relative, max_regression or max_regression_relative"
+        )
+    return rules
+
+
+def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
+    """Read the gate configuration (see the module docstring); fail on anything unclear."""
+    if not config:
+        raise GateConfigError(
+            "no gate thresholds configured: set at least one, e.g. thresholds={'roc_auc': 0.8}"
+        )
+    if not isinstance(config, dict):
+        raise GateConfigError(f"the gate configuration must be a mapping, got {config!r}")
+    sectioned = [k for k in config if k in SECTIONS]
+    if not sectioned:  # legacy form: metric rules only
+        return GateConfig(rules=[Rule("absolute", m, op, t) for m, op, t in parse_thresholds(config)])
+    stray = [k for k in config if k not in SECTIONS]
+    if stray:
+        raise GateConfigError(
+            f"gate configuration mixes sections and other keys: {', '.join(map(str, stray))} "
+            f"(sections: {', '.join(SECTIONS)}; put metric rules under 'absolute')"
+        )
+    out = GateConfig()
+    absolute = _mapping(config.get("absolute", {}), "absolute")
+    if absolute:
+        out.rules += [Rule("absolute", m, op, t) for m, op, t in parse_thresholds(absolute)]
+    latency = _mapping(config.get("latency", {}), "latency")
+    _unknown(latency, LATENCY_KEYS, "latency")
+    out.rules += [Rule("latency", LATENCY_KEYS[k], "<=", _number(v, f"latency.{k}")) for k, v in latency.items()]
+    if "fairness" in config:
+        fairness = _mapping(config["fairness"], "fairness")
+        _unknown(fairness, ("slice_column", "min_slice_rows", *FAIRNESS_KEYS), "fairness")
+        column = fairness.get("slice_column")
+        if not isinstance(column, str) or not column:
+            raise GateConfigError("fairness.slice_column must name a column of the holdout split")
+        out.slice_column = column
+        if "min_slice_rows" in fairness:
+            rows = fairness["min_slice_rows"]
+            if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+                raise GateConfigError(f"fairness.min_slice_rows must be a positive integer, got {rows!r}")
+            out.min_slice_rows = rows
+        out.rules += [
+            Rule("fairness", FAIRNESS_KEYS[k], "<=", _number(fairness[k], f"fairness.{k}"))
+            for k in FAIRNESS_KEYS
+            if k in fairness
+        ]
+    if "relative" in config:
+        out.relative = _parse_relative(_mapping(config["relative"], "relative"))
+    allow = config.get("allow_champion_load_failure", False)
+    if not isinstance(allow, bool):
+        raise GateConfigError(f"allow_champion_load_failure must be true or false, got {allow!r}")
+    out.allow_champion_load_failure = allow
+    if not out.rules and not out.relative:
+        raise GateConfigError(
+            "no gate thresholds configured: the sections given hold no rule (add an absolute, relative, "
+            "latency or fairness threshold)"
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate
+
+
+@dataclass
+class Champion:
+    """What the evaluation step found for the `champion` alias."""
+
+    status: str  # "none" (first model), "loaded", "failed", "not_looked_up" (no registry given)
+    version: str = ""
+    model_uri: str = ""
+    evaluation: Evaluation | None = None
+    error: str = ""
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.evaluation.metrics if self.evaluation else {}
+
+    def describe(self) -> str:
+        if self.status == "none":
+            return "none yet (first model)"
+        if self.status == "not_looked_up":
+            return "not looked up (no tracking_uri and model_name given)"
+        if self.status == "failed":
+            where = f"version {self.version} " if self.version else ""
+            return f"{where}could not be loaded: {self.error}"
+        return f"version {self.version} (`{self.model_uri}`), evaluated on the same holdout"
+
+
+@dataclass
+class GateCheck:
+    metric: str
+    value: float | None  # the challenger's
+    op: str
+    threshold: float
+    passed: bool
+    reason: str
+    kind: str = "absolute"  # absolute | relative | latency | fairness | champion | config
+    champion: float | None = None
+    rule: str = ""  # the threshold as shown in the report
+    status: str = ""  # pass | FAIL | skipped | allowed
+
+    def __post_init__(self):
+        self.rule = self.rule or f"{self.op} {self.threshold:g}"
+        self.status = self.status or ("pass" if self.passed else "FAIL")
+
+
+@dataclass
+class GateDecision:
+    passed: bool
+    checks: list[GateCheck] = field(default_factory=list)
+    champion: Champion | None = None
+
+    @property
+    def reason(self) -> str:
+        failed = [c.reason for c in self.checks if not c.passed]
+        return "all gates passed" if not failed else "; ".join(failed)
+
+
+def _higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def _absolute_check(rule: Rule, metrics: dict[str, float], notes: dict[str, str], champion: dict[str, float]) -> GateCheck:
+    value = metrics.get(rule.metric)
+    if value is None:
+        why = notes.get(rule.metric) or f"not computed (known: {', '.join(sorted(metrics))})"
+        ok, reason = False, f"{rule.metric}: {why}"
+    elif not math.isfinite(value):
+        ok, reason = False, f"{rule.metric}: value is {value}"
+    else:
+        ok = value >= rule.threshold if rule.op == ">=" else value <= rule.threshold
+        reason = f"{rule.metric} {value:.4f} {'meets' if ok else 'misses'} {rule.op} {rule.threshold:g}"
+    return GateCheck(rule.metric, value, rule.op, rule.threshold, ok, reason, kind=rule.kind,
+                     champion=champion.get(rule.metric))
+
+
+def _relative_check(rule: RelativeRule, metrics: dict[str, float], champion: dict[str, float]) -> GateCheck:
+    sign = 1.0 if _higher_is_better(rule.metric) else -1.0
+    value, base = metrics.get(rule.metric), champion.get(rule.metric)
+    shown = f"{rule.threshold:+.2%}" if rule.relative else f"{rule.threshold:+g}"
+    if rule.mode == "improvement":
+        op, text = ">=", f"Δ ≥ {shown}" if not rule.relative else f"Δ ≥ {shown} of champion"
+    else:
+        shown = f"{rule.threshold:.2%}" if rule.relative else f"{rule.threshold:g}"
+        op, text = "<=", f"worse by ≤ {shown}" + (" of champion" if rule.relative else "")
+
+    def check(ok: bool, reason: str) -> GateCheck:
+        return GateCheck(rule.metric, value, op, rule.threshold, ok, reason, kind="relative", champion=base, rule=text)
+
+    if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
+        who = "challenger" if value is None or not math.isfinite(value) else "champion"
+        return check(False, f"{rule.metric}: no finite value for the {who}")
+    gain = sign * (value - base)  # > 0: the challenger is better
+    if rule.relative:
+        if base == 0:
+            return check(False, f"{rule.metric}: the champion's value is 0, a relative change is undefined")
+        gain /= abs(base)
+    if rule.mode == "improvement":
+        ok = gain >= rule.threshold
+        delta = f"{gain:+.2%}" if rule.relative else f"{gain:+.4f}"
+        verb = "improves" if gain > 0 else "changes"
+        return check(ok, f"{rule.metric} {verb} by {delta} over the champion ({value:.4f} vs {base:.4f}); "
+                         f"{'meets' if ok else 'misses'} {text}")
+    worse = max(0.0, -gain)
+    ok = worse <= rule.threshold
+    amount = f"{abs(gain):.2%}" if rule.relative else f"{abs(gain):.4f}"
+    direction = "worse" if gain < 0 else "better"
+    return check(ok, f"{rule.metric} is {direction} than the champion by {amount} ({value:.4f} vs {base:.4f}); "
+                     f"{'within' if ok else 'exceeds'} {text}")
+
+
+def judge(
+    metrics: dict[str, float],
+    config: GateConfig,
+    *,
+    champion: Champion | None = None,
+    notes: dict[str, str] | None = None,
+) -> GateDecision:
+    """Apply every rule, fail closed. `champion=None` means there is no champion (first model)."""
+    champion = champion or Champion(status="none")
+    notes = notes or {}
+    decision = GateDecision(passed=True, champion=champion)
+    for rule in config.rules:
+        decision.checks.append(_absolute_check(rule, metrics, notes, champion.metrics))
+    if champion.status == "failed":
+        allowed = config.allow_champion_load_failure
+        decision.checks.append(
+            GateCheck("champion", None, "", 0.0, allowed, f"champion {champion.describe()}"
+                      + ("; allowed by allow_champion_load_failure, relative gates skipped" if allowed else ""),
+                      kind="champion", rule="loads", status="allowed" if allowed else "FAIL")
+        )
+    for rule in config.relative:
+        if champion.status == "loaded":
+            decision.checks.append(_relative_check(rule, metrics, champion.metrics))
         else:
-            ok = value >= threshold if op == ">=" else value <= threshold
-            reason = f"{metric} {value:.4f} {'meets' if ok else 'misses'} {op} {threshold:g}"
-        decision.checks.append(GateCheck(metric, value, op, threshold, ok, reason))
-        decision.passed = decision.passed and ok
+            why = {"none": "no champion yet (first model)", "failed": "the champion could not be loaded"}.get(
+                champion.status, "the champion was not looked up")
+            check = _relative_check(rule, metrics, {})
+            decision.checks.append(
+                GateCheck(rule.metric, metrics.get(rule.metric), check.op, rule.threshold, True,
+                          f"{why}: relative gate skipped", kind="relative", rule=check.rule, status="skipped")
+            )
+    applied = [c for c in decision.checks if c.status in ("pass", "FAIL")]
+    if not applied:
+        decision.checks.append(
+            GateCheck("-", None, "", 0.0, False,
+                      "no gate could be applied: the only rules are relative and there is no champion to compare "
+                      "with; add an absolute, latency or fairness rule", kind="config", rule="-")
+        )
+    decision.passed = all(c.passed for c in decision.checks)
     log.info("gate %s: %s", "PASSED" if decision.passed else "FAILED", decision.reason)
     return decision
 
 
-def gate_report_markdown(evaluation: Evaluation, decision: GateDecision, *, model_uri: str = "") -> str:
-    lines = [
-        f"## Evaluation gate: {'PASSED' if decision.passed else 'FAILED'}",
+def gate(metrics: dict[str, float], thresholds: dict[str, Any], *, champion: Champion | None = None,
+         notes: dict[str, str] | None = None) -> GateDecision:
+    """Parse `thresholds` and judge `metrics` (see `judge`)."""
+    return judge(metrics, parse_gate_config(thresholds), champion=champion, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4f}"
+
+
+def gate_table_markdown(decision: GateDecision, *, model_uri: str = "", rows: int | None = None,
+                        holdout_sha256: str = "") -> str:
+    """The head of the report: the verdict, what was judged, and one row per gate."""
+    lines = [f"## Evaluation gate: {'PASSED' if decision.passed else 'FAILED'}", ""]
+    if model_uri:
+        lines.append(f"Model judged: `{model_uri}`")
+    if rows is not None:
+        lines.append(f"Holdout rows: {rows}" + (f" (SHA-256 `{holdout_sha256[:16]}…`)" if holdout_sha256 else ""))
+    if decision.champion is not None:
+        skipped = any(c.kind == "relative" and c.status == "skipped" for c in decision.checks)
+        lines.append(f"Champion: {decision.champion.describe()}" + ("; relative gates are skipped" if skipped else ""))
+    lines += [
         "",
-        f"Model judged: `{model_uri}`" if model_uri else "",
-        f"Holdout rows: {evaluation.rows}",
-        "",
-        "| metric | value | rule | verdict |",
-        "|---|---|---|---|",
+        "| gate | metric | challenger | champion | threshold | verdict | reason |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in decision.checks:
-        value = "n/a" if c.value is None else f"{c.value:.4f}"
-        lines.append(f"| {c.metric} | {value} | {c.op} {c.threshold:g} | {'pass' if c.passed else 'FAIL'} |")
-    lines += ["", "### Holdout metrics", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4f} |" for k, v in sorted(evaluation.metrics.items())]
+        reason = c.reason.replace("|", "\\|")
+        lines.append(
+            f"| {c.kind} | {c.metric} | {_fmt(c.value)} | {_fmt(c.champion)} | {c.rule} | {c.status} | {reason} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def gate_report_markdown(
+    evaluation: Evaluation,
+    decision: GateDecision,
+    *,
+    model_uri: str = "",
+    holdout_sha256: str = "",
+) -> str:
+    """The whole report: the gate table, challenger and champion metrics, slices, confusion matrix."""
+    champion = decision.champion.evaluation if decision.champion else None
+    lines = [gate_table_markdown(decision, model_uri=model_uri, rows=evaluation.rows, holdout_sha256=holdout_sha256)]
+    lines += ["### Holdout metrics", ""]
+    if champion:
+        lines += ["| metric | challenger | champion | Δ |", "|---|---|---|---|"]
+        for key, value in sorted(evaluation.metrics.items()):
+            base = champion.metrics.get(key)
+            delta = "—" if base is None else f"{value - base:+.4f}"
+            lines.append(f"| {key} | {_fmt(value)} | {_fmt(base)} | {delta} |")
+    else:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(evaluation.metrics.items())]
+    if evaluation.slices:
+        s = evaluation.slices
+        positive = evaluation.classes[-1]
+        lines += [
+            "",
+            f"### Slices of `{s.column}` (fairness metrics use slices with at least {s.min_rows} rows)",
+            "",
+            f"| slice | rows | accuracy | roc_auc | predicted '{positive}' |",
+            "|---|---|---|---|---|",
+        ]
+        for row in s.slices:
+            lines.append(
+                f"| {row['slice']} | {row['rows']} | {row['accuracy']:.4f} | {_fmt(row['roc_auc'])} | "
+                f"{row['predicted_rate'][positive]:.4f} |"
+            )
+        for metric, why in sorted(evaluation.notes.items()):
+            lines.append(f"\n{metric}: not computed, {why}.")
     lines += ["", "### Confusion matrix (rows: actual, columns: predicted)", ""]
     lines.append("| | " + " | ".join(evaluation.classes) + " |")
     lines.append("|---" * (len(evaluation.classes) + 1) + "|")
     for label, row in zip(evaluation.classes, evaluation.confusion_matrix, strict=True):
         lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The champion
+
+
+def evaluate_champion(
+    *,
+    tracking_uri: str,
+    model_name: str,
+    holdout: pd.DataFrame,
+    spec: DatasetSpec,
+    workdir: str | Path,
+    slice_column: str = "",
+    min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS,
+    retry=None,
+) -> Champion:
+    """Find the `champion` alias of `model_name`, download its SavedModel and evaluate it on the
+    same holdout. Every failure becomes `status="failed"` with a one-line reason."""
+    from loopline import registry
+
+    try:
+        version = registry.alias_version(tracking_uri, model_name, registry.CHAMPION, retry=retry)
+    except Exception as exc:
+        return Champion(status="failed", error=one_line(exc))
+    if version is None:
+        log.info("%s has no champion yet: this is the first model", model_name)
+        return Champion(status="none")
+    uri = f"models:/{model_name}/{version}"
+    log.info("evaluating the champion %s on the same holdout", uri)
+    try:
+        local = registry.saved_model_dir(tracking_uri, model_name, version, Path(workdir) / f"champion-v{version}")
+        result = evaluate_model_dir(local, holdout, spec, slice_column=slice_column, min_slice_rows=min_slice_rows,
+                                    what=f"champion {uri}")
+    except Exception as exc:
+        log.warning("the champion %s could not be evaluated: %s", uri, one_line(exc))
+        return Champion(status="failed", version=version, model_uri=uri, error=one_line(exc))
+    return Champion(status="loaded", version=version, model_uri=uri, evaluation=result)

@@ -53,7 +53,7 @@ class LoopSettings:
     ignore_columns: list[str] = field(default_factory=list)
     feature_kinds: dict[str, str] = field(default_factory=dict)
     model_name: str = "loopline-model"
-    thresholds: dict[str, Any] = field(default_factory=lambda: {"roc_auc": 0.75})
+    thresholds: dict[str, Any] | None = None  # None: the training pipeline's DEFAULT_THRESHOLDS
     n_trials: int = 4
     max_epochs: int = 15
     seed: int = 42
@@ -122,6 +122,7 @@ def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
 def run_loop(settings: LoopSettings) -> dict[str, Any]:
     """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
     from loopline.pipelines import drift_monitor, training
+    from loopline.pipelines.training import DEFAULT_THRESHOLDS
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
@@ -142,7 +143,7 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
         target=settings.target,
         tracking_uri=tracking_uri,
         model_name=settings.model_name,
-        thresholds=settings.thresholds,
+        thresholds=DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds,
         feature_kinds=settings.feature_kinds,
         ignore_columns=settings.ignore_columns,
         n_trials=settings.n_trials,
@@ -179,10 +180,10 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
         if evaluate:
             entry["gate_passed"] = bool(evaluate.output)
             entry["holdout_metrics"] = {
-                k: v for k, v in evaluate.artifacts.get("metrics", {}).get("metadata", {}).items() if k != "gate_passed"
+                k: v for k, v in evaluate.artifacts.get("metrics", {}).get("metadata", {}).items()
+                if k != "gate_passed" and not k.startswith("champion_")
             }
-            report = evaluate.artifacts.get("report", {}).get("uri", "")
-            entry["gate_report"] = Path(report).read_text() if report and Path(report).is_file() else ""
+            entry["gate_report"] = _gate_report(evaluate)
         register = run.task("register-model")
         if register:
             entry["registered_version"] = register.output
@@ -196,8 +197,10 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
 
     try:
         summary["aliases"] = registry.aliases(tracking_uri, settings.model_name)
+        summary["versions"] = registry.versions(tracking_uri, settings.model_name)
     except Exception as exc:  # no model registered (gate failed on the first run)
         summary["aliases"] = {}
+        summary["versions"] = []
         summary["aliases_error"] = str(exc).splitlines()[0]
     state = serving.read_state(settings.home, settings.model_name)
     if state and serving.is_alive(state):
@@ -221,6 +224,26 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
     return summary
 
 
+def _gate_report(evaluate: TaskResult) -> str:
+    """The gate table the evaluation step recorded in its blessing."""
+    uri = evaluate.artifacts.get("blessing", {}).get("uri", "")
+    if not uri or not Path(uri).is_file():
+        return ""
+    try:
+        return json.loads(Path(uri).read_text()).get("gate_report", "")
+    except (OSError, json.JSONDecodeError):
+        return ""
+
+
+HEADLINE_METRICS = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
+# Lineage tags shown in the summary (the gate report and metrics are shown above it).
+LINEAGE_SHOWN = (
+    registry.TAG_DATA_URI, registry.TAG_DATA_SHA256, registry.TAG_HOLDOUT_SHA256, registry.TAG_PIPELINE_NAME,
+    registry.TAG_PIPELINE_RUN, registry.TAG_PIPELINE_RUN_ID, registry.TAG_GIT_COMMIT, registry.TAG_GATE_CHAMPION,
+    registry.TAG_HYPERPARAMETERS, f"{registry.TAG_IMAGE_PREFIX}trainer",
+)
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     lines = ["", "=" * 78, "Loopline run summary", "=" * 78]
     for entry in summary["pipelines"]:
@@ -233,15 +256,28 @@ def format_summary(summary: dict[str, Any]) -> str:
             share_text = f"{share:.0%}" if isinstance(share, (int, float)) else "?"
             lines.append(f"  drift: {share_text} of features drifted -> {'DRIFTED, retraining' if entry['drifted'] else 'no drift'}")
         if "holdout_metrics" in entry:
-            metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(entry["holdout_metrics"].items()))
+            shown = {k: entry["holdout_metrics"][k] for k in HEADLINE_METRICS if k in entry["holdout_metrics"]}
+            metrics = ", ".join(f"{k}={v:.4f}" for k, v in shown.items())
             lines.append(f"  holdout: {metrics}")
             lines.append(f"  gate: {'PASSED' if entry['gate_passed'] else 'FAILED'}")
+            if entry.get("gate_report"):
+                lines += ["", *(f"    {line}" if line else "" for line in entry["gate_report"].rstrip().splitlines()), ""]
         if "registered_version" in entry:
             lines.append(f"  registered version: {entry['registered_version']}")
         if "rollout" in entry:
             lines.append(f"  rollout: {entry['rollout'].upper().replace('_', ' ')} ({entry['rollout_reason']})")
     aliases = summary.get("aliases") or {}
     lines.append("\nregistry aliases: " + (", ".join(f"{k} -> v{v}" for k, v in sorted(aliases.items())) or "none"))
+    for version in summary.get("versions") or []:
+        named = f" ({', '.join(version['aliases'])})" if version["aliases"] else ""
+        lines.append(f"  v{version['version']}{named}: {version['tags'].get(registry.TAG_PIPELINE_RUN, '')}")
+    champion = next((v for v in summary.get("versions") or [] if "champion" in v["aliases"]), None)
+    if champion:
+        lines.append(f"champion v{champion['version']} lineage:")
+        for key in LINEAGE_SHOWN:
+            if key in champion["tags"]:
+                value = champion["tags"][key]
+                lines.append(f"  {key}: {value if len(value) <= 100 else value[:97] + '...'}")
     if "prediction" in summary:
         p = summary["prediction"]
         lines.append(f"endpoint: {summary['endpoint']} (serving v{p['served_version']})")

@@ -186,49 +186,137 @@ def train_model(
     )
 
 
-def evaluate_model(*, model, holdout, thresholds: dict, metrics, classification_metrics, report) -> bool:
-    from loopline import evaluation
+def evaluate_model(
+    *,
+    model,
+    holdout,
+    thresholds: dict,
+    metrics,
+    classification_metrics,
+    report,
+    blessing,
+    tracking_uri: str = "",
+    model_name: str = "",
+) -> bool:
+    """Judge the model on the holdout, beside the registered champion; write the report and the
+    blessing. Returns whether the gate passed."""
+    import tempfile
 
-    evaluation.parse_thresholds(thresholds)  # fail closed before any work
+    from loopline import blessing as blessing_lib
+    from loopline import evaluation
+    from loopline.errors import GateConfigError
+
+    config = evaluation.parse_gate_config(thresholds)  # fail closed before any work
+    if config.needs_champion and not (tracking_uri and model_name):
+        raise GateConfigError("relative gates compare with the champion: give tracking_uri and model_name")
     holdout_df, spec = data_lib.read_split(holdout.path)
-    result = evaluation.evaluate_model_dir(model.path, holdout_df, spec)
-    decision = evaluation.gate(result.metrics, thresholds)
+    holdout_sha256 = data_lib.file_sha256(holdout.path)
+    log.info("judging %s on the holdout %s (%d rows)", model.uri, holdout.uri, len(holdout_df))
+    result = evaluation.evaluate_model_dir(
+        model.path, holdout_df, spec, slice_column=config.slice_column, min_slice_rows=config.min_slice_rows,
+        what="challenger",
+    )
+    champion = evaluation.Champion(status="not_looked_up")
+    if tracking_uri and model_name:
+        from loopline import registry
+
+        registry.quiet()
+        with tempfile.TemporaryDirectory(prefix="loopline-champion-") as workdir:
+            champion = evaluation.evaluate_champion(
+                tracking_uri=tracking_uri, model_name=model_name, holdout=holdout_df, spec=spec, workdir=workdir,
+                slice_column=config.slice_column, min_slice_rows=config.min_slice_rows,
+            )
+    decision = evaluation.judge(result.metrics, config, champion=champion, notes=result.notes)
+
     for key, value in result.metrics.items():
         metrics.log_metric(key, round(value, 6))
+    if champion.evaluation is not None:
+        for key, value in champion.metrics.items():
+            metrics.log_metric(f"champion_{key}", round(value, 6))
     metrics.log_metric("gate_passed", 1.0 if decision.passed else 0.0)
     classification_metrics.log_confusion_matrix(result.classes, result.confusion_matrix)
     if result.roc:
         classification_metrics.log_roc_curve(result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"])
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(report.path).write_text(evaluation.gate_report_markdown(result, decision, model_uri=model.uri))
+    Path(report.path).write_text(
+        evaluation.gate_report_markdown(result, decision, model_uri=model.uri, holdout_sha256=holdout_sha256)
+    )
+    champion_record = {"status": champion.status, "version": champion.version, "model_uri": champion.model_uri,
+                       "error": champion.error, "metrics": champion.metrics}
+    blessing_lib.write(
+        blessing.path,
+        blessed=decision.passed,
+        model_uri=model.uri,
+        model_sha256=blessing_lib.directory_sha256(model.path),
+        holdout_uri=holdout.uri,
+        holdout_sha256=holdout_sha256,
+        reason=decision.reason,
+        metrics=result.metrics,
+        champion=champion_record,
+        gate_report=evaluation.gate_table_markdown(decision, model_uri=model.uri, rows=result.rows,
+                                                   holdout_sha256=holdout_sha256),
+        gate_config=thresholds,
+    )
+    blessing.metadata.update({"blessed": decision.passed, "model_uri": model.uri, "holdout_sha256": holdout_sha256,
+                              "champion_version": champion_record.get("version", "")})
     return decision.passed
 
 
 def register_model(
     *,
     model,
+    blessing,
     train,
     holdout,
     tracking_uri: str,
     model_name: str,
     pipeline_run: str,
+    pipeline_name: str = "",
+    pipeline_run_id: str = "",
+    image_refs: dict | None = None,
     extra_tags: dict | None = None,
+    vertex_model_registry: dict | None = None,
 ) -> str:
-    from loopline import registry
+    """Check the blessing, register the model version with its lineage (alias `challenger`),
+    and optionally upload it to Vertex AI Model Registry. Returns the MLflow version."""
+    from loopline import __version__, registry
+    from loopline import blessing as blessing_lib
+    from loopline import vertex as vertex_lib
     from loopline.images import ROLES, image
 
     registry.quiet()
+    record = blessing_lib.read(blessing.path)
+    holdout_sha256 = data_lib.file_sha256(holdout.path)
+    blessing_lib.verify(
+        record, model_uri=model.uri, model_sha256=blessing_lib.directory_sha256(model.path),
+        holdout_sha256=holdout_sha256,
+    )
+    target = vertex_lib.parse_target(vertex_model_registry, model_name=model_name, model_uri=model.uri)
     holdout_df, spec = data_lib.read_split(holdout.path)
     train_meta = dict(getattr(train, "metadata", {}) or {})
+    params = _hyperparameters(model)
+    images = {role: (image_refs or {}).get(role) or image(role) for role in ROLES}
     tags = {
         registry.TAG_DATA_SHA256: spec.source_sha256,
         registry.TAG_DATA_URI: spec.source_uri,
-        "loopline.model_artifact": model.uri,
+        registry.TAG_HOLDOUT_SHA256: holdout_sha256,
+        registry.TAG_MODEL_ARTIFACT: model.uri,
+        registry.TAG_MODEL_SHA256: record["model_sha256"],
+        registry.TAG_PIPELINE_NAME: pipeline_name,
+        registry.TAG_PIPELINE_RUN_ID: pipeline_run_id,
+        registry.TAG_VERSION: __version__,
+        registry.TAG_HYPERPARAMETERS: json_dump(params),
+        registry.TAG_METRICS: json_dump({k: round(v, 6) for k, v in record["metrics"].items()}),
+        registry.TAG_GATE_REPORT: record["gate_report"],
+        registry.TAG_GATE_CHAMPION: str(record.get("champion", {}).get("version") or "none"),
         "loopline.train_rows": str(train_meta.get("rows", "")),
-        **{f"loopline.image.{role}": image(role) for role in ROLES},
+        **{f"{registry.TAG_IMAGE_PREFIX}{role}": ref for role, ref in images.items()},
         **{k: str(v) for k, v in (extra_tags or {}).items()},
     }
-    params = dict((getattr(model, "metadata", {}) or {}).get("best_params", {}))
+    commit = registry.git_commit()
+    if commit:
+        tags[registry.TAG_GIT_COMMIT] = commit
+    tags = {k: v for k, v in tags.items() if v != ""}
     version = registry.register(
         model.path,
         tracking_uri=tracking_uri,
@@ -236,10 +324,37 @@ def register_model(
         pipeline_run=pipeline_run,
         tags=tags,
         params=params,
-        metrics={},
+        metrics=record["metrics"],
         input_example=holdout_df[list(spec.features)].head(3),
+        texts={"gate_report.md": record["gate_report"], "blessing.json": json_dump(record)},
     )
+    if target is not None:
+        done = (version.tags or {}).get(registry.TAG_VERTEX_MODEL)
+        if done:
+            log.info("pipeline run %s already uploaded version %s to Vertex as %s", pipeline_run, version.version, done)
+        else:
+            uploaded = vertex_lib.upload(
+                target, model_name=model_name, mlflow_version=version.version, pipeline_run=pipeline_run,
+                labels={"loopline-pipeline-run": pipeline_run, "mlflow-version": version.version},
+            )
+            registry.set_version_tags(tracking_uri, model_name, version.version, {
+                registry.TAG_VERTEX_MODEL: uploaded["resource_name"],
+                registry.TAG_VERTEX_VERSION: uploaded["version_id"],
+            })
     return version.version
+
+
+def _hyperparameters(model) -> dict:
+    """The model's hyperparameters as training exported them (their types intact), else as the
+    artifact's metadata carries them."""
+    from loopline.training import METADATA_FILE
+
+    exported = Path(model.path) / METADATA_FILE
+    if exported.is_file():
+        params = json.loads(exported.read_text()).get("params")
+        if isinstance(params, dict):
+            return params
+    return dict((getattr(model, "metadata", {}) or {}).get("best_params", {}))
 
 
 def deploy_model(
