@@ -321,11 +321,8 @@ def test_detect_drift_reference_defaults_to_the_champions_training_data(tmp_path
 
     home = tmp_path / "home"
     tracking_uri = registry.local_tracking_uri(home)
-    model = dsl.Model(name="model", uri=str(trained_model), metadata={})
-    version = components.register_model.python_func(
-        model=model, train=loaded["train"], holdout=loaded["holdout"], tracking_uri=tracking_uri,
-        model_name="fraud", pipeline_run="run-1",
-    )
+    _, judged = _evaluate(trained_model, loaded, tmp_path / "judged", {"roc_auc": 0.6})
+    version = _register(trained_model, loaded, tmp_path, tracking_uri, judged["blessing"], pipeline_run="run-1")
     registry.set_alias(tracking_uri, "fraud", registry.CHAMPION, version)
     assert registry.champion_data_uri(tracking_uri, "fraud") == str(demo_csv)
     current = tmp_path / "current.csv"
