@@ -2,6 +2,7 @@
 
 from kfp import dsl
 
+from loopline import cluster
 from loopline.components import (
     deploy_model,
     evaluate_model,
@@ -14,81 +15,93 @@ from loopline.components import (
 DEFAULT_THRESHOLDS = {"roc_auc": 0.75}
 
 
-@dsl.pipeline(
-    name="loopline-training",
-    description="Loopline training: validate data, tune and train, gate on the holdout, register in "
-    "MLflow and deploy with KServe.",
-)
-def training(
-    data_uri: str,
-    target: str,
-    tracking_uri: str,
-    model_name: str = "loopline-model",
-    thresholds: dict = DEFAULT_THRESHOLDS,
-    feature_kinds: dict = {},
-    ignore_columns: list = [],
-    n_trials: int = 4,
-    max_epochs: int = 15,
-    timeout_seconds: float = 0.0,
-    seed: int = 42,
-    deploy_target: str = "local",
-    namespace: str = "default",
-    storage_uri: str = "",
-    local_home: str = "",
-):
-    """Trains, gates, registers and deploys a tabular classifier.
+def build_training(settings: cluster.ClusterSettings | None = None):
+    """The training pipeline, with cluster settings (kfp-kubernetes) applied to its tasks."""
 
-    Args:
-        data_uri: CSV or Parquet file with features and the target.
-        target: Label column.
-        tracking_uri: MLflow tracking URI.
-        model_name: Registered model name in MLflow.
-        thresholds: Gate rules on holdout metrics; must not be empty.
-        feature_kinds: Optional kinds per column ("numeric" / "categorical").
-        ignore_columns: Columns that are not features.
-        n_trials: Optuna trials.
-        max_epochs: Maximum epochs per trial.
-        timeout_seconds: Tuning wall-clock budget; 0 for none.
-        seed: Seed of splits, sampler and training.
-        deploy_target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
-        namespace: Kubernetes namespace for the InferenceService.
-        storage_uri: Model location for KServe in a cluster.
-        local_home: Local state directory (target "local").
-    """
-    load = load_data(
-        data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
-    ).set_caching_options(False)
-    validate = validate_data(
-        train=load.outputs["train"], validation=load.outputs["validation"], holdout=load.outputs["holdout"]
+    def step(task, name: str):
+        return cluster.configure(task, name, settings)
+
+    @dsl.pipeline(
+        name="loopline-training",
+        description="Loopline training: validate data, tune and train, gate on the holdout, register in "
+        "MLflow and deploy with KServe.",
     )
-    train = train_model(
-        train=load.outputs["train"],
-        validation=load.outputs["validation"],
-        n_trials=n_trials,
-        max_epochs=max_epochs,
-        timeout_seconds=timeout_seconds,
-        seed=seed,
-    ).after(validate)
-    evaluate = evaluate_model(
-        model=train.outputs["model"], holdout=load.outputs["holdout"], thresholds=thresholds
-    )
-    with dsl.If(evaluate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 - KFP condition
-        register = register_model(
-            model=train.outputs["model"],
+    def training(
+        data_uri: str,
+        target: str,
+        tracking_uri: str,
+        model_name: str = "loopline-model",
+        thresholds: dict = DEFAULT_THRESHOLDS,
+        feature_kinds: dict = {},
+        ignore_columns: list = [],
+        n_trials: int = 4,
+        max_epochs: int = 15,
+        timeout_seconds: float = 0.0,
+        seed: int = 42,
+        deploy_target: str = "local",
+        namespace: str = "default",
+        storage_uri: str = "",
+        local_home: str = "",
+    ):
+        """Trains, gates, registers and deploys a tabular classifier.
+
+        Args:
+            data_uri: CSV or Parquet file with features and the target.
+            target: Label column.
+            tracking_uri: MLflow tracking URI.
+            model_name: Registered model name in MLflow.
+            thresholds: Gate rules on holdout metrics; must not be empty.
+            feature_kinds: Optional kinds per column ("numeric" / "categorical").
+            ignore_columns: Columns that are not features.
+            n_trials: Optuna trials.
+            max_epochs: Maximum epochs per trial.
+            timeout_seconds: Tuning wall-clock budget; 0 for none.
+            seed: Seed of splits, sampler and training.
+            deploy_target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
+            namespace: Kubernetes namespace for the InferenceService.
+            storage_uri: Model location for KServe in a cluster.
+            local_home: Local state directory (target "local").
+        """
+        load = step(load_data(
+            data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
+        ).set_caching_options(False), "load_data")
+        validate = step(validate_data(
+            train=load.outputs["train"], validation=load.outputs["validation"], holdout=load.outputs["holdout"]
+        ), "validate_data")
+        train = step(train_model(
             train=load.outputs["train"],
-            holdout=load.outputs["holdout"],
-            tracking_uri=tracking_uri,
-            model_name=model_name,
-            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        ).set_caching_options(False)
-        deploy_model(
-            model_name=model_name,
-            model_version=register.output,
-            tracking_uri=tracking_uri,
-            holdout=load.outputs["holdout"],
-            target=deploy_target,
-            namespace=namespace,
-            storage_uri=storage_uri,
-            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            local_home=local_home,
-        ).set_caching_options(False)
+            validation=load.outputs["validation"],
+            n_trials=n_trials,
+            max_epochs=max_epochs,
+            timeout_seconds=timeout_seconds,
+            seed=seed,
+        ).after(validate), "train_model")
+        evaluate = step(evaluate_model(
+            model=train.outputs["model"], holdout=load.outputs["holdout"], thresholds=thresholds
+        ), "evaluate_model")
+        with dsl.If(evaluate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 - KFP condition
+            register = step(register_model(
+                model=train.outputs["model"],
+                train=load.outputs["train"],
+                holdout=load.outputs["holdout"],
+                tracking_uri=tracking_uri,
+                model_name=model_name,
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            ).set_caching_options(False), "register_model")
+            step(deploy_model(
+                model_name=model_name,
+                model_version=register.output,
+                tracking_uri=tracking_uri,
+                holdout=load.outputs["holdout"],
+                target=deploy_target,
+                namespace=namespace,
+                storage_uri=storage_uri,
+                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                local_home=local_home,
+            ).set_caching_options(False), "deploy_model")
+
+    return training
+
+
+# The pipeline of compiled/training.yaml: default settings (retries on the service steps, no Kubernetes settings).
+training = build_training()

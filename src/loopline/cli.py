@@ -56,7 +56,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from loopline.compile import compile_all
 
-    written = compile_all(Path(args.out), registry=args.registry)
+    settings = None
+    if args.kubernetes_config:
+        from loopline import cluster
+
+        settings = cluster.load(args.kubernetes_config)
+    written = compile_all(Path(args.out), registry=args.registry, kubernetes=settings)
     for path in written:
         print(path)
     return 0
@@ -305,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Compile both pipelines and every component to YAML.")
     comp.add_argument("--out", default="compiled", help="output directory (default: %(default)s)")
     comp.add_argument("--registry", help="image registry prefix (default: $LOOPLINE_IMAGE_REGISTRY or ghcr.io/loopline)")
+    comp.add_argument("--kubernetes-config", metavar="FILE",
+                      help="cluster settings (YAML) applied with kfp-kubernetes: secrets as environment variables, "
+                      "image pull secrets, PVC for the Optuna storage, node selector and tolerations for training, "
+                      "timeouts and retries (see the README); names only, never secret values")
     comp.set_defaults(func=cmd_compile)
 
     serve = sub.add_parser("serve", help="serve the champion from a local KServe model server",
