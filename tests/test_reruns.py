@@ -164,7 +164,8 @@ def test_drift_above_the_escalation_threshold_fails_with_a_clear_message(tmp_pat
                                                       escalation_threshold=0.8, rerun_mode="submit")
     message = str(info.value)
     assert message.startswith("drift needs a person: 100% of features drifted, above the escalation threshold 80%")
-    assert "highest drift scores: distance_km 3.14, amount 0.98, hour 0.5" in message and "\n" not in message
+    assert "feature drift scores: amount 0.98, hour 0.5, channel 0.33, distance_km 3.14;" in message
+    assert "not retraining automatically: look at the drift report" in message and "\n" not in message
 
 
 def test_drift_within_the_range_retrains(tmp_path):

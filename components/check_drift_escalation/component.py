@@ -16,7 +16,7 @@ def check_drift_escalation(
     """Lets drift retrain automatically, unless it is above the escalation threshold.
 
     Above the threshold the step fails with a message naming the share of drifted features and
-    the most drifted ones, so that a person looks at the data before anything retrains.
+    the features' drift scores, so that a person looks at the data before anything retrains.
 
     Args:
         metrics: Drift metrics of `detect_drift` (share of drifted features, each feature's score).

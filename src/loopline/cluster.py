@@ -212,16 +212,9 @@ def _steps(value: Any, known: set[str], where: str) -> list[str]:
 
 def load(path: str | Path) -> ClusterSettings:
     """Read a cluster settings file (YAML)."""
-    import yaml
+    from loopline.params import read_yaml_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise ClusterConfigError(f"cluster settings file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ClusterConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return ClusterSettings.from_dict(data, source=str(path))
+    return ClusterSettings.from_dict(read_yaml_file(path, "cluster settings file", ClusterConfigError), source=str(path))
 
 
 def configure(task, step: str, settings: ClusterSettings | None):

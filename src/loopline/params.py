@@ -92,17 +92,22 @@ def read_pipeline(path: str | Path) -> PipelineFile:
     return PipelineFile(path=path, name=spec["pipelineInfo"]["name"], inputs=inputs, spec=spec, platform=platform, text=text)
 
 
-def load_params_file(path: str | Path) -> dict[str, Any]:
-    """A YAML (or JSON) mapping of parameter names to values."""
+def read_yaml_file(path: str | Path, what: str, error: type[LooplineError] = LooplineError) -> Any:
+    """The content of a user's YAML file; `error` names the file when it is missing or invalid."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise ParameterError(f"parameters file not found: {path}")
+        raise error(f"{what} not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ParameterError(f"parameters file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise error(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    """A YAML (or JSON) mapping of parameter names to values."""
+    values = read_yaml_file(path, "parameters file", ParameterError)
     if values is None:
         return {}
     if not isinstance(values, dict):

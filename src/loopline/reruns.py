@@ -83,12 +83,14 @@ def check_escalation(
             "every drift would escalate"
         )
     if share_drifted > escalation_threshold:
-        top = sorted(feature_scores.items(), key=lambda kv: -kv[1])[:3]
-        named = ", ".join(f"{name} {score:.3g}" for name, score in top)
+        # Scores as detect_drift reports them (a distance or a p-value, by feature type and size:
+        # the drift report names each feature's method and threshold).
+        shown = list(feature_scores.items())[:6]
+        named = ", ".join(f"{name} {score:.3g}" for name, score in shown) + (", ..." if len(feature_scores) > 6 else "")
         raise DriftEscalated(
             f"drift needs a person: {share_drifted:.0%} of features drifted, above the escalation threshold "
             f"{escalation_threshold:.0%} (retraining starts automatically from {drift_share:.0%}); "
-            f"highest drift scores: {named or 'none'}; not retraining automatically: look at the drift report, "
+            f"feature drift scores: {named or 'none'}; not retraining automatically: look at the drift report, "
             "then retrain by hand (`loopline submit --pipeline training`) if the new data is right"
         )
     log.info("drift %.0f%% is within the automatic range (escalation above %.0f%%): retraining (%s)",
