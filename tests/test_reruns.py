@@ -20,10 +20,16 @@ ARGUMENTS = {"data_uri": "s3://data/current.csv", "target": "is_fraud", "thresho
              "deploy_target": "kserve", "storage_uri": "s3://models/fraud"}
 
 
-@pytest.fixture()
-def tracking_uri(tmp_path):
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory):
+    """One real MLflow store (SQLite) for the module; each test has a registered model of its own."""
     registry.quiet()
-    return registry.local_tracking_uri(tmp_path / "home")
+    return registry.local_tracking_uri(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture()
+def model(request) -> str:
+    return request.node.name.removeprefix("test_")[:80]
 
 
 @pytest.fixture(scope="module")
@@ -31,32 +37,32 @@ def training():
     return params.read_pipeline(ROOT / "compiled" / "training.yaml")
 
 
-def _retrain(target, training, tracking_uri, now, monitor_run="monitor-1", **options):
-    return reruns.retrain(tracking_uri=tracking_uri, model_name="fraud", target=target, pipeline=training,
+def _retrain(target, training, tracking_uri, model, now, monitor_run="monitor-1", **options):
+    return reruns.retrain(tracking_uri=tracking_uri, model_name=model, target=target, pipeline=training,
                           arguments={**ARGUMENTS, "tracking_uri": tracking_uri}, now=now, monitor_run=monitor_run, **options)
 
 
-def _tags(tracking_uri) -> dict[str, str]:
+def _tags(tracking_uri, model) -> dict[str, str]:
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri).get_registered_model("fraud").tags
+    return MlflowClient(tracking_uri).get_registered_model(model).tags
 
 
-def test_two_detections_inside_the_cooldown_start_one_run_and_one_after_it_starts_another(kfp_api, training, tracking_uri):
+def test_two_detections_inside_the_cooldown_start_one_run_and_one_after_it_starts_another(kfp_api, training, tracking_uri, model):
     target = submit.KfpTarget(host=kfp_api.url)
-    first = _retrain(target, training, tracking_uri, T0, monitor_run="monitor-1")
+    first = _retrain(target, training, tracking_uri, model, T0, monitor_run="monitor-1")
     assert first.triggered and first.run_id and "the first drift-triggered run" in first.reason
-    assert _tags(tracking_uri)[reruns.TAG_RUN] == first.run_id
-    assert _tags(tracking_uri)[reruns.TAG_STARTED] == T0.isoformat()
+    assert _tags(tracking_uri, model)[reruns.TAG_RUN] == first.run_id
+    assert _tags(tracking_uri, model)[reruns.TAG_STARTED] == T0.isoformat()
 
     kfp_api.set_run_state(first.run_id, "SUCCEEDED")
-    second = _retrain(target, training, tracking_uri, T0 + timedelta(hours=5), monitor_run="monitor-2")
+    second = _retrain(target, training, tracking_uri, model, T0 + timedelta(hours=5), monitor_run="monitor-2")
     assert not second.triggered
     assert second.reason == (f"cooldown: the last drift-triggered training run {first.run_id} started 2026-03-02 08:00 UTC, "
                              "5.0 h ago; the cooldown is 24 h, so the next one can start from 2026-03-03 08:00 UTC")
     assert len(kfp_api.created_runs()) == 1
 
-    third = _retrain(target, training, tracking_uri, T0 + timedelta(hours=25), monitor_run="monitor-3")
+    third = _retrain(target, training, tracking_uri, model, T0 + timedelta(hours=25), monitor_run="monitor-3")
     assert third.triggered and third.run_id != first.run_id
     assert f"the last one ({first.run_id}) started 25.0 h ago" in third.reason
     runs = kfp_api.created_runs()
@@ -65,55 +71,55 @@ def test_two_detections_inside_the_cooldown_start_one_run_and_one_after_it_start
     assert runs[1]["display_name"] == "loopline-training-drift-20260303-090000"
 
 
-def test_no_new_run_while_the_last_one_is_still_running_even_after_the_cooldown(kfp_api, training, tracking_uri):
+def test_no_new_run_while_the_last_one_is_still_running_even_after_the_cooldown(kfp_api, training, tracking_uri, model):
     target = submit.KfpTarget(host=kfp_api.url)
-    first = _retrain(target, training, tracking_uri, T0)
+    first = _retrain(target, training, tracking_uri, model, T0)
     kfp_api.set_run_state(first.run_id, "RUNNING")
-    later = _retrain(target, training, tracking_uri, T0 + timedelta(hours=30), monitor_run="monitor-2")
+    later = _retrain(target, training, tracking_uri, model, T0 + timedelta(hours=30), monitor_run="monitor-2")
     assert not later.triggered
     assert later.reason == f"the drift-triggered training run {first.run_id} is still RUNNING; not starting another"
     assert len(kfp_api.created_runs()) == 1
     kfp_api.set_run_state(first.run_id, "FAILED")
-    assert _retrain(target, training, tracking_uri, T0 + timedelta(hours=31), monitor_run="monitor-3").triggered
+    assert _retrain(target, training, tracking_uri, model, T0 + timedelta(hours=31), monitor_run="monitor-3").triggered
 
 
-def test_a_retried_step_of_the_same_monitor_run_submits_once(kfp_api, training, tracking_uri):
+def test_a_retried_step_of_the_same_monitor_run_submits_once(kfp_api, training, tracking_uri, model):
     target = submit.KfpTarget(host=kfp_api.url)
-    first = _retrain(target, training, tracking_uri, T0, monitor_run="monitor-7")
-    again = _retrain(target, training, tracking_uri, T0 + timedelta(minutes=2), monitor_run="monitor-7")
+    first = _retrain(target, training, tracking_uri, model, T0, monitor_run="monitor-7")
+    again = _retrain(target, training, tracking_uri, model, T0 + timedelta(minutes=2), monitor_run="monitor-7")
     assert again.triggered and again.run_id == first.run_id and "the step was retried" in again.reason
     assert len(kfp_api.created_runs()) == 1
 
 
-def test_a_failed_submission_leaves_no_claim_behind(kfp_api, training, tracking_uri):
+def test_a_failed_submission_leaves_no_claim_behind(kfp_api, training, tracking_uri, model):
     with pytest.raises(submit.SubmitError, match="cannot reach KFP at http://127.0.0.1:9"):
-        _retrain(submit.KfpTarget(host="http://127.0.0.1:9"), training, tracking_uri, T0)
-    assert reruns.TAG_RUN not in _tags(tracking_uri)
+        _retrain(submit.KfpTarget(host="http://127.0.0.1:9"), training, tracking_uri, model, T0)
+    assert reruns.TAG_RUN not in _tags(tracking_uri, model)
     # the next detection is not held back by a run that never started
-    assert _retrain(submit.KfpTarget(host=kfp_api.url), training, tracking_uri, T0 + timedelta(minutes=5)).triggered
+    assert _retrain(submit.KfpTarget(host=kfp_api.url), training, tracking_uri, model, T0 + timedelta(minutes=5)).triggered
 
 
-def test_bad_arguments_are_refused_before_anything_is_sent(kfp_api, training, tracking_uri):
+def test_bad_arguments_are_refused_before_anything_is_sent(kfp_api, training, tracking_uri, model):
     with pytest.raises(params.ParameterError, match="parameter 'n_trials' of loopline-training expects an integer"):
-        reruns.retrain(tracking_uri=tracking_uri, model_name="fraud", target=submit.KfpTarget(host=kfp_api.url),
+        reruns.retrain(tracking_uri=tracking_uri, model_name=model, target=submit.KfpTarget(host=kfp_api.url),
                        pipeline=training, arguments={**ARGUMENTS, "tracking_uri": tracking_uri, "n_trials": "four"})
     assert kfp_api.requests == []
 
 
-def test_vertex_two_detections_start_one_pipeline_job(vertex_api, training, tracking_uri):
+def test_vertex_two_detections_start_one_pipeline_job(vertex_api, training, tracking_uri, model):
     from google.auth.credentials import AnonymousCredentials
 
     target = submit.VertexTarget(project="loopline-test", location="europe-west4", api_endpoint=vertex_api.url,
                                  credentials=AnonymousCredentials())
-    first = _retrain(target, training, tracking_uri, T0, pipeline_root="gs://bucket/root")
-    second = _retrain(target, training, tracking_uri, T0 + timedelta(hours=1), monitor_run="monitor-2",
+    first = _retrain(target, training, tracking_uri, model, T0, pipeline_root="gs://bucket/root")
+    second = _retrain(target, training, tracking_uri, model, T0 + timedelta(hours=1), monitor_run="monitor-2",
                       pipeline_root="gs://bucket/root")
     assert first.triggered and not second.triggered
     assert second.reason == f"the drift-triggered training run {first.run_id} is still PIPELINE_STATE_PENDING; not starting another"
     assert len(vertex_api.find("POST", "/pipelineJobs")) == 1 and vertex_api.storage_requests() == []
 
 
-def test_trigger_training_component_submits_the_compiled_training_pipeline(kfp_api, tracking_uri, tmp_path):
+def test_trigger_training_component_submits_the_compiled_training_pipeline(kfp_api, tracking_uri, model, tmp_path):
     """Through the component: the YAML it uploads is compiled/training.yaml; the decision, its
     reason and the run are outputs; a second detection starts nothing."""
     outputs = []
@@ -122,7 +128,7 @@ def test_trigger_training_component_submits_the_compiled_training_pipeline(kfp_a
         reason, run = tmp_path / attempt / "reason", tmp_path / attempt / "run"
         triggered = components.trigger_training.python_func(
             data_uri="s3://data/current.csv", target="is_fraud", tracking_uri=tracking_uri, thresholds={"roc_auc": 0.8},
-            summary=summary, reason=str(reason), run=str(run), model_name="fraud", feature_kinds={}, ignore_columns=[],
+            summary=summary, reason=str(reason), run=str(run), model_name=model, feature_kinds={}, ignore_columns=[],
             n_trials=4, max_epochs=15, timeout_seconds=0.0, seed=42, deploy_target="kserve", namespace="ml",
             storage_uri="s3://models/fraud", rerun_target="kfp", kfp_host=kfp_api.url, vertex_project="",
             vertex_location="", pipeline_root="s3://artifacts", service_account="pipeline-runner", cooldown_hours=24.0,
