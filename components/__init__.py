@@ -3,12 +3,14 @@
 Importing this package imports only `kfp` and the standard library.
 """
 
+from .check_drift_escalation import check_drift_escalation
 from .deploy_model import deploy_model
 from .detect_drift import detect_drift
 from .evaluate_model import evaluate_model
 from .load_data import load_data
 from .register_model import register_model
 from .train_model import train_model
+from .trigger_training import trigger_training
 from .validate_data import validate_data
 
 __all__ = [
@@ -19,4 +21,6 @@ __all__ = [
     "register_model",
     "deploy_model",
     "detect_drift",
+    "check_drift_escalation",
+    "trigger_training",
 ]

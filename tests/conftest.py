@@ -200,3 +200,23 @@ def mlflow_server(tmp_path_factory):
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def kfp_api():
+    """The KFP API stand-in on loopback (records requests)."""
+    from .standins.kfp_api import KfpApiStandIn
+
+    with KfpApiStandIn() as api:
+        yield api
+
+
+@pytest.fixture()
+def vertex_api(monkeypatch):
+    """The Vertex AI API stand-in on loopback. Cloud Storage calls, if any were made, would go to
+    it too (and be recorded), never to the internet."""
+    from .standins.vertex_api import VertexApiStandIn
+
+    with VertexApiStandIn() as api:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", api.url)
+        yield api

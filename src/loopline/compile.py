@@ -20,20 +20,47 @@ COMPONENTS = _names("loopline.components")  # kfp and the standard library only
 PIPELINES = _names("loopline.pipelines")
 
 
-def compile_all(out: Path, *, registry: str | None = None) -> list[Path]:
-    """Write `out/<pipeline>.yaml` and `out/components/<component>.yaml`.
+def _use_registry(registry: str | None) -> None:
+    """The image registry is read when the component modules are imported, so a different
+    registry reloads them."""
+    from loopline import images
 
-    The image registry is read when the component modules are imported, so a `registry`
-    override reloads them.
-    """
-    from kfp import compiler
-
-    if registry:
+    if registry and registry.rstrip("/") != images.registry():
         os.environ[REGISTRY_ENV] = registry
         for name in [m for m in sys.modules if m.startswith(("loopline.images", "loopline.components", "loopline.pipelines"))]:
             del sys.modules[name]
+
+
+def pipeline_function(name: str, kubernetes=None):
+    """The pipeline `name`, built with the cluster settings `kubernetes` (a ClusterSettings)."""
+    if name not in PIPELINES:
+        raise KeyError(f"unknown pipeline '{name}' (known: {', '.join(PIPELINES)})")
+    module = importlib.import_module(f"loopline.pipelines.{name}")
+    return getattr(module, f"build_{name}")(kubernetes)
+
+
+def compile_pipeline(name: str, path: Path, *, registry: str | None = None, kubernetes=None) -> Path:
+    """Write one pipeline's YAML to `path`."""
+    from kfp import compiler
+
+    _use_registry(registry)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline_function(name, kubernetes), str(path))
+    _stable_header(path)
+    return path
+
+
+def compile_all(out: Path, *, registry: str | None = None, kubernetes=None) -> list[Path]:
+    """Write `out/<pipeline>.yaml` and `out/components/<component>.yaml`.
+
+    `kubernetes` (a `loopline.cluster.ClusterSettings`) applies cluster settings to the
+    pipelines' tasks; components are compiled without them.
+    """
+    from kfp import compiler
+
+    _use_registry(registry)
     components = importlib.import_module("loopline.components")
-    pipelines = importlib.import_module("loopline.pipelines")
     out = Path(out)
     (out / "components").mkdir(parents=True, exist_ok=True)
     written = []
@@ -43,10 +70,7 @@ def compile_all(out: Path, *, registry: str | None = None) -> list[Path]:
         _stable_header(path)
         written.append(path)
     for name in PIPELINES:
-        path = out / f"{name}.yaml"
-        compiler.Compiler().compile(getattr(pipelines, name), str(path))
-        _stable_header(path)
-        written.append(path)
+        written.append(compile_pipeline(name, out / f"{name}.yaml", kubernetes=kubernetes))
     return written
 
 

@@ -121,8 +121,12 @@ def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
 
 def run_loop(settings: LoopSettings) -> dict[str, Any]:
     """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
-    from loopline.pipelines import drift_monitor, training
-    from loopline.pipelines.training import DEFAULT_THRESHOLDS
+    from loopline.cluster import ClusterSettings
+    from loopline.pipelines.drift_monitor import build_drift_monitor
+    from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
+
+    # Retries are for services in a cluster; on one machine a failure is reported at once.
+    training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)

@@ -517,5 +517,33 @@ def detect_drift(
     return result.drifted
 
 
+def check_drift_escalation(*, metrics, drift_share: float, escalation_threshold: float, rerun_mode: str) -> bool:
+    from loopline import reruns
+
+    meta = dict(getattr(metrics, "metadata", {}) or {})
+    if "share_drifted" not in meta:
+        raise data_lib.DataError("drift metrics lack 'share_drifted': connect the metrics output of detect_drift")
+    scores = {k[len("drift_"):]: float(v) for k, v in meta.items() if k.startswith("drift_") and isinstance(v, (int, float))}
+    return reruns.check_escalation(
+        share_drifted=float(meta["share_drifted"]), feature_scores=scores, drift_share=drift_share,
+        escalation_threshold=escalation_threshold, rerun_mode=rerun_mode,
+    )
+
+
+def trigger_training(*, arguments: dict, summary, reason_path: str, run_path: str, **options) -> bool:
+    """Submit a drift-triggered training run (or not: cooldown, dedupe); write the decision."""
+    from loopline import reruns
+
+    inside_kfp_task = os.environ.get("_KFP_RUNTIME") == "true"
+    run = reruns.trigger_training_isolated if inside_kfp_task else reruns.trigger_training
+    decision = run(arguments=arguments, **options)
+    for path, text in ((reason_path, decision.reason), (run_path, decision.run_id), (summary.path, decision.markdown())):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    summary.metadata.update({"triggered": decision.triggered, "run": decision.run_id})
+    log.info("drift-triggered training %s: %s", "started" if decision.triggered else "not started", decision.reason)
+    return decision.triggered
+
+
 def json_dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)

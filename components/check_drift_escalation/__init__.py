@@ -1,0 +1,5 @@
+"""The `check_drift_escalation` component."""
+
+from .component import check_drift_escalation
+
+__all__ = ["check_drift_escalation"]
