@@ -177,7 +177,10 @@ def infer_suite(
             ExpectationSpec("expect_column_values_to_be_in_set", {"column": t, "value_set": spec.classes},
                             CRITICAL, "one of the target's classes"),
         ]
-    observed = float(pd.util.hash_pandas_object(reference[list(columns)], index=False).duplicated(keep=False).mean())
+    # Rows hashed, not compared: the same duplicates in a fraction of the time. Selecting columns
+    # copies the frame, so only when the reference holds other columns too.
+    rows = reference if set(reference.columns) == set(columns) else reference[list(columns)]
+    observed = float(pd.util.hash_pandas_object(rows, index=False).duplicated(keep=False).mean())
     allowed = max(max_duplicate_fraction, round(observed * 1.5, 4))
     suite.append(
         ExpectationSpec(
@@ -196,11 +199,11 @@ def _column_expectations(col: pd.Series, name: str, kind: str, max_null_fraction
         ExpectationSpec("expect_column_values_to_not_be_null", {"column": name, "mostly": round(1 - allowed, 4)},
                         CRITICAL, f"at most {allowed:.0%} nulls")
     )
-    values = col.dropna()
     if kind == NUMERIC:
         out.append(ExpectationSpec("expect_column_values_to_be_in_type_list",
                                    {"column": name, "type_list": NUMERIC_TYPES}, CRITICAL, "numeric type"))
-        array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        numbers = col if pd.api.types.is_numeric_dtype(col) else pd.to_numeric(col, errors="coerce")
+        array = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         array = array[np.isfinite(array)]
         if len(array):
             lo, hi = (float(v) for v in np.quantile(array, RANGE_QUANTILES))
@@ -228,7 +231,7 @@ def _column_expectations(col: pd.Series, name: str, kind: str, max_null_fraction
             types = TEXT_TYPES
         out.append(ExpectationSpec("expect_column_values_to_be_in_type_list", {"column": name, "type_list": types},
                                    CRITICAL, f"values of type {types[0]}"))
-        value_set = sorted(values.unique().tolist(), key=str)
+        value_set = sorted(_jsonable([v for v in pd.unique(col) if not pd.isna(v)]), key=str)
         out.append(
             ExpectationSpec("expect_column_values_to_be_in_set",
                             {"column": name, "value_set": value_set, "mostly": MOSTLY_IN_SET},
