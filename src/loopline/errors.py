@@ -19,3 +19,7 @@ class GateConfigError(LooplineError):
 
 class DeploymentError(LooplineError):
     """A deployment could not be completed; the serving champion is left as it was."""
+
+
+class TuningConfigError(LooplineError, ValueError):
+    """A tuning setting cannot be used (budget, objective, pruner, storage URL, search space)."""

@@ -75,17 +75,34 @@ def connect(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _ensure_experiment(client, tracking_uri: str) -> None:
-    """Use the `loopline` experiment; with a SQLite store, keep its artifacts beside the database
-    file rather than in the working directory."""
+def ensure_experiment(client, tracking_uri: str, name: str = EXPERIMENT) -> str:
+    """Use the experiment `name` and return its id; with a SQLite store, keep its artifacts
+    beside the database file rather than in the working directory."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    if client.get_experiment_by_name(EXPERIMENT) is None:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
         location = None
         if tracking_uri.startswith("sqlite:///"):
             location = (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-        client.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created by a parallel worker in the meantime
+            pass
+        experiment = client.get_experiment_by_name(name)
+    mlflow.set_experiment(name)
+    return experiment.experiment_id
+
+
+def pyfunc_model():
+    """The MLflow pyfunc wrapper of a Loopline SavedModel."""
+    return _pyfunc_class()()
+
+
+def model_signature(features: dict[str, str], classes: list[str]):
+    """The MLflow signature of a Loopline model: raw named features in, one probability per class out."""
+    return _signature(features, classes)
 
 
 def find_version_for_run(client, name: str, pipeline_run: str):
@@ -133,7 +150,7 @@ def register(
         client.set_registered_model_alias(model_name, alias, existing.version)
         return RegisteredVersion(model_name, str(existing.version), f"models:/{model_name}/{existing.version}", existing.source, False)
 
-    _ensure_experiment(client, tracking_uri)
+    ensure_experiment(client, tracking_uri)
     all_tags = {TAG_PIPELINE_RUN: pipeline_run, **{k: str(v) for k, v in tags.items()}}
     with mlflow.start_run(run_name=f"register-{pipeline_run}"[:250]) as run:
         mlflow.set_tags(all_tags)
@@ -141,9 +158,9 @@ def register(
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=_pyfunc_class()(),
+            python_model=pyfunc_model(),
             artifacts={SAVED_MODEL_ARTIFACT: str(model_dir)},
-            signature=_signature(meta["features"], meta["classes"]),
+            signature=model_signature(meta["features"], meta["classes"]),
             pip_requirements=[f"loopline=={__version__}"],
         )
         if input_example is not None:
