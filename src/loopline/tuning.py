@@ -158,21 +158,29 @@ def open_storage(
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(
-            _with_password(url),
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=int(max(1, heartbeat_interval)),
-            grace_period=int(max(2, grace_period)),
-        )
-    except ModuleNotFoundError as exc:
-        raise TuningConfigError(
-            f"storage_url '{shown}': the database driver '{exc.name}' is not installed"
-        ) from None
-    except Exception as exc:  # sqlalchemy's OperationalError, ArgumentError, ...
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        reason_text = masked(reason[0]) if reason else type(exc).__name__
-        raise TuningConfigError(f"cannot use the tuning storage '{shown}': {reason_text}") from None
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    _with_password(url),
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=int(max(1, heartbeat_interval)),
+                    grace_period=int(max(2, grace_period)),
+                )
+        except ModuleNotFoundError as exc:
+            raise TuningConfigError(
+                f"storage_url '{shown}': the database driver '{exc.name}' is not installed"
+            ) from None
+        except Exception as exc:  # sqlalchemy's OperationalError, IntegrityError, ArgumentError, ...
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            reason_text = masked(reason[0]) if reason else type(exc).__name__
+            # workers starting together on a new database race to create its tables: try again
+            racing = any(word in reason_text.lower() for word in ("unique", "already exists", "duplicate", "locked"))
+            if not racing or attempt == 3:
+                raise TuningConfigError(f"cannot use the tuning storage '{shown}': {reason_text}") from None
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def make_pruner(name: str, *, max_epochs: int):
