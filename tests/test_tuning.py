@@ -102,6 +102,8 @@ def test_password_comes_from_the_environment(monkeypatch):
 def test_study_name_derives_from_the_pipeline_run():
     assert tuning.study_name_for("", "loopline-training-20260101") == "loopline-loopline-training-20260101"
     assert tuning.study_name_for("fraud", "run-1") == "fraud"
+    # kfp.local's job name inside a ParallelFor iteration is "<run>/<iteration>"
+    assert tuning.study_name_for("", "loopline-training-1/for-loop-1-iteration-0") == "loopline-loopline-training-1"
 
 
 def test_a_constant_feature_is_named_before_training(small_splits, tmp_path):
@@ -347,3 +349,43 @@ def test_constant_columns_in_a_frame(small_splits):
     check_constant_features(train, spec)  # the demo data has none
     with pytest.raises(DataError, match="'distance_km' is constant .*every row is missing"):
         check_constant_features(train.assign(distance_km=np.nan), spec)
+
+
+@pytest.mark.slow
+def test_training_pipeline_with_parallel_workers_through_kfp_local(tmp_path):
+    """kfp.local runs the ParallelFor: two tune_model tasks share a SQLite study, train_model
+    retrains the best; the gate is set out of reach so nothing is registered or deployed."""
+    from kfp import local
+    from mlflow import MlflowClient
+
+    from loopline import registry
+    from loopline.data import demo_transactions
+    from loopline.pipelines import training
+
+    data = tmp_path / "data.csv"
+    demo_transactions(1200, seed=3).to_csv(data, index=False)
+    url = f"sqlite:///{tmp_path}/study.db"
+    tracking_uri = registry.local_tracking_uri(tmp_path / "home")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    training(
+        data_uri=str(data), target="is_fraud", tracking_uri=tracking_uri, model_name="parallel",
+        thresholds={"roc_auc": 0.9999}, ignore_columns=["transaction_id"], n_trials=3, max_epochs=2,
+        local_home=str(tmp_path / "home"), tuning_storage_url=url, tuning_workers=[1, 2],
+    )
+    (run_dir,) = list((tmp_path / "root").iterdir())
+    ran = {p.parent.name for p in run_dir.glob("*/executor_output.json")}
+    assert {"load-data", "validate-data", "train-model", "evaluate-model"} <= ran
+    assert "register-model" not in ran and "deploy-model" not in ran
+    tuned = [json.loads(p.read_text()) for p in run_dir.rglob("tune-model/executor_output.json")]
+    assert len(tuned) == 2  # one per worker
+    train = json.loads((run_dir / "train-model" / "executor_output.json").read_text())
+    metrics = train["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["trials_run_by_this_step"] == 0 and metrics["trials"] == 3
+    # the study is named after the run: the workers and train_model shared it
+    (study_name,) = [s.study_name for s in __import__("optuna").get_all_study_summaries(url)]
+    assert study_name == f"loopline-{run_dir.name}"
+    assert {t.user_attrs[tuning.WORKER_ATTR] for t in _study(url, study_name).trials} <= {1, 2}
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name(tuning.TUNING_EXPERIMENT).experiment_id])
+    assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 1 and len(runs) == 4
+    assert MlflowClient(tracking_uri).search_registered_models() == []

@@ -12,6 +12,7 @@ Nothing here imports TensorFlow; the trial objective itself lives in `loopline.t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -92,7 +93,10 @@ def study_name_for(study_name: str, pipeline_run: str) -> str:
     """The study name: given, else derived from the pipeline run (a rerun of the run resumes it)."""
     if study_name:
         return study_name
-    return f"loopline-{pipeline_run}" if pipeline_run else "loopline"
+    # kfp.local names a task inside a ParallelFor or a nested pipeline "<run>/<group>/...": the
+    # workers and the final step share the run's study only through the run's own name
+    run = pipeline_run.split("/", 1)[0]
+    return f"loopline-{run}" if run else "loopline"
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,7 +164,7 @@ def open_storage(
         engine_kwargs = {"pool_pre_ping": True}
     for attempt in range(4):
         try:
-            with warnings.catch_warnings():  # heartbeats are marked experimental
+            with warnings.catch_warnings(), sqlite_init_lock(url):  # heartbeats are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     _with_password(url),
@@ -181,6 +185,24 @@ def open_storage(
                 raise TuningConfigError(f"cannot use the tuning storage '{shown}': {reason_text}") from None
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def sqlite_init_lock(url: str):
+    """Hold an exclusive file lock beside a SQLite database while it is opened (and perhaps
+    created) so that processes starting together do not race to create its tables."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(url[len("sqlite:///"):]).expanduser().resolve().with_suffix(".init-lock")
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def make_pruner(name: str, *, max_epochs: int):
@@ -346,11 +368,13 @@ class MlflowTracker:
         from loopline import registry
 
         registry.quiet()
-        self.client = registry.connect(tracking_uri)
         self.tracking_uri = tracking_uri
-        self.experiment_id = registry.ensure_experiment(self.client, tracking_uri, TUNING_EXPERIMENT)
         self.study_name = study_name
-        self.parent_id = self._parent(settings)
+        # workers starting together on a new SQLite store would race to create its tables
+        with sqlite_init_lock(tracking_uri):
+            self.client = registry.connect(tracking_uri)
+            self.experiment_id = registry.ensure_experiment(self.client, tracking_uri, TUNING_EXPERIMENT)
+            self.parent_id = self._parent(settings)
 
     def _find_parents(self) -> list:
         runs = self.client.search_runs(
