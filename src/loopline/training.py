@@ -214,14 +214,14 @@ def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, split: str = "training") -> None:
+def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str = "the training split") -> None:
     """A feature with one value in every row (missing counts as a value) teaches nothing."""
     for name in spec.features:
         if name in df.columns and len(df) and df[name].nunique(dropna=False) <= 1:
             value = df[name].iloc[0]
             shown = "missing" if pd.isna(value) else repr(value)
             raise DataError(
-                f"feature column '{name}' is constant in the {split} split (every row is {shown}): "
+                f"feature column '{name}' is constant in {where} (every row is {shown}): "
                 "drop it with ignore_columns"
             )
 
