@@ -173,6 +173,15 @@ def test_hyperband_pruner_runs(small_splits, tmp_path):
     assert 0.0 <= result.best_value <= 1.0
 
 
+def test_the_timeout_ends_tuning_between_trials(small_splits, tmp_path):
+    from loopline.training import tune_and_train
+
+    train, validation, spec = _frames(small_splits)
+    result = tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=50, max_epochs=2,
+                            timeout_seconds=0.5, search_space=TINY_SPACE)
+    assert len(result.trials) == 1 and (tmp_path / "m" / "1" / "saved_model.pb").is_file()
+
+
 def test_mlflow_parent_run_nested_trials_and_the_final_model(small_splits, tmp_path):
     from mlflow import MlflowClient
     from mlflow.models import get_model_info
