@@ -172,10 +172,9 @@ def open_storage(
                     heartbeat_interval=int(max(1, heartbeat_interval)),
                     grace_period=int(max(2, grace_period)),
                 )
-        except ModuleNotFoundError as exc:
-            raise TuningConfigError(
-                f"storage_url '{shown}': the database driver '{exc.name}' is not installed"
-            ) from None
+        except ImportError as exc:  # Optuna wraps the missing driver's ModuleNotFoundError
+            missing = getattr(exc, "name", None) or getattr(exc.__cause__, "name", None) or "for this URL"
+            raise TuningConfigError(f"storage_url '{shown}': the database driver '{missing}' is not installed") from None
         except Exception as exc:  # sqlalchemy's OperationalError, IntegrityError, ArgumentError, ...
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             reason_text = masked(reason[0]) if reason else type(exc).__name__
