@@ -11,11 +11,13 @@ from .load_data import load_data
 from .register_model import register_model
 from .train_model import train_model
 from .trigger_training import trigger_training
+from .tune_model import tune_model
 from .validate_data import validate_data
 
 __all__ = [
     "load_data",
     "validate_data",
+    "tune_model",
     "train_model",
     "evaluate_model",
     "register_model",

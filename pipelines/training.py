@@ -9,6 +9,7 @@ from loopline.components import (
     load_data,
     register_model,
     train_model,
+    tune_model,
     validate_data,
 )
 
@@ -24,6 +25,18 @@ DEFAULT_THRESHOLDS = {
 # registration records them on the model version.
 IMAGE_REFS = {role: images.image(role) for role in images.ROLES}
 
+
+
+def _with_resources(task, cpu_request, cpu_limit, memory_request, memory_limit, accelerator_type, accelerator_count):
+    """Resources from pipeline parameters. kfp 2.17 does not wire a parameter that only a
+    resource setting uses into a ParallelFor group, so the task registers them as its inputs."""
+    task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
+    task.set_memory_request(memory_request).set_memory_limit(memory_limit)
+    task.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+    task.register_pipeline_channels(
+        [cpu_request, cpu_limit, memory_request, memory_limit, accelerator_type, accelerator_count]
+    )
+    return task
 
 
 def build_training(settings: cluster.ClusterSettings | None = None):
@@ -54,6 +67,17 @@ def build_training(settings: cluster.ClusterSettings | None = None):
         storage_uri: str = "",
         local_home: str = "",
         vertex_model_registry: dict = {},
+        objective: str = "roc_auc",
+        pruner: str = "median",
+        tuning_storage_url: str = "",
+        study_name: str = "",
+        tuning_workers: list = [],
+        train_cpu_request: str = "1",
+        train_cpu_limit: str = "2",
+        train_memory_request: str = "2G",
+        train_memory_limit: str = "8G",
+        train_accelerator_type: str = "nvidia.com/gpu",
+        train_accelerator_count: int = 0,
     ):
         """Trains, gates, registers and deploys a tabular classifier.
 
@@ -74,6 +98,18 @@ def build_training(settings: cluster.ClusterSettings | None = None):
             storage_uri: Model location for KServe in a cluster.
             local_home: Local state directory (target "local").
             vertex_model_registry: Optional Vertex AI Model Registry upload target; empty for none.
+            objective: Tuning objective on the validation split: "roc_auc", "accuracy" or "log_loss".
+            pruner: Trial pruner: "median", "hyperband" or "none".
+            tuning_storage_url: Optuna RDB storage (sqlite:///path, postgresql://user@host/db); empty for in-memory.
+            study_name: Optuna study name; empty derives it from the run, so a rerun of the run resumes.
+            tuning_workers: Worker numbers, e.g. [1, 2, 3, 4], for parallel tune_model tasks sharing the study
+                (needs tuning_storage_url); empty tunes in train_model alone.
+            train_cpu_request: CPU request of the tuning and training tasks.
+            train_cpu_limit: CPU limit of the tuning and training tasks (TensorFlow sizes its threads to it).
+            train_memory_request: Memory request of the tuning and training tasks.
+            train_memory_limit: Memory limit of the tuning and training tasks.
+            train_accelerator_type: Accelerator resource of the tuning and training tasks, e.g. nvidia.com/gpu.
+            train_accelerator_count: Accelerators per tuning or training task; 0 for none.
         """
         load = step(load_data(
             data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
@@ -81,14 +117,26 @@ def build_training(settings: cluster.ClusterSettings | None = None):
         validate = step(validate_data(
             train=load.outputs["train"], validation=load.outputs["validation"], holdout=load.outputs["holdout"]
         ), "validate_data")
-        train = step(train_model(
+        tuning = dict(
             train=load.outputs["train"],
             validation=load.outputs["validation"],
             n_trials=n_trials,
             max_epochs=max_epochs,
             timeout_seconds=timeout_seconds,
             seed=seed,
-        ).after(validate), "train_model")
+            objective=objective,
+            pruner=pruner,
+            storage_url=tuning_storage_url,
+            study_name=study_name,
+            pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            tracking_uri=tracking_uri,
+        )
+        resources = (train_cpu_request, train_cpu_limit, train_memory_request, train_memory_limit,
+                     train_accelerator_type, train_accelerator_count)
+        with dsl.ParallelFor(tuning_workers, name="tuning-workers") as worker:
+            tune = step(_with_resources(tune_model(worker=worker, **tuning).after(validate), *resources), "tune_model")
+            tune.set_caching_options(False)
+        train = step(_with_resources(train_model(**tuning).after(validate, tune), *resources), "train_model")
         evaluate = step(evaluate_model(
             model=train.outputs["model"],
             holdout=load.outputs["holdout"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -89,13 +90,34 @@ def test_validate_data_report_only_returns_false(loaded, tmp_path):
 
 def test_train_model_outputs_a_model_and_its_metrics(loaded, tmp_path):
     model, metrics = art(dsl.Model, tmp_path, "model"), art(dsl.Metrics, tmp_path, "metrics")
+    best_params, report = art(dsl.Artifact, tmp_path, "best_params"), art(dsl.HTML, tmp_path, "report")
     components.train_model.python_func(
         train=loaded["train"], validation=loaded["validation"], model=model, metrics=metrics,
+        best_params=best_params, report=report,
         n_trials=1, max_epochs=2, timeout_seconds=0.0, search_space=FAST_SEARCH_SPACE, seed=1,
     )
     assert (Path(model.path) / "1" / "saved_model.pb").is_file()
     assert model.metadata["framework"] == "tensorflow" and model.metadata["classes"] == ["0", "1"]
-    assert 0.0 <= metrics.metadata["best_validation_auc"] <= 1.0 and metrics.metadata["trials"] == 1
+    assert 0.0 <= metrics.metadata["best_validation_roc_auc"] <= 1.0 and metrics.metadata["trials"] == 1
+    assert metrics.metadata["final_epochs"] >= 1 and "final_loss" in metrics.metadata
+    best = json.loads(Path(best_params.path).read_text())
+    assert best["params"] == model.metadata["best_params"] and best["objective"] == "roc_auc"
+    assert "Optimization history" in Path(report.path).read_text()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"timeout_seconds": -5.0}, "timeout_seconds must be 0"), ({"storage_url": "mongodb://db/x"}, "not a database URL"),
+     ({"objective": "recall"}, "objective 'recall'")],
+)
+def test_train_model_bad_settings_fail_before_any_work(loaded, tmp_path, kwargs, message):
+    from loopline.errors import TuningConfigError
+
+    outs = {k: art(cls, tmp_path, k) for k, cls in
+            (("model", dsl.Model), ("metrics", dsl.Metrics), ("best_params", dsl.Artifact), ("report", dsl.HTML))}
+    with pytest.raises(TuningConfigError, match=message):
+        components.train_model.python_func(train=loaded["train"], validation=loaded["validation"], **outs, **kwargs)
+    assert not any(Path(a.path).exists() for a in outs.values())
 
 
 def test_evaluate_model_gate_passes_and_logs_visualizations(trained_model, loaded, tmp_path):

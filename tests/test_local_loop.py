@@ -131,10 +131,15 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
     good.assign(is_fraud=0).to_csv(p, index=False)
     cases["single class"] = (p, "is_fraud", "has a single class")
     cases["not found"] = (tmp_path / "nope.csv", "is_fraud", "data file not found")
+    p = tmp_path / "constant.csv"
+    good.assign(channel="chip").to_csv(p, index=False)
+    cases["constant feature"] = (p, "is_fraud", "feature column 'channel' is constant in")
     return cases
 
 
-@pytest.mark.parametrize("case", ["missing target", "empty file", "header only", "unreadable", "single class", "not found"])
+@pytest.mark.parametrize(
+    "case", ["missing target", "empty file", "header only", "unreadable", "single class", "not found", "constant feature"]
+)
 def test_bad_input_stops_the_run_with_one_line_before_training(tmp_path, case):
     path, target, message = _bad_inputs(tmp_path)[case]
     home = tmp_path / "home"

@@ -1,7 +1,7 @@
 """KFP component: Optuna-tuned Keras tabular classifier, exported as a TF Serving SavedModel."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from loopline.images import TRAINER_IMAGE
 
@@ -12,34 +12,54 @@ def train_model(
     validation: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
+    best_params: Output[Artifact],
+    report: Output[HTML],
     n_trials: int = 4,
     max_epochs: int = 15,
     timeout_seconds: float = 0.0,
     search_space: dict = {},
     seed: int = 42,
+    objective: str = "roc_auc",
+    pruner: str = "median",
+    storage_url: str = "",
+    study_name: str = "",
+    pipeline_run: str = "",
+    tracking_uri: str = "",
 ):
-    """Tunes a Keras classifier with Optuna and exports the best one, preprocessing included.
+    """Tunes a Keras classifier with Optuna, retrains the best on train + validation and exports it.
 
     The model normalises numeric columns, looks up categorical ones (with an out-of-vocabulary
-    bucket) and handles missing values inside the graph, so it takes raw named features.
+    bucket) and handles missing values inside the graph, so it takes raw named features. With
+    a storage URL the study is resumable and shared: this step runs only the trials the study
+    still lacks (none when tune_model workers ran them all).
 
     Args:
         train: Training split.
-        validation: Validation split; the tuning objective is its ROC AUC.
-        n_trials: Number of Optuna trials.
+        validation: Validation split; the objective is measured on it.
+        n_trials: Trials the study must hold (complete, pruned or failed), counting earlier runs and workers.
         max_epochs: Upper bound of epochs per trial (early stopping and pruning cut it short).
-        timeout_seconds: Wall-clock budget of the study; 0 means no limit.
+        timeout_seconds: Wall-clock budget of this step's tuning; 0 means no limit.
         search_space: Overrides of the default search space, e.g. {"units": {"low": 16, "high": 64}}.
         seed: Seed of the sampler, the weights and the data order.
+        objective: Validation metric to optimise: "roc_auc" (default), "accuracy" (both maximised) or "log_loss" (minimised).
+        pruner: "median", "hyperband" or "none".
+        storage_url: Optuna RDB storage (sqlite:///path or postgresql://user@host/db; the password may come from $LOOPLINE_TUNING_STORAGE_PASSWORD); empty for in-memory.
+        study_name: Study name in the storage; empty derives it from pipeline_run, so a rerun of the run resumes.
+        pipeline_run: The pipeline run's name (the pipeline passes its job name).
+        tracking_uri: MLflow tracking URI for a parent run of the study and a run per trial; empty for none.
 
     Returns:
         model: SavedModel directory in TF Serving layout (<model>/1/saved_model.pb).
-        metrics: Best validation AUC, number of trials and the best hyperparameters.
+        metrics: Best validation objective, trial counts by state, epochs, final training figures and the best hyperparameters.
+        best_params: JSON file with the best hyperparameters, objective, study and the final training curves.
+        report: HTML (opens offline) with the optimization history, parameter importances, intermediate values and training curves.
     """
     from loopline import steps
 
     steps.setup_logging()
     steps.train_model(
-        train=train, validation=validation, model=model, metrics=metrics, n_trials=n_trials,
-        max_epochs=max_epochs, timeout_seconds=timeout_seconds, search_space=search_space, seed=seed,
+        train=train, validation=validation, model=model, metrics=metrics, best_params=best_params, report=report,
+        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, search_space=search_space,
+        seed=seed, objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name,
+        pipeline_run=pipeline_run, tracking_uri=tracking_uri,
     )

@@ -14,7 +14,7 @@ secret ever appears in compiled YAML.
     image_pull_secrets: [loopline-registry]
     optuna_storage: {pvc: loopline-optuna, mount_path: /mnt/optuna}
     training:                     # node placement of the training step(s)
-      steps: [train_model]
+      steps: [tune_model, train_model]
       node_selector: {cloud.google.com/gke-nodepool: training}
       tolerations: [{key: dedicated, operator: Equal, value: training, effect: NoSchedule}]
     timeouts: {default: 3600, train_model: 21600}   # seconds per step
@@ -62,7 +62,7 @@ class ClusterSettings:
     image_pull_secrets: list[str] = field(default_factory=list)
     optuna_pvc: str = ""
     optuna_mount_path: str = "/mnt/optuna"
-    training_steps: list[str] = field(default_factory=lambda: ["train_model"])
+    training_steps: list[str] = field(default_factory=lambda: ["tune_model", "train_model"])
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     timeouts: dict[str, int] = field(default_factory=dict)  # step (or "default") -> seconds
@@ -82,7 +82,7 @@ class ClusterSettings:
             out["image_pull_secrets"] = list(self.image_pull_secrets)
         if self.optuna_pvc:
             out["optuna_storage"] = {"pvc": self.optuna_pvc, "mount_path": self.optuna_mount_path}
-        if self.node_selector or self.tolerations or self.training_steps != ["train_model"]:
+        if self.node_selector or self.tolerations or self.training_steps != ["tune_model", "train_model"]:
             out["training"] = {"steps": list(self.training_steps), "node_selector": dict(self.node_selector),
                                "tolerations": [dict(t) for t in self.tolerations]}
         if self.timeouts:

@@ -37,3 +37,7 @@ class BlessingError(LooplineError):
 
 class RegistryError(LooplineError):
     """The model registry could not complete an operation; the champion is left as it was."""
+
+
+class TuningConfigError(LooplineError, ValueError):
+    """A tuning setting cannot be used (budget, objective, pruner, storage URL, search space)."""

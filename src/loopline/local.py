@@ -132,10 +132,13 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LOOPLINE_HOME"] = str(home)
     # Fail fast, before any model is trained, on data that cannot be used.
-    data_lib.check_input(
+    spec = data_lib.check_input(
         settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
         ignore_columns=settings.ignore_columns,
     )
+    from loopline.training import check_constant_features
+
+    check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
     if settings.current_uri:
         data_lib.check_input(
             settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,

@@ -184,16 +184,31 @@ def with_retries(fn: Callable[[], T], *, what: str, tracking_uri: str, retry: Re
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _ensure_experiment(client, tracking_uri: str) -> str:
-    """The id of the `loopline` experiment; with a SQLite store its artifacts live beside the
-    database file rather than in the working directory."""
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+def ensure_experiment(client, tracking_uri: str, name: str = EXPERIMENT) -> str:
+    """The id of the experiment `name`, created if needed; with a SQLite store its artifacts live
+    beside the database file rather than in the working directory."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = None
     if tracking_uri.startswith("sqlite:///"):
         location = (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(EXPERIMENT, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created by a parallel worker in the meantime
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def pyfunc_model():
+    """The MLflow pyfunc wrapper of a Loopline SavedModel."""
+    return _pyfunc_class()()
+
+
+def model_signature(features: dict[str, str], classes: list[str]):
+    """The MLflow signature of a Loopline model: raw named features in, one probability per class out."""
+    return _signature(features, classes)
 
 
 def _registered_model(client, name: str):
@@ -296,7 +311,7 @@ def _log_and_register(client, tracking_uri, model_dir, meta, model_name, pipelin
 
     from loopline import __version__
 
-    experiment_id = _ensure_experiment(client, tracking_uri)
+    experiment_id = ensure_experiment(client, tracking_uri)
     run_tags = {k: _fit(v, MAX_RUN_TAG) for k, v in tags.items() if k != TAG_GATE_REPORT}
     run = client.create_run(experiment_id, run_name=f"register-{pipeline_run}"[:250], tags=run_tags)
     run_id = run.info.run_id

@@ -148,14 +148,30 @@ def train_model(
     validation,
     model,
     metrics,
+    best_params,
+    report,
     n_trials: int = 4,
     max_epochs: int = 15,
     timeout_seconds: float = 0.0,
     search_space: dict | None = None,
     seed: int = 42,
+    objective: str = "roc_auc",
+    pruner: str = "median",
+    storage_url: str = "",
+    study_name: str = "",
+    pipeline_run: str = "",
+    tracking_uri: str = "",
 ) -> None:
+    """Run the study's remaining trials (all of them, unless resumed or tuned by workers), retrain
+    the best configuration on train + validation, export it, and report."""
+    from loopline import tuning
     from loopline.training import tune_and_train
 
+    tuning.TuningSettings(  # every setting is checked before the data is read
+        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, objective=objective,
+        pruner=pruner, storage_url=storage_url, search_space=search_space or {},
+    )
+    tuning.configure_threads(0)
     train_df, spec = data_lib.read_split(train.path)
     val_df, _ = data_lib.read_split(validation.path)
     result = tune_and_train(
@@ -168,11 +184,46 @@ def train_model(
         timeout_seconds=timeout_seconds or None,
         search_space=search_space,
         seed=seed,
+        objective=objective,
+        pruner=pruner,
+        storage_url=storage_url,
+        study_name=study_name,
+        pipeline_run=pipeline_run,
+        tracking_uri=tracking_uri,
+        report_path=report.path,
     )
-    metrics.log_metric("best_validation_auc", round(result.best_value, 6))
+    states = {}
+    for trial in result.trials:
+        states[trial["state"].lower()] = states.get(trial["state"].lower(), 0) + 1
+    metrics.log_metric(f"best_validation_{objective}", round(result.best_value, 6))
     metrics.log_metric("trials", len(result.trials))
+    for state in ("complete", "pruned", "fail"):
+        metrics.log_metric(f"trials_{state}", states.get(state, 0))
+    metrics.log_metric("trials_run_by_this_step", result.ran_here)
+    metrics.log_metric("epochs_trained_in_tuning", result.trained_epochs)
+    metrics.log_metric("final_epochs", result.epochs)
+    for name, values in result.curves.items():
+        if values:
+            metrics.log_metric(f"final_{name}", round(values[-1], 6))
     for key, value in result.best_params.items():
         metrics.log_metric(f"best_{key}", float(value))
+    best = {
+        "objective": objective,
+        "direction": tuning.OBJECTIVES[objective],
+        "best_value": result.best_value,
+        "best_trial": result.best_trial,
+        "params": result.best_params,
+        "final_epochs": result.epochs,
+        "study_name": result.study_name,
+        "storage": tuning.masked(storage_url) or "in-memory",
+        "trials": states,
+        "final_curves": result.curves,
+    }
+    Path(best_params.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(best_params.path).write_text(json.dumps(best, indent=2, sort_keys=True))
+    best_params.metadata.update({"objective": objective, "best_value": result.best_value, "study_name": result.study_name,
+                                 **{f"param_{k}": v for k, v in result.best_params.items()}})
+    report.metadata.update({"study_name": result.study_name, "trials": len(result.trials)})
     model.metadata.update(
         {
             "framework": "tensorflow",
@@ -180,10 +231,60 @@ def train_model(
             "serving_version": "1",
             "classes": spec.classes,
             "best_params": result.best_params,
-            "best_validation_auc": result.best_value,
+            "objective": objective,
+            f"best_validation_{objective}": result.best_value,
+            "study_name": result.study_name,
             "trained_on_sha256": spec.source_sha256,
+            **({"mlflow_model_uri": result.model_uri} if result.model_uri else {}),
         }
     )
+
+
+def tune_model(
+    *,
+    train,
+    validation,
+    metrics,
+    worker: int = 1,
+    n_trials: int = 4,
+    max_epochs: int = 15,
+    timeout_seconds: float = 0.0,
+    search_space: dict | None = None,
+    seed: int = 42,
+    objective: str = "roc_auc",
+    pruner: str = "median",
+    storage_url: str = "",
+    study_name: str = "",
+    pipeline_run: str = "",
+    tracking_uri: str = "",
+) -> None:
+    """One tuning worker: trials of the shared study until it holds `n_trials` (no export)."""
+    from loopline import tuning
+    from loopline.errors import TuningConfigError
+    from loopline.training import tune
+
+    settings = tuning.TuningSettings(
+        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, objective=objective,
+        pruner=pruner, storage_url=storage_url, study_name=study_name, seed=seed,
+        search_space=search_space or {}, tracking_uri=tracking_uri,
+    )
+    if not storage_url:
+        raise TuningConfigError(
+            "tuning workers share their study through storage_url, which is empty: give a sqlite:/// or "
+            "postgresql:// URL, or tune in train_model alone (no workers)"
+        )
+    tuning.configure_threads(0)
+    train_df, spec = data_lib.read_split(train.path)
+    val_df, _ = data_lib.read_split(validation.path)
+    run = tune(train_df, val_df, spec, settings=settings, worker=int(worker), pipeline_run=pipeline_run)
+    mine = [t for t in run.study.get_trials(deepcopy=False) if t.user_attrs.get(tuning.WORKER_ATTR) == int(worker)]
+    metrics.log_metric("trials_run_by_this_worker", run.ran)
+    metrics.log_metric("trials_in_study", run.counted)
+    metrics.log_metric("epochs_trained_by_this_worker", sum(t.user_attrs.get("epochs", 0) for t in mine))
+    try:
+        metrics.log_metric(f"study_best_{objective}", round(float(run.study.best_value), 6))
+    except ValueError:  # no completed trial yet
+        pass
 
 
 def evaluate_model(

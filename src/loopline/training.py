@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from loopline.data import DatasetSpec
-from loopline.errors import DataError
+from loopline.errors import DataError, LooplineError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,26 @@ class TuningResult:
     best_value: float
     trials: list[dict[str, Any]]
     export_dir: str
+    objective: str = "roc_auc"
+    study_name: str = ""
+    best_trial: int = 0
+    epochs: int = 0  # epochs of the final training on train + validation
+    trained_epochs: int = 0  # epochs trained by all trials of the study
+    ran_here: int = 0  # trials this process ran (the rest came from earlier runs or other workers)
+    curves: dict[str, list[float]] = field(default_factory=dict)  # the final training, per epoch
+    model_uri: str = ""  # MLflow model of the final training, when tracked
+
+
+@dataclass
+class StudyRun:
+    """A study after one process's trials: what `tune` returns."""
+
+    study: Any
+    study_name: str
+    settings: Any
+    ran: int
+    counted: int
+    tracker: Any = None
 
 
 def _set_seeds(seed: int) -> None:
@@ -149,6 +169,19 @@ def auc_score(labels: np.ndarray, proba: np.ndarray) -> float:
     return float(roc_auc_score(labels, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1]))))
 
 
+def objective_score(objective: str, labels: np.ndarray, proba: np.ndarray) -> float:
+    """The tuning objective on a split: roc_auc and accuracy (higher is better), log_loss (lower)."""
+    if objective == "roc_auc":
+        return auc_score(labels, proba)
+    if objective == "accuracy":
+        return float(np.mean(proba.argmax(axis=1) == labels))
+    if objective == "log_loss":
+        from sklearn.metrics import log_loss
+
+        return float(log_loss(labels, proba, labels=list(range(proba.shape[1]))))
+    raise ValueError(f"unknown objective '{objective}'")
+
+
 def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     params = {}
     for name, rng in space.items():
@@ -162,33 +195,225 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
+    from loopline.errors import TuningConfigError
+
     merged = {**DEFAULT_SEARCH_SPACE, **(space or {})}
     for name, rng in merged.items():
         if name not in DEFAULT_SEARCH_SPACE:
-            raise ValueError(f"search_space: unknown hyperparameter '{name}' (known: {', '.join(DEFAULT_SEARCH_SPACE)})")
+            raise TuningConfigError(f"search_space: unknown hyperparameter '{name}' (known: {', '.join(DEFAULT_SEARCH_SPACE)})")
+        if not isinstance(rng, dict) or not ("choices" in rng or {"low", "high"} <= set(rng)):
+            raise TuningConfigError(f"search_space['{name}']: give {{'low': .., 'high': ..}} or {{'choices': [..]}}, got {rng!r}")
         if "choices" in rng:
             if not rng["choices"]:
-                raise ValueError(f"search_space['{name}']: choices must not be empty")
+                raise TuningConfigError(f"search_space['{name}']: choices must not be empty")
             continue
         if rng["low"] > rng["high"]:
-            raise ValueError(f"search_space['{name}']: low {rng['low']} is above high {rng['high']}")
+            raise TuningConfigError(f"search_space['{name}']: low {rng['low']} is above high {rng['high']}")
         if rng.get("log") and rng["low"] <= 0:
-            raise ValueError(f"search_space['{name}']: a log range needs low > 0, got {rng['low']}")
+            raise TuningConfigError(f"search_space['{name}']: a log range needs low > 0, got {rng['low']}")
     return merged
 
 
-def _fit(model, train_x, train_y, val_x, val_y, *, epochs: int, batch_size: int, callbacks: list, seed: int):
+def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str = "the training split") -> None:
+    """A feature with one value in every row (missing counts as a value) teaches nothing."""
+    for name in spec.features:
+        if name in df.columns and len(df) and df[name].nunique(dropna=False) <= 1:
+            value = df[name].iloc[0]
+            shown = "missing" if pd.isna(value) else repr(value)
+            raise DataError(
+                f"feature column '{name}' is constant in {where} (every row is {shown}): "
+                "drop it with ignore_columns"
+            )
+
+
+@dataclass
+class PreparedData:
+    spec: DatasetSpec
+    train_x: dict[str, np.ndarray]
+    train_y: np.ndarray
+    val_x: dict[str, np.ndarray]
+    val_y: np.ndarray
+
+
+def prepare(train: pd.DataFrame, validation: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
+    """Check the splits and turn them into the model's input arrays."""
+    check_constant_features(train, spec)
+    return PreparedData(spec, to_feature_arrays(train, spec), encode_labels(train, spec),
+                        to_feature_arrays(validation, spec), encode_labels(validation, spec))
+
+
+def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y: np.ndarray | None):
+    """A Keras callback that adds `val_loss` and `val_<objective>` (one pass over the validation
+    split) to each epoch's logs, for early stopping and the pruning callback after it, and keeps
+    every epoch's logs."""
     import keras
 
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True), *callbacks]
-    return model.fit(
-        _dataset(train_x, train_y, batch_size, shuffle_seed=seed),
-        validation_data=_dataset(val_x, val_y, 1024),
-        epochs=epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles itself, seeded
-        verbose=0,
+    inputs = _as_model_inputs(val_x) if val_x is not None else None
+
+    class EpochLog(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.curves: dict[str, list[float]] = {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            if objective and inputs is not None:
+                proba = np.asarray(self.model(inputs, training=False))
+                logs["val_loss"] = objective_score("log_loss", val_y, proba)
+                logs[f"val_{objective}"] = objective_score(objective, val_y, proba)
+            for key, value in logs.items():
+                self.curves.setdefault(key, []).append(float(value))
+
+        @property
+        def epochs(self) -> int:
+            return max((len(v) for v in self.curves.values()), default=0)
+
+    return EpochLog()
+
+
+def _best_epoch(values: list[float], direction: str) -> tuple[int, float]:
+    """(1-based epoch, value) of the best epoch."""
+    finite = [(v, i) for i, v in enumerate(values) if np.isfinite(v)]
+    if not finite:
+        return 0, float("nan")
+    value, index = max(finite) if direction == "maximize" else min(finite)
+    if direction == "maximize":  # the first epoch reaching the best value
+        index = next(i for v, i in finite if v == value)
+    return index + 1, float(value)
+
+
+def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=None, n_trials: int | None = None):
+    """The Optuna objective: build, fit (pruned by the Keras callback), score on validation."""
+    import optuna
+    from optuna_integration import KerasPruningCallback
+
+    from loopline import tuning
+
+    def objective(trial) -> float:
+        params = suggest(trial, settings.search_space)
+        trial.set_user_attr(tuning.WORKER_ATTR, worker)
+        _set_seeds(settings.seed + trial.number)
+        started = time.perf_counter()
+        try:
+            model = build_model(data.spec, data.train_x, params)
+            curves = _fit_trial(model, data, settings, params, trial, KerasPruningCallback)
+            best_epoch, value = _best_epoch(curves.get(settings.metric, []), settings.direction)
+            if not np.isfinite(value):
+                raise tuning.TrialFailed(f"the validation {settings.objective} is not finite (the loss diverged)")
+        except optuna.TrialPruned as pruned:
+            curves = getattr(pruned, "curves", {})
+            trial.set_user_attr("epochs", _epochs(curves))
+            log.info("trial %d: pruned after %d epochs (%s %.4f)", trial.number, _epochs(curves), settings.metric,
+                     (curves.get(settings.metric) or [float("nan")])[-1])
+            if tracker:
+                tracker.log_trial(trial, state="PRUNED", value=None, metric=settings.objective, curves=curves)
+            raise
+        except Exception as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            trial.set_user_attr(tuning.ERROR_ATTR, message[:500])
+            log.warning("trial %d failed: %s", trial.number, message)
+            if tracker:
+                tracker.log_trial(trial, state="FAIL", value=None, metric=settings.objective,
+                                  curves=getattr(exc, "curves", {}), error=message)
+            if isinstance(exc, tuning.TrialFailed):
+                raise
+            raise tuning.TrialFailed(message) from exc
+        trial.set_user_attr("epochs", _epochs(curves))
+        trial.set_user_attr("best_epoch", best_epoch)
+        trial.set_user_attr("curves", {k: [round(v, 6) for v in vs] for k, vs in curves.items()})
+        log.info(
+            "trial %d%s: validation %s %.4f (best epoch %d of %d) in %.1fs, params %s",
+            trial.number, f" of {n_trials}" if n_trials else "", settings.objective, value, best_epoch,
+            _epochs(curves), time.perf_counter() - started,
+            {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
+        )
+        if tracker:
+            tracker.log_trial(trial, state="COMPLETE", value=value, metric=settings.objective, curves=curves)
+        return value
+
+    return objective
+
+
+def _epochs(curves: dict[str, list[float]]) -> int:
+    return max((len(v) for v in curves.values()), default=0)
+
+
+def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> dict[str, list[float]]:
+    """Fit one trial with early stopping and pruning on the validation objective; return the
+    curves per epoch (attached to the exception when the trial is pruned or fails)."""
+    import keras
+
+    epoch_log = _epoch_log(settings.objective, data.val_x, data.val_y)
+    stop = keras.callbacks.EarlyStopping(monitor=settings.metric, mode="max" if settings.direction == "maximize" else "min",
+                                         patience=3, restore_best_weights=True)
+    # the log first: the others read the objective it adds. The pruning callback reports every
+    # epoch's value to the study (with pruner "none" the study's NopPruner never prunes).
+    callbacks = [epoch_log, stop, pruning_callback_class(trial, settings.metric)]
+    try:
+        model.fit(
+            _dataset(data.train_x, data.train_y, params["batch_size"], shuffle_seed=settings.seed),
+            epochs=settings.max_epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, seeded
+            verbose=0,
+        )
+    except Exception as exc:  # optuna.TrialPruned included
+        exc.curves = epoch_log.curves
+        raise
+    return epoch_log.curves
+
+
+def tune(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    settings,
+    worker: int = 0,
+    pipeline_run: str = "",
+    heartbeat_interval: float | None = None,
+    grace_period: float | None = None,
+) -> StudyRun:
+    """Run this process's share of the study: trials until it holds `settings.n_trials`."""
+    from loopline import tuning
+
+    data = prepare(train, validation, spec)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    storage = tuning.open_storage(
+        settings.storage_url,
+        heartbeat_interval=heartbeat_interval or tuning.HEARTBEAT_INTERVAL,
+        grace_period=grace_period or tuning.GRACE_PERIOD,
     )
+    study_name = tuning.study_name_for(settings.study_name, pipeline_run)
+    study = tuning.load_study(settings, storage, study_name=study_name, worker=worker)
+    tracker = tuning.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
+    before = tuning.budget_state(study)
+    where = f"study '{study_name}' in {tuning.masked(settings.storage_url)}" if storage is not None else "an in-memory study"
+    log.info(
+        "tuning %s: %d of %d trials done already; %s objective %s, pruner %s, up to %d epochs per trial, "
+        "%d training rows%s",
+        where, before.counted, settings.n_trials, settings.direction, settings.objective, settings.pruner,
+        settings.max_epochs, len(train), f", worker {worker}" if worker else "",
+    )
+    objective = make_objective(data, settings, worker=worker, tracker=tracker, n_trials=settings.n_trials)
+    ran = tuning.run_trials(study, objective, n_trials=settings.n_trials, timeout_seconds=settings.timeout_seconds)
+    after = tuning.budget_state(study)
+    log.info("tuning: this process ran %d trials; the study holds %d of %d", ran, after.counted, settings.n_trials)
+    return StudyRun(study=study, study_name=study_name, settings=settings, ran=ran, counted=after.counted,
+                    tracker=tracker)
+
+
+def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: int):
+    """Fit a configuration on train + validation together; return the model and its curves."""
+    full_x = {k: np.concatenate([data.train_x[k], data.val_x[k]]) for k in data.train_x}
+    full_y = np.concatenate([data.train_y, data.val_y])
+    _set_seeds(seed)
+    model = build_model(data.spec, full_x, params)
+    epoch_log = _epoch_log(None, None, None)
+    model.fit(_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed), epochs=epochs,
+              callbacks=[epoch_log], shuffle=False, verbose=0)
+    log.info("retrained the best configuration on %d rows for %d epochs", len(full_y), epochs)
+    return model, epoch_log.curves
 
 
 def tune_and_train(
@@ -202,70 +427,65 @@ def tune_and_train(
     timeout_seconds: float | None = None,
     search_space: dict[str, Any] | None = None,
     seed: int = 42,
+    objective: str = "roc_auc",
+    pruner: str = "median",
+    storage_url: str = "",
+    study_name: str = "",
+    pipeline_run: str = "",
+    tracking_uri: str = "",
+    report_path: str | Path | None = None,
+    heartbeat_interval: float | None = None,
+    grace_period: float | None = None,
 ) -> TuningResult:
-    """Tune with Optuna (seeded TPE, median pruning), retrain the best on train + validation,
-    export the SavedModel to `export_dir/<version>/` with the input schema and class labels."""
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be at least 1, got {n_trials}")
-    if max_epochs < 1:
-        raise ValueError(f"max_epochs must be at least 1, got {max_epochs}")
-    space = check_search_space(search_space or {})
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import optuna
-    from optuna_integration import KerasPruningCallback
+    """Tune with Optuna (seeded TPE, pruning, early stopping) until the study holds `n_trials`,
+    retrain the best configuration on train + validation, and export the SavedModel to
+    `export_dir/<version>/` with the input schema and class labels.
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    train_x, val_x = to_feature_arrays(train, spec), to_feature_arrays(validation, spec)
-    train_y, val_y = encode_labels(train, spec), encode_labels(validation, spec)
+    With `storage_url` the study is loaded when it exists (a resumed run, or parallel workers
+    that ran the trials already) and only the remaining trials run here.
+    """
+    from loopline import tuning
 
-    def objective(trial) -> float:
-        params = suggest(trial, space)
-        _set_seeds(seed + trial.number)
-        model = build_model(spec, train_x, params)
-        started = time.perf_counter()
-        history = _fit(
-            model, train_x, train_y, val_x, val_y,
-            epochs=max_epochs, batch_size=params["batch_size"],
-            callbacks=[KerasPruningCallback(trial, "val_loss")], seed=seed,
-        )
-        value = auc_score(val_y, predict_proba(model, val_x))
-        trial.set_user_attr("epochs", len(history.history["loss"]))
-        log.info(
-            "trial %d/%d: validation AUC %.4f after %d epochs in %.1fs, params %s",
-            trial.number + 1, n_trials, value, len(history.history["loss"]), time.perf_counter() - started,
-            {k: (round(v, 5) if isinstance(v, float) else v) for k, v in params.items()},
-        )
-        return value
-
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=2),
+    settings = tuning.TuningSettings(
+        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds or 0.0,
+        objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name, seed=seed,
+        search_space=search_space or {}, tracking_uri=tracking_uri,
     )
-    log.info("tuning: %d trials, up to %d epochs each, %d training rows", n_trials, max_epochs, len(train))
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_seconds)
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    run = tune(train, validation, spec, settings=settings, pipeline_run=pipeline_run,
+               heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    study = run.study
+    completed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not completed:
-        raise RuntimeError("tuning finished without a completed trial")
+        errors = sorted({t.user_attrs[tuning.ERROR_ATTR] for t in study.get_trials(deepcopy=False)
+                         if tuning.ERROR_ATTR in t.user_attrs})
+        reason = f": {errors[0]}" if errors else " (every trial was pruned or timed out)"
+        raise LooplineError(f"tuning finished without a completed trial{reason}")
     best = study.best_trial
-    log.info("best trial %d: validation AUC %.4f", best.number, best.value)
+    log.info("best trial %d: validation %s %.4f", best.number, objective, best.value)
 
-    # Retrain the best configuration on train + validation, for as many epochs as it used.
-    full = pd.concat([train, validation], ignore_index=True)
-    full_x, full_y = to_feature_arrays(full, spec), encode_labels(full, spec)
+    data = prepare(train, validation, spec)
     params = dict(best.params)
-    _set_seeds(seed)
-    model = build_model(spec, full_x, params)
-    epochs = int(best.user_attrs.get("epochs", max_epochs))
-    model.fit(_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed), epochs=epochs, shuffle=False, verbose=0)
-    log.info("retrained best configuration on %d rows for %d epochs", len(full), epochs)
+    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or max_epochs)
+    model, curves = retrain(data, params, epochs=epochs, seed=seed)
     export_saved_model(model, spec, export_dir, params=params)
-    trials = [
-        {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-         "epochs": t.user_attrs.get("epochs")}
-        for t in study.trials
-    ]
-    return TuningResult(best_params=params, best_value=float(best.value), trials=trials, export_dir=str(export_dir))
+    trials = tuning.trial_summaries(study)
+    result = TuningResult(
+        best_params=params, best_value=float(best.value), trials=trials, export_dir=str(export_dir),
+        objective=objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
+        trained_epochs=sum(t["epochs"] or 0 for t in trials), ran_here=run.ran, curves=curves,
+    )
+    if report_path:
+        tuning.report_html(study, settings=settings, study_name=run.study_name,
+                           best_curves=best.user_attrs.get("curves", {}), final_curves=curves, path=report_path)
+    if run.tracker:
+        example = validation[list(spec.features)].head(3)
+        result.model_uri = run.tracker.log_final(
+            model_dir=str(export_dir), features=spec.features, classes=spec.classes,
+            best={"metric": objective, "value": result.best_value, "trial": best.number, "params": params,
+                  "epochs": epochs, "study": run.study_name},
+            curves=curves, input_example=example, report_path=str(report_path) if report_path else None,
+        )
+    return result
 
 
 def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any]) -> Path:
