@@ -74,21 +74,27 @@ def test_secrets_become_environment_variables_of_the_steps_that_need_them(cluste
 def test_training_placement_pvc_pull_secrets_and_timeouts(cluster_compiled):
     for name in ("training.yaml", "drift_monitor.yaml"):  # the nested training too
         executors = _executors(cluster_compiled / name)
-        train = executors["exec-train-model"]
-        assert train["nodeSelector"] == {"labels": {"cloud.google.com/gke-nodepool": "training"}}
-        assert train["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "training", "effect": "NoSchedule"}]
-        assert [(m["constant"], m["mountPath"]) for m in train["pvcMount"]] == [("loopline-optuna", "/mnt/optuna")]
-        assert train["activeDeadlineSeconds"] == "21600"
+        training_steps = ("exec-tune-model", "exec-train-model")  # the tuning workers and the final training
+        for step in training_steps:
+            train = executors[step]
+            assert train["nodeSelector"] == {"labels": {"cloud.google.com/gke-nodepool": "training"}}, step
+            assert train["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "training", "effect": "NoSchedule"}]
+            assert [(m["constant"], m["mountPath"]) for m in train["pvcMount"]] == [("loopline-optuna", "/mnt/optuna")]
+        assert executors["exec-train-model"]["activeDeadlineSeconds"] == "21600"
         for executor_name, executor in executors.items():
             assert [s["secretName"] for s in executor["imagePullSecret"]] == ["loopline-registry"], executor_name
             if executor_name != "exec-train-model":
-                assert executor["activeDeadlineSeconds"] == "3600" and "nodeSelector" not in executor, executor_name
+                assert executor["activeDeadlineSeconds"] == "3600", executor_name
+            if executor_name not in training_steps:
+                assert "nodeSelector" not in executor, executor_name
                 assert "pvcMount" not in executor and "tolerations" not in executor, executor_name
 
 
 def test_service_steps_are_retried_on_every_target():
     spec = yaml.safe_load((ROOT / "compiled" / "training.yaml").read_text())
-    dag = spec["components"]["comp-condition-1"]["dag"]["tasks"] | spec["root"]["dag"]["tasks"]
+    dag = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():  # the tasks inside conditions and loops
+        dag |= component.get("dag", {}).get("tasks", {})
     retried = {name for name, task in dag.items() if "retryPolicy" in task}
     assert retried == {"load-data", "register-model", "deploy-model"}
     assert dag["register-model"]["retryPolicy"] == {"backoffDuration": "30s", "backoffFactor": 2.0,
