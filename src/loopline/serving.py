@@ -121,27 +121,6 @@ def manifest_yaml(isvc) -> str:
     return yaml.safe_dump(to_manifest(isvc), sort_keys=False)
 
 
-def apply_to_cluster(isvc, *, timeout_seconds: int = 600) -> None:
-    """Create the InferenceService, or replace its spec if it exists, and wait for Ready."""
-    from kserve import KServeClient
-    from kubernetes.client.rest import ApiException
-
-    client = KServeClient()
-    name, namespace = isvc.metadata.name, isvc.metadata.namespace
-    try:
-        client.get(name, namespace=namespace)
-        exists = True
-    except (ApiException, RuntimeError):
-        exists = False
-    if exists:
-        log.info("patching InferenceService %s/%s", namespace, name)
-        client.patch(name, isvc, namespace=namespace)
-    else:
-        log.info("creating InferenceService %s/%s", namespace, name)
-        client.create(isvc, namespace=namespace)
-    client.wait_isvc_ready(name, namespace=namespace, timeout_seconds=timeout_seconds)
-
-
 # --------------------------------------------------------------------------------------------
 # The local KServe model server.
 
