@@ -142,6 +142,16 @@ def _write(path: str, text: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
+def _tuning_splits(train, validation):
+    """TensorFlow threads sized to the task's CPU limit, then the training and validation splits."""
+    from loopline import tuning
+
+    tuning.configure_threads(0)
+    train_df, spec = data_lib.read_split(train.path)
+    val_df, _ = data_lib.read_split(validation.path)
+    return train_df, val_df, spec
+
+
 def train_model(
     *,
     train,
@@ -171,9 +181,7 @@ def train_model(
         n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, objective=objective,
         pruner=pruner, storage_url=storage_url, search_space=search_space or {},
     )
-    tuning.configure_threads(0)
-    train_df, spec = data_lib.read_split(train.path)
-    val_df, _ = data_lib.read_split(validation.path)
+    train_df, val_df, spec = _tuning_splits(train, validation)
     result = tune_and_train(
         train_df,
         val_df,
@@ -273,9 +281,7 @@ def tune_model(
             "tuning workers share their study through storage_url, which is empty: give a sqlite:/// or "
             "postgresql:// URL, or tune in train_model alone (no workers)"
         )
-    tuning.configure_threads(0)
-    train_df, spec = data_lib.read_split(train.path)
-    val_df, _ = data_lib.read_split(validation.path)
+    train_df, val_df, spec = _tuning_splits(train, validation)
     run = tune(train_df, val_df, spec, settings=settings, worker=int(worker), pipeline_run=pipeline_run)
     mine = [t for t in run.study.get_trials(deepcopy=False) if t.user_attrs.get(tuning.WORKER_ATTR) == int(worker)]
     metrics.log_metric("trials_run_by_this_worker", run.ran)
