@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 MISSING_TOKEN = ""  # categorical missing values are fed as the empty string
 SERVING_VERSION = "1"
 METADATA_FILE = "loopline_model.json"
+STEPS_PER_EXECUTION = 32
 
 DEFAULT_SEARCH_SPACE: dict[str, Any] = {
     "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
@@ -133,6 +134,8 @@ def build_model(spec: DatasetSpec, train_features: dict[str, np.ndarray], params
         optimizer=keras.optimizers.Adam(learning_rate=float(params["learning_rate"])),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        # several batches per call into TensorFlow: the same updates, far less Python per batch
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
 
@@ -154,7 +157,16 @@ def _dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_s
     ds = tf.data.Dataset.from_tensor_slices(inputs if labels is None else (inputs, labels))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(next(iter(features.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds.batch(int(batch_size)).prefetch(2)
+    ds = ds.batch(int(batch_size))
+    if tf.config.threading.get_intra_op_parallelism_threads() == 1:
+        # a worker limited to one core (a tuning pod with a CPU limit of 1): batches are made in
+        # the training thread; a prefetch thread would only take turns with it on the one core
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        options.threading.max_intra_op_parallelism = 1
+        options.autotune.enabled = False
+        return ds.with_options(options)
+    return ds.prefetch(2)
 
 
 def predict_proba(model, features: dict[str, np.ndarray]) -> np.ndarray:
@@ -385,7 +397,7 @@ def tune(
         grace_period=grace_period or tuning.GRACE_PERIOD,
     )
     study_name = tuning.study_name_for(settings.study_name, pipeline_run)
-    study = tuning.load_study(settings, storage, study_name=study_name, worker=worker)
+    study = tuning.load_study(settings, storage, study_name=study_name)
     tracker = tuning.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
     before = tuning.budget_state(study)
     where = f"study '{study_name}' in {tuning.masked(settings.storage_url)}" if storage is not None else "an in-memory study"
