@@ -217,26 +217,58 @@ def make_pruner(name: str, *, max_epochs: int):
     raise TuningConfigError(f"pruner '{name}' is not one of {', '.join(PRUNERS)}")
 
 
-def load_study(settings: TuningSettings, storage, *, study_name: str, worker: int = 0):
+def make_sampler(seed: int, *, shared: bool):
+    """Optuna's TPE sampler, seeded per trial: trial n draws from the stream of `seed + n`.
+
+    The n-th trial of a study therefore gets the same draw whichever process runs it: one worker
+    or several sharing the study explore the same random start-up points, and a process that
+    resumes a study draws new points for its new trial numbers instead of repeating the first
+    ones. With a shared study (`shared`) the constant liar keeps workers from proposing the
+    points other workers are still running."""
+    import optuna
+
+    class TrialSeededTPESampler(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._per_trial: dict[int, optuna.samplers.TPESampler] = {}
+
+        def _tpe(self, trial) -> optuna.samplers.TPESampler:
+            if trial.number not in self._per_trial:
+                with warnings.catch_warnings():  # constant_liar is marked experimental
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    self._per_trial[trial.number] = optuna.samplers.TPESampler(
+                        seed=seed + trial.number, constant_liar=shared)
+            return self._per_trial[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self._tpe(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._tpe(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._tpe(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial) -> None:
+            self._tpe(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values) -> None:
+            self._per_trial.pop(trial.number, self._tpe(trial)).after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:  # the seeds are the trial numbers' by design
+            pass
+
+    return TrialSeededTPESampler()
+
+
+def load_study(settings: TuningSettings, storage, *, study_name: str):
     """Create the study, or load it when the storage holds it already (a resume, or a worker)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = make_pruner(settings.pruner, max_epochs=settings.max_epochs)
-
-    def sampler(existing: int):
-        # Workers, and a process resuming a study, draw other points than the first process did:
-        # the seed moves with the worker and with the trials the study holds already.
-        return optuna.samplers.TPESampler(
-            seed=settings.seed + 7919 * worker + existing,
-            constant_liar=storage is not None,  # parallel workers avoid proposing the same point
-        )
-
+    sampler = make_sampler(settings.seed, shared=storage is not None)
     study = optuna.create_study(storage=storage, study_name=study_name, direction=settings.direction,
-                                sampler=sampler(0), pruner=pruner, load_if_exists=True)
-    existing = len(study.get_trials(deepcopy=False))
-    if existing:
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler(existing), pruner=pruner)
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
     recorded = study.user_attrs.get("objective")
     if recorded and recorded != settings.objective:
         raise TuningConfigError(
@@ -292,7 +324,7 @@ def run_trials(
     *,
     n_trials: int,
     timeout_seconds: float = 0.0,
-    poll_seconds: float = 2.0,
+    poll_seconds: float = 0.5,
     on_trial: Callable[[], None] | None = None,
 ) -> int:
     """Run trials until the study holds `n_trials` counted trials; return how many ran here.
@@ -621,4 +653,10 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main())
+    code = main()
+    # Everything is stored and printed by now. Skip the interpreter's teardown: with TensorFlow
+    # loaded it takes 1.5-2 s, and a worker's end is what a parallel study waits for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
