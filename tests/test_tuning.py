@@ -256,6 +256,45 @@ def _worker(small_splits, url, name, *, n_trials, worker=1, max_epochs=3, thread
     return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
+def _ask_and_tell(study, objective) -> dict:
+    trial = study.ask()
+    x, units = trial.suggest_float("x", -5.0, 5.0), trial.suggest_int("units", 16, 256, log=True)
+    study.tell(trial, objective(x, units))
+    return {"number": trial.number, "x": x, "units": units}
+
+
+def test_the_nth_trial_draws_the_same_point_whichever_worker_runs_it(tmp_path):
+    """One process, or two alternating on a shared study, or a process resuming it: the
+    start-up points (trial n from seed + n) agree, so parallel studies explore like one."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(x, units):
+        return -((x - 1.0) ** 2) - abs(units - 64) / 64
+
+    def study(url, sampler):
+        return optuna.create_study(storage=url, study_name="s", direction="maximize", sampler=sampler,
+                                   load_if_exists=True)
+
+    alone = study(f"sqlite:///{tmp_path}/alone.db", tuning.make_sampler(42, shared=True))
+    sequence = [_ask_and_tell(alone, objective) for _ in range(14)]
+
+    shared_url = f"sqlite:///{tmp_path}/shared.db"
+    workers = [study(shared_url, tuning.make_sampler(42, shared=True)) for _ in range(2)]
+    shared = [_ask_and_tell(workers[i % 2], objective) for i in range(6)]
+    # a third process resumes the study later and runs the rest
+    shared += [_ask_and_tell(study(shared_url, tuning.make_sampler(42, shared=True)), objective) for _ in range(8)]
+
+    assert [t["number"] for t in shared] == list(range(14))
+    startup = 10  # TPE's random start-up trials
+    assert shared[:startup] == sequence[:startup]
+    assert len({(t["x"], t["units"]) for t in shared}) == 14  # no point drawn twice
+    assert shared[startup:] == sequence[startup:]  # sequential turns: TPE sees the same history
+    other_seed = study(f"sqlite:///{tmp_path}/other.db", tuning.make_sampler(7, shared=True))
+    assert _ask_and_tell(other_seed, objective) != sequence[0]
+
+
 def test_a_killed_study_resumes_without_losing_or_repeating_trials(small_splits, tmp_path):
     from optuna.trial import TrialState
 
