@@ -34,7 +34,7 @@ def tune_model(
         train: Training split.
         validation: Validation split; the objective is measured on it.
         storage_url: Optuna RDB storage shared by the workers (sqlite:///path or postgresql://user@host/db).
-        worker: This worker's number; it varies the sampler's seed.
+        worker: This worker's number, recorded on the trials it runs.
         n_trials: Trials the study must hold in all workers together.
         max_epochs: Upper bound of epochs per trial.
         timeout_seconds: Wall-clock budget of this worker; 0 means no limit.
