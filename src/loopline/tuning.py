@@ -252,7 +252,8 @@ def make_sampler(seed: int, *, shared: bool):
             self._tpe(trial).before_trial(study, trial)
 
         def after_trial(self, study, trial, state, values) -> None:
-            self._per_trial.pop(trial.number, self._tpe(trial)).after_trial(study, trial, state, values)
+            self._tpe(trial).after_trial(study, trial, state, values)
+            self._per_trial.pop(trial.number, None)
 
         def reseed_rng(self) -> None:  # the seeds are the trial numbers' by design
             pass
