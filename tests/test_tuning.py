@@ -93,6 +93,18 @@ def test_sqlite_in_a_missing_folder_is_named(tmp_path):
         tuning.open_storage(f"sqlite:///{tmp_path}/nope/study.db")
 
 
+def test_only_a_database_optuna_has_not_set_up_is_opened_under_the_lock(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    assert not tuning._optuna_sqlite_ready(url)  # no file yet
+    (tmp_path / "study.db").write_bytes(b"")
+    assert not tuning._optuna_sqlite_ready(url)  # a file without Optuna's tables
+    (tmp_path / "other.db").write_text("not a database")
+    assert not tuning._optuna_sqlite_ready(f"sqlite:///{tmp_path}/other.db")
+    tuning.open_storage(url)
+    assert tuning._optuna_sqlite_ready(url)  # set up: workers open it side by side
+    assert not tuning._optuna_sqlite_ready("postgresql://loopline@db:5432/optuna")
+
+
 def test_password_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(tuning.PASSWORD_ENV, "p@ss/word")
     assert tuning._with_password("postgresql://loopline@db:5432/optuna") == "postgresql://loopline:p%40ss%2Fword@db:5432/optuna"

@@ -164,7 +164,9 @@ def open_storage(
         engine_kwargs = {"pool_pre_ping": True}
     for attempt in range(4):
         try:
-            with warnings.catch_warnings(), sqlite_init_lock(url):  # heartbeats are marked experimental
+            # a database Optuna has set up already is opened without queueing behind other workers
+            first_open = contextlib.nullcontext() if _optuna_sqlite_ready(url) else sqlite_init_lock(url)
+            with warnings.catch_warnings(), first_open:  # heartbeats are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     _with_password(url),
@@ -184,6 +186,23 @@ def open_storage(
                 raise TuningConfigError(f"cannot use the tuning storage '{shown}': {reason_text}") from None
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
+
+
+def _optuna_sqlite_ready(url: str) -> bool:
+    """Whether the SQLite file of `url` holds a complete Optuna schema (Optuna stamps its
+    alembic version last when it sets a database up)."""
+    if not url.startswith("sqlite:///"):
+        return False
+    import sqlite3
+
+    path = Path(url[len("sqlite:///"):]).expanduser()
+    if not path.is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            return db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] > 0
+    except sqlite3.Error:  # no such table yet, or not a database: open it under the lock
+        return False
 
 
 @contextlib.contextmanager
