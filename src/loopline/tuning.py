@@ -153,7 +153,7 @@ def open_storage(
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     shown = masked(url)
     if scheme == "sqlite":
-        folder = Path(url.split(":///", 1)[1]).expanduser().resolve().parent
+        folder = sqlite_file(url).parent
         if not folder.is_dir():
             raise TuningConfigError(f"storage_url '{shown}': the folder {folder} does not exist")
         # several worker processes share the file: wait for locks instead of failing at once
@@ -188,18 +188,22 @@ def open_storage(
     raise AssertionError("unreachable")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL (absolute), None for any other URL."""
+    prefix = "sqlite:///"
+    return Path(url[len(prefix):]).expanduser().resolve() if url.startswith(prefix) else None
+
+
 def _optuna_sqlite_ready(url: str) -> bool:
     """Whether the SQLite file of `url` holds a complete Optuna schema (Optuna stamps its
     alembic version last when it sets a database up)."""
-    if not url.startswith("sqlite:///"):
+    path = sqlite_file(url)
+    if path is None or not path.is_file():
         return False
     import sqlite3
 
-    path = Path(url[len("sqlite:///"):]).expanduser()
-    if not path.is_file():
-        return False
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)) as db:
             return db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] > 0
     except sqlite3.Error:  # no such table yet, or not a database: open it under the lock
         return False
@@ -209,12 +213,13 @@ def _optuna_sqlite_ready(url: str) -> bool:
 def sqlite_init_lock(url: str):
     """Hold an exclusive file lock beside a SQLite database while it is opened (and perhaps
     created) so that processes starting together do not race to create its tables."""
-    if not url.startswith("sqlite:///"):
+    path = sqlite_file(url)
+    if path is None:
         yield
         return
     import fcntl
 
-    lock_path = Path(url[len("sqlite:///"):]).expanduser().resolve().with_suffix(".init-lock")
+    lock_path = path.with_suffix(".init-lock")
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
