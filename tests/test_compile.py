@@ -67,17 +67,20 @@ def test_images_are_loopline_images_with_the_package_version(path):
         assert match.group(1) in images.ROLES
 
 
-def test_every_image_role_has_a_dockerfile_installing_from_the_lock():
+def test_every_image_role_has_a_dockerfile_target_installing_from_the_lock():
+    from loopline.image_contract import dockerfile_packages
+
     lock = {line.split("==")[0].lower().replace("_", "-") for line in (ROOT / "requirements.lock").read_text().splitlines()
             if "==" in line and not line.startswith("#")}
     for role, dockerfile in images.ROLES.items():
         text = (ROOT / dockerfile).read_text()
         assert "-c requirements.lock" in text, role
-        from_lines = re.findall(r"^FROM\s+(\S+)", text, flags=re.M)
-        assert from_lines and all(":" in f and not f.endswith(":latest") for f in from_lines), role
-        # every package the Dockerfile names is pinned in the lock
-        block = text.split("-c requirements.lock", 1)[1].split("\n\n", 1)[0]
-        packages = [p.lower() for p in re.findall(r"^\s+([A-Za-z][\w.-]*)\s*\\?$", block, flags=re.M)]
+        assert re.search(rf"^FROM\s+\S+\s+AS\s+{role}$", text, flags=re.M), f"{dockerfile} has no target {role}"
+        # the base image is a build argument whose default is a pinned tag
+        default = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, flags=re.M)
+        assert default and ":" in default.group(1) and not default.group(1).endswith(":latest"), role
+        # every package the target installs is pinned in the lock
+        packages = dockerfile_packages(text)[role]
         assert packages, role
         assert set(packages) <= lock, (role, set(packages) - lock)
 

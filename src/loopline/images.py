@@ -14,11 +14,12 @@ from importlib.metadata import PackageNotFoundError, version
 DEFAULT_REGISTRY = "ghcr.io/loopline"
 REGISTRY_ENV = "LOOPLINE_IMAGE_REGISTRY"
 
-# image role -> Dockerfile under containers/
+DOCKERFILE = "containers/Dockerfile"
+# image role -> the Dockerfile that builds it; the role is also the Dockerfile's build target
 ROLES: dict[str, str] = {
-    "base": "containers/base/Dockerfile",  # data, validation, drift and registry steps
-    "trainer": "containers/trainer/Dockerfile",  # TensorFlow, Optuna: training and evaluation
-    "deployer": "containers/deployer/Dockerfile",  # KServe SDK, Kubernetes client, TF for smoke tests
+    "base": DOCKERFILE,  # data, validation, drift and registry steps
+    "trainer": DOCKERFILE,  # TensorFlow, Optuna: training and evaluation
+    "deployer": DOCKERFILE,  # KServe SDK, Kubernetes client, TF for smoke tests
 }
 
 

@@ -1,0 +1,105 @@
+"""Every step runs on its image's packages: no container engine needed.
+
+Each kfp.local step of a real loop runs with an import guard that refuses top-level modules whose
+distribution its image does not install (the image's packages: containers/Dockerfile's target
+for the role its compiled YAML names, plus their dependency closure from the lock).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopline import image_contract
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "containers" / "Dockerfile"
+LENIENT_GATES = {"absolute": {"roc_auc": 0.6}, "relative": {"max_regression": {"roc_auc": 0.5}}}
+
+
+def step_images() -> dict[str, str]:
+    """Step function -> the image its compiled component YAML names."""
+    out = {}
+    for path in sorted((ROOT / "compiled" / "components").glob("*.yaml")):
+        refs = set(re.findall(r"^\s*image:\s*(\S+)", path.read_text(), flags=re.M))
+        assert len(refs) == 1, (path.name, refs)
+        out[path.stem] = refs.pop()
+    return out
+
+
+def test_the_dockerfile_targets_and_their_closures():
+    targets = image_contract.dockerfile_packages(DOCKERFILE.read_text())
+    assert {"base", "trainer", "deployer"} <= set(targets)
+    assert "plotly" in targets["trainer"]  # the Optuna report needs it
+    base, trainer = image_contract.closure(targets["base"]), image_contract.closure(targets["trainer"])
+    assert {"s3fs", "gcsfs", "boto3", "fsspec", "botocore"} <= base & trainer
+    assert "tensorflow" not in base and "great-expectations" not in trainer
+    refused = image_contract.refused_modules(trainer)
+    assert "great_expectations" in refused and "evidently" in refused and "optuna" not in refused
+
+
+def _guarded(tmp_path: Path, dockerfile_text: str, code: str, step: str) -> subprocess.CompletedProcess:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(dockerfile_text)
+    report = tmp_path / "refused.jsonl"
+    env = image_contract.write_contract(tmp_path / "contract.json", dockerfile, step_images(), report)
+    import os
+
+    return subprocess.run([sys.executable, "-c", code, "--function_to_execute", step],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+
+
+def test_a_trainer_image_without_plotly_fails_the_report_naming_step_module_and_image(tmp_path):
+    without_plotly = re.sub(r"^\s+plotly \\\n", "", DOCKERFILE.read_text(), flags=re.M)
+    assert without_plotly != DOCKERFILE.read_text()
+    # the report's real code path: a tiny study, then the HTML report
+    code = (
+        "import optuna; from loopline import tuning\n"
+        "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
+        "study = optuna.create_study(direction='maximize')\n"
+        "study.optimize(lambda t: t.suggest_float('x', 0, 1), n_trials=3)\n"
+        "import sys, tempfile\n"
+        "tuning.report_html(study, settings=tuning.TuningSettings(), study_name='s', best_curves={}, "
+        "final_curves={}, path=tempfile.mktemp(suffix='.html'))\n"
+    )
+    result = _guarded(tmp_path, without_plotly, code, "train_model")
+    assert result.returncode != 0
+    trainer = step_images()["train_model"]
+    assert f"step train_model imports 'plotly', which its image {trainer} does not install" in result.stderr
+    # with the real Dockerfile the same code path runs
+    ok = _guarded(tmp_path, DOCKERFILE.read_text(), code, "train_model")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+
+def test_a_step_on_the_base_image_cannot_import_tensorflow(tmp_path):
+    result = _guarded(tmp_path, DOCKERFILE.read_text(), "import tensorflow", "load_data")
+    assert result.returncode != 0
+    assert "step load_data imports 'tensorflow', which its image" in result.stderr
+    assert "loopline-base:" in result.stderr
+
+
+@pytest.mark.slow
+def test_every_step_of_the_loop_runs_on_its_images_packages(tmp_path):
+    """Both pipelines through kfp.local, every step limited to its image's packages."""
+    import os
+
+    report = tmp_path / "refused.jsonl"
+    env = image_contract.write_contract(tmp_path / "contract.json", DOCKERFILE, step_images(), report)
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "run", "--home", str(home), "--rows", "1500", "--trials", "1",
+         "--max-epochs", "3", "--thresholds", json.dumps(LENIENT_GATES)],
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=1500,
+    )
+    refused = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+    failed = [f"{r['step']} imports {r['module']} ({r['imported']}), not in {r['image']}" for r in refused]
+    assert result.returncode == 0, "\n".join(failed) + "\n" + result.stderr[-3000:]
+    summary = json.loads((home / "last_run.json").read_text())
+    ran = {s["task"] for p in summary["pipelines"] for s in p["steps"]}
+    assert {"load-data", "validate-data", "train-model", "evaluate-model", "register-model", "deploy-model",
+            "detect-drift"} <= ran
