@@ -8,6 +8,7 @@ for the role its compiled YAML names, plus their dependency closure from the loc
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -48,7 +49,6 @@ def _guarded(tmp_path: Path, dockerfile_text: str, code: str, step: str) -> subp
     dockerfile.write_text(dockerfile_text)
     report = tmp_path / "refused.jsonl"
     env = image_contract.write_contract(tmp_path / "contract.json", dockerfile, step_images(), report)
-    import os
 
     return subprocess.run([sys.executable, "-c", code, "--function_to_execute", step],
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
@@ -86,7 +86,6 @@ def test_a_step_on_the_base_image_cannot_import_tensorflow(tmp_path):
 @pytest.mark.slow
 def test_every_step_of_the_loop_runs_on_its_images_packages(tmp_path):
     """Both pipelines through kfp.local, every step limited to its image's packages."""
-    import os
 
     report = tmp_path / "refused.jsonl"
     env = image_contract.write_contract(tmp_path / "contract.json", DOCKERFILE, step_images(), report)

@@ -52,7 +52,9 @@ def dockerfile_packages(text: str) -> dict[str, list[str]]:
 
 def closure(packages: list[str]) -> set[str]:
     """The distributions `pip install <packages>` brings in, from the installed metadata (= the lock)."""
-    from packaging.requirements import Requirement  # ships with pip and setuptools; pinned in the lock
+    from packaging.requirements import (
+        Requirement,  # ships with pip and setuptools; pinned in the lock
+    )
 
     seen: set[tuple[str, frozenset]] = set()
     todo = [Requirement(p) for p in packages]
