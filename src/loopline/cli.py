@@ -45,6 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         drift_share=args.drift_share,
         keep_serving=args.keep_serving,
+        runner=args.runner,
+        tracking_uri=args.tracking_uri or "",
     )
     if not settings.current_uri:
         print("no --current batch given: running the training pipeline only (no drift monitor)")
@@ -394,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rows", type=int, default=6000, help="rows of the demo data (default: %(default)s)")
     run.add_argument("--home", help="local state directory (default: $LOOPLINE_HOME or ./.loopline)")
     run.add_argument("--keep-serving", action="store_true", help="leave the local model server running and print its URL")
+    run.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                     help="subprocess: steps in this environment (default); docker: every step in the image its "
+                          "compiled YAML names (Docker, or podman's API service started for the run; `make images` first)")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. an MLflow server (default: the local SQLite store)")
     run.set_defaults(func=cmd_run)
 
     comp = sub.add_parser("compile", help="compile the pipelines and components to YAML",

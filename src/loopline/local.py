@@ -59,6 +59,8 @@ class LoopSettings:
     seed: int = 42
     drift_share: float = 0.5
     keep_serving: bool = False
+    runner: str = "subprocess"  # "docker": every step in its image (loopline.container_runner)
+    tracking_uri: str = ""  # MLflow tracking URI; empty: the SQLite store under the home
 
 
 def prepare_demo_data(home: Path, *, rows: int = 6000) -> tuple[str, str]:
@@ -95,7 +97,7 @@ def read_run(run_dir: Path, pipeline: str, seconds: float, started: float) -> Pi
     return PipelineRun(pipeline=pipeline, run_dir=run_dir, seconds=seconds, tasks=tasks)
 
 
-def _init_kfp_local(home: Path) -> Path:
+def _init_kfp_local(home: Path, runner=None) -> Path:
     from kfp import local
 
     root = home / "pipeline_root"
@@ -103,11 +105,12 @@ def _init_kfp_local(home: Path) -> Path:
     # Components run on Loopline's images in a cluster; locally they run in this environment,
     # which holds the same pinned libraries. kfp.local warns about that; it is intended here.
     warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    runner = runner or local.SubprocessRunner(use_venv=False)
+    local.init(runner=runner, pipeline_root=str(root.resolve()), raise_on_error=True)
     return root
 
 
-def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
+def _run_pipeline(root: Path, name: str, pipeline, check=None, **arguments) -> PipelineRun:
     before = set(root.iterdir())
     started, wall_started = time.perf_counter(), time.time()
     log.info("running pipeline %s with kfp.local", name)
@@ -116,6 +119,8 @@ def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
     new = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
     if not new:
         raise RuntimeError(f"pipeline {name} left no run directory under {root}")
+    if check:
+        check(new[-1])
     return read_run(new[-1], name, seconds, wall_started)
 
 
@@ -123,7 +128,7 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
     """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
     from loopline.cluster import ClusterSettings
     from loopline.pipelines.drift_monitor import build_drift_monitor
-    from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
+    from loopline.pipelines.training import build_training
 
     # Retries are for services in a cluster; on one machine a failure is reported at once.
     training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
@@ -131,6 +136,10 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LOOPLINE_HOME"] = str(home)
+    from loopline import object_store
+
+    for uri in (settings.data_uri, settings.current_uri):
+        object_store.check_readable(uri)
     # Fail fast, before any model is trained, on data that cannot be used.
     spec = data_lib.check_input(
         settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
@@ -144,8 +153,41 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
             settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,
             ignore_columns=settings.ignore_columns,
         )
-    tracking_uri = registry.local_tracking_uri(home)
+    if settings.runner == "docker":
+        return _run_loop_in_containers(settings, training, drift_monitor)
+    tracking_uri = settings.tracking_uri or registry.local_tracking_uri(home)
+    object_store.check_tracking_artifacts(tracking_uri)
     root = _init_kfp_local(home)
+    return _run_pipelines(settings, root, training, drift_monitor, tracking_uri, home, settings.data_uri, settings.current_uri)
+
+
+def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor) -> dict[str, Any]:
+    """The same loop with kfp.local's DockerRunner; what steps share lives under the pipeline root."""
+    from loopline import container_runner, object_store
+
+    home = settings.home
+    images = {**container_runner.step_images(training), **container_runner.step_images(drift_monitor)}
+    with container_runner.Engine(home / "engine") as engine:
+        engine.check_images(list(images.values()))
+        root = home / "pipeline_root"
+        shared = container_runner.shared_dir(root)
+        tracking_uri = settings.tracking_uri or registry.local_tracking_uri(shared)
+        object_store.check_tracking_artifacts(tracking_uri)
+        data_uri = container_runner.visible(settings.data_uri, shared)
+        current_uri = container_runner.visible(settings.current_uri, shared)
+        _init_kfp_local(home, container_runner.docker_runner())
+        summary = _run_pipelines(settings, root, training, drift_monitor, tracking_uri, shared, data_uri, current_uri,
+                                 check=lambda run: container_runner.check_tasks(run, images))
+        container_runner.annotate(summary, images, engine.kind)
+    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _run_pipelines(settings: LoopSettings, root: Path, training, drift_monitor, tracking_uri: str, local_home: Path,
+                   data_uri: str, current_uri: str, check=None) -> dict[str, Any]:
+    from loopline.pipelines.training import DEFAULT_THRESHOLDS
+
+    home = settings.home
     common = dict(
         target=settings.target,
         tracking_uri=tracking_uri,
@@ -157,23 +199,23 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
         max_epochs=settings.max_epochs,
         seed=settings.seed,
         deploy_target="local",
-        local_home=str(home),
+        local_home=str(local_home),
     )
-    runs = [_run_pipeline(root, "training", training, data_uri=settings.data_uri, **common)]
-    if settings.current_uri:
+    runs = [_run_pipeline(root, "training", training, check=check, data_uri=data_uri, **common)]
+    if current_uri:
         runs.append(
             _run_pipeline(
-                root, "drift_monitor", drift_monitor,
-                reference_data_uri=settings.data_uri, current_data_uri=settings.current_uri,
+                root, "drift_monitor", drift_monitor, check=check,
+                reference_data_uri=data_uri, current_data_uri=current_uri,
                 drift_share=settings.drift_share, **common,
             )
         )
-    summary = summarize(runs, settings, tracking_uri)
+    summary = summarize(runs, settings, tracking_uri, local_home)
     (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
 
-def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str) -> dict[str, Any]:
+def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str, local_home: Path | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {"home": str(settings.home), "tracking_uri": tracking_uri, "pipelines": []}
     for run in runs:
         entry: dict[str, Any] = {"pipeline": run.pipeline, "seconds": round(run.seconds, 1), "run_dir": str(run.run_dir),
@@ -209,7 +251,7 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
         summary["aliases"] = {}
         summary["versions"] = []
         summary["aliases_error"] = str(exc).splitlines()[0]
-    state = serving.read_state(settings.home, settings.model_name)
+    state = serving.read_state(local_home or settings.home, settings.model_name)
     if state and serving.is_alive(state):
         summary["endpoint"] = state.predict_url
         source = settings.current_uri or settings.data_uri
@@ -224,7 +266,7 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
         }
         if not settings.keep_serving:
             serving.stop_server(state)
-            serving.clear_state(settings.home, settings.model_name)
+            serving.clear_state(local_home or settings.home, settings.model_name)
             summary["server"] = "stopped"
         else:
             summary["server"] = f"serving at {state.predict_url} (pid {state.pid})"
@@ -257,7 +299,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"\n[{entry['pipeline']}] {entry['seconds']}s  ({entry['run_dir']})")
         for step in entry["steps"]:
             out = "" if step["output"] is None else f" -> {step['output']}"
-            lines.append(f"  {step['status']:<8} {step['task']:<16} {step['seconds']:>6.1f}s{out}")
+            image = f"  [{step['image']}]" if step.get("image") else ""
+            lines.append(f"  {step['status']:<8} {step['task']:<16} {step['seconds']:>6.1f}s{out}{image}")
         if "drifted" in entry:
             share = entry.get("share_drifted")
             share_text = f"{share:.0%}" if isinstance(share, (int, float)) else "?"
