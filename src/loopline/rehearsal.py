@@ -1,0 +1,153 @@
+"""The cluster's data path on one machine: `loopline run` with its data, the drift monitor's batch,
+the MLflow artifact store and the served model's files on S3-compatible object storage.
+
+    python -m loopline.rehearsal [--home DIR] [--s3-endpoint URL] [loopline run options ...]
+
+It starts, on loopback:
+  - an S3-compatible server, unless --s3-endpoint names one: moto's server mode, a STAND-IN for a
+    real store (no S3-compatible server installs from PyPI or Debian here); the clients are the
+    ones a cluster uses (s3fs through fsspec for data, boto3 for MLflow's artifacts);
+  - a real `mlflow server` whose artifacts go to s3://loopline-artifacts/mlflow (clients write to
+    the store directly, as in a cluster);
+then uploads the demo data (the reference batch as CSV, the shifted batch as Parquet) to
+s3://loopline-data/, runs `loopline run --data s3://... --current s3://... --tracking-uri ...`
+with the remaining options (e.g. `--runner docker`), and stops both servers. Credentials reach
+the steps as the usual AWS_* environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+DATA_BUCKET, ARTIFACT_BUCKET = "loopline-data", "loopline-artifacts"
+STANDIN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "loopline", "AWS_SECRET_ACCESS_KEY": "loopline-secret",
+                       "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A server as a child process in its own session; stop() ends it and its workers."""
+
+    def __init__(self, name: str, argv: list[str], url: str, health: str, log: Path, env: dict[str, str]):
+        self.name, self.argv, self.url, self.health, self.log, self.env = name, argv, url, health, log, env
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> Service:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                            env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text(errors='replace')[-1500:]}")
+            try:
+                with urllib.request.urlopen(self.health, timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer on {self.url} within {timeout:.0f}s (see {self.log})")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def s3_standin(home: Path) -> Service:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    return Service("stand-in S3 server (moto)", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                   url, f"{url}/moto-api/", home / "s3-standin.log", {})
+
+
+def mlflow_server(home: Path, artifact_root: str) -> Service:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    root = home / "mlflow-server"
+    root.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--default-artifact-root", artifact_root, "--no-serve-artifacts", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "1"]
+    return Service("mlflow server", argv, url, f"{url}/health", root / "server.log",
+                   {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+
+def upload_demo_data(rows: int) -> tuple[str, str]:
+    """The demo batches on the store: the reference as CSV, the shifted batch as Parquet."""
+    import boto3
+
+    from loopline import data as data_lib
+
+    s3 = boto3.client("s3")
+    for bucket in (DATA_BUCKET, ARTIFACT_BUCKET):
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    reference = f"s3://{DATA_BUCKET}/demo/transactions.csv"
+    current = f"s3://{DATA_BUCKET}/demo/transactions_shifted.parquet"
+    data_lib.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
+    data_lib.demo_transactions(rows, shift=1.0, seed=8).to_parquet(current, index=False)
+    return reference, current
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loopline.rehearsal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", default=os.environ.get("LOOPLINE_HOME") or ".loopline/rehearsal")
+    parser.add_argument("--s3-endpoint", help="a running S3-compatible store (credentials from AWS_*); "
+                                              "default: start the moto stand-in on loopback")
+    parser.add_argument("--rows", type=int, default=6000, help="rows of the demo data (default: %(default)s)")
+    args, run_args = parser.parse_known_args(argv)
+    home = Path(args.home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    services: list[Service] = []
+    try:
+        if args.s3_endpoint:
+            endpoint = args.s3_endpoint
+        else:
+            for key, value in STANDIN_CREDENTIALS.items():
+                os.environ.setdefault(key, value)
+            services.append(s3_standin(home).start())
+            endpoint = services[-1].url
+            print(f"object store: {endpoint} (moto server mode, a stand-in for S3)")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = endpoint
+        reference, current = upload_demo_data(args.rows)
+        services.append(mlflow_server(home, f"s3://{ARTIFACT_BUCKET}/mlflow").start())
+        print(f"MLflow server: {services[-1].url} (artifacts in s3://{ARTIFACT_BUCKET}/mlflow)")
+        print(f"data: {reference} (CSV), drift batch: {current} (Parquet)")
+        from loopline import cli
+        from loopline.data import DEMO_IGNORE, DEMO_TARGET
+
+        return cli.main(["run", "--home", str(home), "--data", reference, "--current", current, "--target", DEMO_TARGET,
+                         "--ignore", *DEMO_IGNORE, "--tracking-uri", services[-1].url, *run_args])
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""In Loopline's images, for real (`make test-containers`: needs Docker or podman and `make images`).
+
+- the whole loop with kfp.local's DockerRunner, data and MLflow artifacts on an S3-compatible
+  server on loopback (moto, a stand-in) and a real `mlflow server`, against the same loop with the
+  subprocess runner: the same gate verdicts and registered versions;
+- another team's pipeline: three compiled component YAMLs wired into its own DAG by a script that
+  never imports loopline, run with DockerRunner in Loopline's images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.containers,
+    pytest.mark.skipif(os.environ.get("LOOPLINE_TEST_CONTAINERS") != "1",
+                       reason="container tests run with `make test-containers` (a container engine and `make images`)"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+LENIENT_GATES = {"absolute": {"roc_auc": 0.6}, "relative": {"max_regression": {"roc_auc": 0.5}}}
+SMALL = ["--rows", "1500", "--trials", "1", "--max-epochs", "3", "--thresholds", json.dumps(LENIENT_GATES)]
+
+
+def rehearsal(home: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = subprocess.run([sys.executable, "-m", "loopline.rehearsal", "--home", str(home), *SMALL, *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=3000)
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
+    return result, json.loads((home / "last_run.json").read_text())
+
+
+def verdicts(summary: dict) -> list[tuple]:
+    return [(p["pipeline"], p.get("drifted"), p.get("gate_passed"), p.get("registered_version"))
+            for p in summary["pipelines"]]
+
+
+def test_the_loop_runs_in_the_images_on_object_storage_like_the_local_loop(tmp_path):
+    result, summary = rehearsal(tmp_path / "containers", "--runner", "docker")
+    assert summary["runner"].startswith("docker")
+    assert summary["tracking_uri"].startswith("http://127.0.0.1:")
+    steps = [s for p in summary["pipelines"] for s in p["steps"]]
+    role = {s["task"]: re.search(r"/loopline-(\w+):", s["image"]).group(1) for s in steps}
+    assert role["load-data"] == "base" and role["train-model"] == "trainer" and role["deploy-model"] == "deployer"
+    assert role["detect-drift"] == "base" and role["evaluate-model"] == "trainer"
+    # the summary says which image ran each step
+    assert re.search(r"train-model .*\[\S+/loopline-trainer:\S+\]", result.stdout)
+    # data from s3://, artifacts on the store, registered twice (training, then the drifted batch)
+    champion = next(v for v in summary["versions"] if "champion" in v["aliases"])
+    assert champion["tags"]["loopline.data_uri"].startswith("s3://loopline-data/")
+    assert summary["pipelines"][1]["drifted"] is True
+
+    _, local = rehearsal(tmp_path / "subprocess")
+    assert verdicts(summary) == verdicts(local)
+    assert [v["version"] for v in summary["versions"]] == [v["version"] for v in local["versions"]]
+
+
+REUSE = textwrap.dedent('''
+    """Another team's pipeline: Loopline's compiled components in its own DAG (no loopline import)."""
+    import json, sys
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+    from kfp import dsl, local
+    from kfp.components import load_component_from_file
+
+    compiled, root = Path(sys.argv[1]), Path(sys.argv[2])
+    load_data = load_component_from_file(str(compiled / "load_data.yaml"))
+    validate_data = load_component_from_file(str(compiled / "validate_data.yaml"))
+    train_model = load_component_from_file(str(compiled / "train_model.yaml"))
+
+    # the team's own data, under the pipeline root (the only host folder a step sees)
+    rng = np.random.default_rng(3)
+    n = 1200
+    frame = pd.DataFrame({"tenure": rng.integers(1, 72, n), "spend": rng.gamma(2.0, 30.0, n),
+                          "plan": rng.choice(["basic", "plus", "pro"], n)})
+    frame["churned"] = ((frame["spend"] / 60 - frame["tenure"] / 36 + rng.normal(0, 0.5, n)) > 0).astype(int)
+    data = root / "team-data" / "customers.csv"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.parent.chmod(0o1777)
+    frame.to_csv(data, index=False)
+
+    @dsl.pipeline(name="churn-team")
+    def churn(data_uri: str):
+        loaded = load_data(data_uri=data_uri, target="churned", seed=5)
+        validate_data(train=loaded.outputs["train"], validation=loaded.outputs["validation"],
+                      holdout=loaded.outputs["holdout"])
+        train_model(train=loaded.outputs["train"], validation=loaded.outputs["validation"], n_trials=1, max_epochs=2)
+
+    local.init(runner=local.DockerRunner(network_mode="host"), pipeline_root=str(root), raise_on_error=True)
+    run = churn(data_uri=str(data))
+    assert "loopline" not in sys.modules
+    print(json.dumps({"state": str(run.state) if hasattr(run, "state") else "done"}))
+''')
+
+
+def test_another_team_reuses_three_compiled_components_in_its_own_pipeline(tmp_path):
+    from loopline.container_runner import Engine
+
+    root = tmp_path / "pipeline_root"
+    root.mkdir()
+    root.chmod(0o1777)
+    script = tmp_path / "team_pipeline.py"
+    script.write_text(REUSE)
+    with Engine(tmp_path / "engine") as engine:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["DOCKER_HOST"] = engine.base_url
+        # -I: the team's interpreter sees neither this repository nor the working directory
+        result = subprocess.run([sys.executable, "-I", str(script), str(ROOT / "compiled" / "components"), str(root)],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=2400)
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
+    assert "import loopline" not in REUSE and "from loopline" not in REUSE
+    run_dir = next(root.glob("churn-team-*"))
+    for task in ("load-data", "validate-data", "train-model"):
+        assert (run_dir / task / "executor_output.json").is_file(), task
+    metrics = json.loads((run_dir / "train-model" / "executor_output.json").read_text())
+    assert metrics["artifacts"]["model"]["artifacts"][0]["uri"]
+    model_dir = Path(metrics["artifacts"]["model"]["artifacts"][0]["uri"])
+    assert (model_dir / "1" / "saved_model.pb").is_file() and model_dir.stat().st_uid == 10001
+    assert "Found image 'ghcr.io/loopline/loopline-trainer:" in result.stdout + result.stderr

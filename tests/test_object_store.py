@@ -1,0 +1,119 @@
+"""s3:// through the code path a cluster uses (fsspec/s3fs, boto3), against moto's server mode on
+loopback: a stand-in for an S3-compatible store. And the faults: no container engine, an
+unreachable store, refused credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopline import data as data_lib
+from loopline import object_store
+from loopline.rehearsal import STANDIN_CREDENTIALS, s3_standin
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A stand-in S3 server; the AWS_* variables point the clients at it."""
+    server = s3_standin(tmp_path_factory.mktemp("s3")).start()
+    saved = {k: os.environ.get(k) for k in (*STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL")}
+    os.environ.update({**STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL": server.url})
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="loopline-test")
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+def test_csv_and_parquet_read_from_s3_and_the_hash_streams(s3, tmp_path):
+    frame = data_lib.demo_transactions(300, seed=3)
+    local = tmp_path / "t.csv"
+    frame.to_csv(local, index=False)
+    frame.to_csv("s3://loopline-test/t.csv", index=False)
+    frame.to_parquet("s3://loopline-test/t.parquet", index=False)
+    assert data_lib.read_table("s3://loopline-test/t.csv").shape == frame.shape
+    assert data_lib.read_table("s3://loopline-test/t.parquet").shape == frame.shape
+    assert data_lib.file_sha256("s3://loopline-test/t.csv") == hashlib.sha256(local.read_bytes()).hexdigest()
+    object_store.check_readable("s3://loopline-test/t.parquet")
+    object_store.check_writable("s3://loopline-test/artifacts")
+
+
+def test_gs_goes_through_the_same_fsspec_code_path():
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs("gs://bucket/data.csv", token="anon")
+    assert type(fs).__module__.startswith("gcsfs") and path == "bucket/data.csv"
+
+
+def test_a_missing_object_is_named(s3):
+    with pytest.raises(object_store.ObjectStoreError, match=r"^cannot read s3://loopline-test/absent.csv: not found"):
+        object_store.check_readable("s3://loopline-test/absent.csv")
+
+
+def _run(tmp_path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "run", "--home", str(tmp_path / "home"), "--target", "is_fraud", *args],
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_an_unreachable_store_is_one_line_naming_the_uri_before_any_training(tmp_path):
+    env = {**STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    result = _run(tmp_path, env, "--data", "s3://loopline-data/transactions.csv")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"loopline: error: cannot read s3://loopline-data/transactions.csv: the store does not answer "
+                      f"{errors[0].split('does not answer ', 1)[1]}"]
+    assert not (tmp_path / "home" / "pipeline_root").exists()
+
+
+def test_refused_credentials_are_one_line_naming_the_uri(tmp_path):
+    # moto checks credentials when told to: every key is unknown to it
+    server = s3_standin(tmp_path / "s3")
+    server.env = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    server.start()
+    try:
+        env = {"AWS_ACCESS_KEY_ID": "wrong", "AWS_SECRET_ACCESS_KEY": "wrong", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_ENDPOINT_URL": server.url}
+        result = _run(tmp_path, env, "--data", "s3://loopline-data/transactions.csv")
+    finally:
+        server.stop()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "loopline: error: cannot read s3://loopline-data/transactions.csv: the store refused the credentials")
+
+
+def test_no_container_engine_is_one_line_saying_what_to_install(tmp_path, monkeypatch):
+    from loopline.container_runner import ContainerError, Engine
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ContainerError, match=r"^no container engine answers: install Docker .*podman"):
+        Engine(tmp_path).__enter__()
+
+
+def test_make_images_without_an_engine_says_what_to_install(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sed", "git", "dirname", "python3"):
+        if shutil.which(tool):
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    result = subprocess.run([str(ROOT / "containers" / "engine.sh"), "images"], cwd=ROOT, capture_output=True,
+                            text=True, env={"PATH": str(bin_dir), "HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "engine: no container engine: install Docker, or podman (apt-get install podman buildah runc), "
+        "or run 'sudo containers/engine.sh install'"]
