@@ -137,6 +137,7 @@ cmd_images() {
         say "building $REGISTRY/loopline-$role:$VERSION on $BASE_IMAGE ($eng)"
         if [ "$eng" = docker ]; then
             mapfile -t args < <(build_args "$role")
+            [ -n "${NO_CACHE:-}" ] && args+=(--no-cache)
             docker build -f "$HERE/Dockerfile" "${args[@]}" "$ROOT"
         else
             mapfile -t args < <(build_args "$role")
@@ -145,6 +146,7 @@ cmd_images() {
             mounts+=(-v "$STATE/pip.conf:/etc/pip.conf:ro")
             for p in "${paths[@]}"; do mounts+=(-v "$p:$p:ro"); done
             [ -d /etc/ssl/certs ] && mounts+=(-v /etc/ssl/certs:/etc/ssl/certs:ro)
+            [ -n "${NO_CACHE:-}" ] && args+=(--no-cache)
             podman_ build --network=host --layers "${mounts[@]}" -f "$HERE/Dockerfile" "${args[@]}" "$ROOT"
         fi
         say "built loopline-$role in $((SECONDS - t0)) s"

@@ -651,6 +651,13 @@ def bench_tuning_resume(home: Path) -> list[dict[str, Any]]:
     }]
 
 
+def _bench_containers(home: Path) -> list[dict[str, Any]]:
+    """Image sizes and build times, and the loop in the images against the loop here (bench_containers.py)."""
+    from loopline.bench_containers import bench_containers
+
+    return bench_containers(home)
+
+
 BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "local_loop": bench_local_loop,
     "drift_1m": bench_drift_1m,
@@ -659,6 +666,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "tuning_pruning": bench_tuning_pruning,
     "tuning_parallel": bench_tuning_parallel,
     "tuning_resume": bench_tuning_resume,
+    "containers": _bench_containers,
 }
 
 
