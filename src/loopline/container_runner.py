@@ -15,6 +15,7 @@ are reached as in a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -175,6 +176,16 @@ def docker_runner():
 
     # Host networking: an MLflow server or an object store on loopback is reachable from the steps.
     return local.DockerRunner(network_mode="host", environment=container_env())
+
+
+@contextlib.contextmanager
+def writable_by_steps():
+    """Folders and files made meanwhile are writable by every user (umask 0), like /tmp's contents."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def shared_dir(root: Path) -> Path:

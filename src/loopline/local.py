@@ -167,7 +167,8 @@ def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor) -> 
 
     home = settings.home
     images = {**container_runner.step_images(training), **container_runner.step_images(drift_monitor)}
-    with container_runner.Engine(home / "engine") as engine:
+    # kfp.local makes each run's and task's folders in this process: the image's user must write them.
+    with container_runner.Engine(home / "engine") as engine, container_runner.writable_by_steps():
         engine.check_images(list(images.values()))
         root = home / "pipeline_root"
         shared = container_runner.shared_dir(root)
