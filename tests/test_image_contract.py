@@ -102,3 +102,21 @@ def test_every_step_of_the_loop_runs_on_its_images_packages(tmp_path):
     ran = {s["task"] for p in summary["pipelines"] for s in p["steps"]}
     assert {"load-data", "validate-data", "train-model", "evaluate-model", "register-model", "deploy-model",
             "detect-drift"} <= ran
+
+
+@pytest.mark.slow
+def test_the_guard_is_active_in_the_steps_kfp_local_starts(tmp_path):
+    """A base image without Great Expectations: validate_data, as kfp.local runs it, fails naming it."""
+    without_gx = re.sub(r"^\s+great-expectations \\\n", "", DOCKERFILE.read_text(), flags=re.M)
+    assert without_gx != DOCKERFILE.read_text()
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(without_gx)
+    env = image_contract.write_contract(tmp_path / "contract.json", dockerfile, step_images(), tmp_path / "refused.jsonl")
+    result = subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "run", "--home", str(tmp_path / "home"), "--rows", "600"],
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode != 0
+    base = step_images()["validate_data"]
+    assert f"step validate_data imports 'great_expectations', which its image {base} does not install" in (
+        result.stdout + result.stderr)
