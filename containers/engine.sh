@@ -4,7 +4,7 @@
 #   containers/engine.sh install    install podman, buildah, runc and mmdebstrap as root where no
 #                                   Docker engine answers and they are missing (apt-get)
 #   containers/engine.sh standin    build the stand-in base image (Debian bookworm's python3.11)
-#   containers/engine.sh images     build the three role images (docker, else podman)
+#   containers/engine.sh images     build the role images (docker, else podman)
 #   containers/engine.sh sizes      print each image's size
 #
 # With Docker, a plain `docker build` per role. Without it, podman with the settings under
@@ -20,7 +20,7 @@ ROOT="$(dirname "$HERE")"
 STATE="$ROOT/.loopline/containers"
 OFFICIAL_BASE="python:3.11.14-slim-bookworm"
 STANDIN_BASE="localhost/python-standin:3.11-slim-bookworm"
-ROLES="${ROLES:-base trainer deployer}"
+ROLES="${ROLES:-base trainer deployer serving}"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml")"
 GIT_COMMIT="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || true)"
 REGISTRY="${LOOPLINE_IMAGE_REGISTRY:-ghcr.io/loopline}"

@@ -78,6 +78,15 @@ def build_training(settings: cluster.ClusterSettings | None = None):
         train_memory_limit: str = "8G",
         train_accelerator_type: str = "nvidia.com/gpu",
         train_accelerator_count: int = 0,
+        deploy_mode: str = "Serverless",
+        deploy_canary_percent: int = 10,
+        deploy_service_account: str = "",
+        deploy_runtime: str = "loopline-serving",
+        deploy_runtime_version: str = "",
+        deploy_min_replicas: int = 1,
+        deploy_max_replicas: int = 1,
+        deploy_cpu: str = "1",
+        deploy_memory: str = "2Gi",
     ):
         """Trains, gates, registers and deploys a tabular classifier.
 
@@ -95,7 +104,7 @@ def build_training(settings: cluster.ClusterSettings | None = None):
             seed: Seed of splits, sampler and training.
             deploy_target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
             namespace: Kubernetes namespace for the InferenceService.
-            storage_uri: Model location for KServe in a cluster.
+            storage_uri: Storage prefix (gs://, s3://) under which each model version gets its own URI <storage_uri>/<model_name>/v<version>; empty: the version's folder in the MLflow artifact store.
             local_home: Local state directory (target "local").
             vertex_model_registry: Optional Vertex AI Model Registry upload target; empty for none.
             objective: Tuning objective on the validation split: "roc_auc", "accuracy" or "log_loss".
@@ -110,6 +119,15 @@ def build_training(settings: cluster.ClusterSettings | None = None):
             train_memory_limit: Memory limit of the tuning and training tasks.
             train_accelerator_type: Accelerator resource of the tuning and training tasks, e.g. nvidia.com/gpu.
             train_accelerator_count: Accelerators per tuning or training task; 0 for none.
+            deploy_mode: KServe deployment mode: "Knative" (or "Serverless") or "Standard" (or "RawDeployment", KServe 0.20 or later for canaries).
+            deploy_canary_percent: Share of traffic a new version gets while it is smoke-tested.
+            deploy_service_account: Service account of the predictor pods (storage credentials).
+            deploy_runtime: The KServe ServingRuntime or ClusterServingRuntime serving the model.
+            deploy_runtime_version: Image tag of the runtime's container; empty for the runtime's own.
+            deploy_min_replicas: Minimum predictor replicas (0 allows scale to zero in Knative mode).
+            deploy_max_replicas: Maximum predictor replicas.
+            deploy_cpu: CPU request and limit of each predictor replica.
+            deploy_memory: Memory request and limit of each predictor replica.
         """
         load = step(load_data(
             data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
@@ -173,6 +191,15 @@ def build_training(settings: cluster.ClusterSettings | None = None):
                 storage_uri=storage_uri,
                 pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 local_home=local_home,
+                deployment_mode=deploy_mode,
+                canary_percent=deploy_canary_percent,
+                service_account=deploy_service_account,
+                runtime=deploy_runtime,
+                runtime_version=deploy_runtime_version,
+                min_replicas=deploy_min_replicas,
+                max_replicas=deploy_max_replicas,
+                cpu=deploy_cpu,
+                memory=deploy_memory,
             ).set_caching_options(False), "deploy_model")
 
     return training

@@ -223,8 +223,10 @@ def test_register_then_deploy_locally_moves_champion(trained_model, loaded, tmp_
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/models/fraud:predict")
         assert "Rollout of version 1: CREATED" in Path(report.path).read_text()
         assert registry.aliases(tracking_uri, "fraud") == {"challenger": "1", "champion": "1"}
-        assert "kind: InferenceService" in Path(manifest.path).read_text()
-        assert list((home / "manifests").glob("fraud-v1.yaml"))
+        text = Path(manifest.path).read_text()
+        assert "kind: InferenceService" in text and text.startswith("# Local record, not for a cluster")
+        assert manifest.metadata["for_cluster"] is False and manifest.metadata["storage_uri"].startswith("file://")
+        assert [p.name for p in (home / "manifests").iterdir()] == ["fraud-v1.local-record.yaml"]
         state = serving.read_state(home, "fraud")
         assert state and serving.is_alive(state)
         # a cluster target cannot serve files the registry keeps on this machine's disk

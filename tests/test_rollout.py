@@ -3,6 +3,7 @@ Kubernetes API calls against a stand-in API server (the predictor it reports is 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -197,14 +198,101 @@ def test_cluster_canary_that_never_gets_ready_rolls_back(cluster, probe):
     assert standin.objects[("ml", "fraud")]["spec"]["predictor"]["model"]["storageUri"] == "gs://models/fraud/1"
 
 
-def test_cluster_raw_deployment_refuses_a_canary(cluster, probe):
+@pytest.mark.parametrize("mode", ["Knative", "Serverless"])
+def test_cluster_knative_mode_by_either_name_uses_canary_traffic_percent(cluster, probe, mode):
     standin, api = cluster
     rows, expected = probe
-    rollout.rollout_cluster(api, _manifest("1", "RawDeployment"), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
+    rollout.rollout_cluster(api, _manifest("1", mode), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
+    result = rollout.rollout_cluster(api, _manifest("2", mode), rows=rows, expected=expected, limits=LIMITS,
+                                     canary_percent=20, ready_timeout=5)
+    assert result.action == rollout.PROMOTED
+    canary = [r for r in standin.requests if r.method == "PATCH"][0]
+    assert canary.body["spec"]["predictor"]["canaryTrafficPercent"] == 20 and "canary" not in canary.body["spec"]
+
+
+@pytest.fixture()
+def standard_cluster(predictor):
+    """The stand-in API server; the canary's own Service is reached at the real predictor."""
+    from kserve import KServeClient
+
+    standin = KubernetesApiStandIn(predictor_url=predictor.url)
+    services = []
+
+    def service_url(service, namespace):
+        services.append((service, namespace))
+        return predictor.url
+
+    api = rollout.ClusterApi(KServeClient(config_dict=standin.kubeconfig()), poll_seconds=0.05, service_url=service_url)
+    yield standin, api, services
+    standin.close()
+
+
+@pytest.mark.parametrize("mode", ["Standard", "RawDeployment"])
+def test_cluster_standard_mode_canary_is_promoted(standard_cluster, probe, mode):
+    standin, api, services = standard_cluster
+    rows, expected = probe
+    rollout.rollout_cluster(api, _manifest("1", mode), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
     standin.requests.clear()
-    with pytest.raises(DeploymentError, match="RawDeployment mode, where KServe ignores canaryTrafficPercent"):
-        rollout.rollout_cluster(api, _manifest("2", "RawDeployment"), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
-    assert [r.method for r in standin.requests] == ["GET"]  # nothing was changed
+    result = rollout.rollout_cluster(api, _manifest("2", mode), rows=rows, expected=expected, limits=LIMITS,
+                                     canary_percent=25, ready_timeout=5)
+    assert result.action == rollout.PROMOTED and result.smoke.passed and result.previous_version == "1"
+    dry, canary, promote = [r for r in standin.requests if r.method == "PATCH"]
+    assert "dryRun=All" in dry.path and "fieldValidation=Strict" in dry.path
+    assert "dryRun" not in canary.path
+    (entry,) = canary.body["spec"]["canary"]
+    assert entry["trafficPercent"] == 25 and entry["predictor"]["name"] == "v2"
+    assert entry["predictor"]["model"]["storageUri"] == "gs://models/fraud/2"
+    assert "predictor" not in canary.body["spec"]  # the serving predictor is untouched during the canary
+    assert services == [("fraud-v2-predictor", "ml")]  # the smoke test went to the canary's own Service
+    assert promote.body["spec"]["canary"] is None and promote.body["spec"]["predictor"]["name"] == "v2"
+    stored = standin.objects[("ml", "fraud")]
+    assert "canary" not in stored["spec"] and stored["spec"]["predictor"]["name"] == "v2"
+    assert stored["spec"]["predictor"]["model"]["storageUri"] == "gs://models/fraud/2"
+    assert stored["metadata"]["labels"]["loopline.dev/model-version"] == "2"
+
+
+def test_cluster_standard_mode_failed_canary_is_rolled_back(standard_cluster, probe):
+    standin, api, _ = standard_cluster
+    rows, expected = probe
+    rollout.rollout_cluster(api, _manifest("1", "Standard"), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
+    before = standin.objects[("ml", "fraud")]["spec"]
+    result = rollout.rollout_cluster(api, _manifest("2", "Standard"), rows=rows, expected=expected[:, ::-1].copy(),
+                                     limits=LIMITS, ready_timeout=5)
+    assert result.action == rollout.ROLLED_BACK and "disagree" in result.reason
+    rollback = [r for r in standin.requests if r.method == "PATCH"][-1]
+    assert rollback.body == {"metadata": {"labels": {"loopline.dev/model-version": "1"}}, "spec": {"canary": None}}
+    assert standin.objects[("ml", "fraud")]["spec"] == before
+    assert standin.objects[("ml", "fraud")]["metadata"]["labels"]["loopline.dev/model-version"] == "1"
+
+
+def test_cluster_standard_mode_canary_that_never_gets_ready_rolls_back(standard_cluster, probe):
+    standin, api, services = standard_cluster
+    rows, expected = probe
+    rollout.rollout_cluster(api, _manifest("1", "Standard"), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
+    standin.ready = False
+    result = rollout.rollout_cluster(api, _manifest("2", "Standard"), rows=rows, expected=expected, limits=LIMITS,
+                                     ready_timeout=0.5)
+    assert result.action == rollout.ROLLED_BACK and "canary v2" in result.reason and "not Ready" in result.reason
+    assert services == [] and "canary" not in standin.objects[("ml", "fraud")]["spec"]
+
+
+@pytest.mark.parametrize("mode", ["Standard", "RawDeployment"])
+def test_cluster_standard_mode_without_spec_canary_refuses(standard_cluster, probe, mode):
+    standin, api, _ = standard_cluster
+    standin.spec_canary = False  # KServe older than 0.20
+    rows, expected = probe
+    rollout.rollout_cluster(api, _manifest("1", mode), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
+    before = json.dumps(standin.objects[("ml", "fraud")], sort_keys=True)
+    standin.requests.clear()
+    with pytest.raises(DeploymentError, match="older than 0.20, which has no Standard-mode canary"):
+        rollout.rollout_cluster(api, _manifest("2", mode), rows=rows, expected=expected, limits=LIMITS, ready_timeout=5)
+    assert [r.method for r in standin.requests] == ["GET", "PATCH"]  # the dry run only
+    assert json.dumps(standin.objects[("ml", "fraud")], sort_keys=True) == before
+
+
+def test_an_unknown_deployment_mode_is_refused():
+    with pytest.raises(DeploymentError, match="deployment_mode 'Raw' is not a KServe mode"):
+        _manifest("1", "Raw")
 
 
 def test_cluster_transient_api_errors_are_retried(cluster, probe, monkeypatch):

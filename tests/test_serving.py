@@ -59,14 +59,16 @@ def _isvc(**overrides):
 @pytest.mark.parametrize(
     "overrides",
     [{}, {"canary_traffic_percent": 10}, {"service_account": "loopline-deployer", "min_replicas": 0, "max_replicas": 4},
-     {"runtime_version": "2.6.2", "deployment_mode": "RawDeployment"}],
+     {"runtime_version": "0.1.0", "deployment_mode": "RawDeployment"}, {"deployment_mode": "Standard"},
+     {"deployment_mode": "Knative", "cpu": "2", "memory": "4Gi"}],
 )
 def test_inference_service_validates_against_kserve_crd(isvc_validator, overrides):
     manifest = _isvc(**overrides)
     errors = sorted(e.message for e in isvc_validator.iter_errors(manifest))
     assert errors == []
     assert manifest["apiVersion"] == "serving.kserve.io/v1beta1"
-    assert manifest["spec"]["predictor"]["model"]["modelFormat"] == {"name": "tensorflow"}
+    assert manifest["spec"]["predictor"]["model"]["modelFormat"] == {"name": "loopline", "version": "1"}
+    assert manifest["spec"]["predictor"]["model"]["runtime"] == "loopline-serving"
     assert manifest["spec"]["predictor"]["model"]["storageUri"] == "gs://bucket/fraud/3"
     assert manifest["metadata"]["labels"]["loopline.dev/model-version"] == "3"
 
@@ -124,3 +126,23 @@ def test_a_model_that_cannot_load_fails_to_start_with_its_reason(tmp_path):
     (tmp_path / "broken").mkdir()
     with pytest.raises(DeploymentError, match="exited"):
         serving.start_server(str(tmp_path / "broken"), model_name="broken", version="1", log_dir=tmp_path, ready_timeout=60)
+
+
+@pytest.mark.parametrize("runtime", ["tensorflow", "kserve-tensorflow-serving"])
+def test_tf_serving_is_refused_with_the_reason(runtime):
+    with pytest.raises(DeploymentError, match="TensorFlow Serving\\) is refused: .* use the runtime 'loopline-serving'"):
+        _isvc(runtime=runtime)
+
+
+def test_a_standard_mode_canary_validates_against_kserve_crd(isvc_validator):
+    from loopline import kserve_modes
+
+    manifest = _isvc(deployment_mode="Standard")
+    body = kserve_modes.canary_body(_isvc(model_version="4", deployment_mode="Standard"), "4", 10)
+    manifest["spec"]["canary"] = body["spec"]["canary"]
+    assert sorted(e.message for e in isvc_validator.iter_errors(manifest)) == []
+    promoted = copy.deepcopy(manifest)
+    promoted["spec"].pop("canary")
+    promoted["spec"]["predictor"] = kserve_modes.promote_body(manifest, "4")["spec"]["predictor"]
+    assert sorted(e.message for e in isvc_validator.iter_errors(promoted)) == []
+    assert promoted["spec"]["predictor"]["name"] == "v4"

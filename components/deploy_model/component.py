@@ -24,9 +24,12 @@ def deploy_model(
     canary_percent: int = 10,
     deployment_mode: str = "Serverless",
     service_account: str = "",
+    runtime: str = "loopline-serving",
     runtime_version: str = "",
     min_replicas: int = 1,
     max_replicas: int = 1,
+    cpu: str = "1",
+    memory: str = "2Gi",
     smoke_rows: int = 16,
     tolerance: float = 1e-5,
     max_p95_ms: float = 1000.0,
@@ -35,12 +38,13 @@ def deploy_model(
 ) -> str:
     """Rolls a registered model version out and moves `champion` only when it serves.
 
-    A first deployment takes all traffic. A new version becomes a canary (KServe's
-    canaryTrafficPercent in a cluster; a second KServe model server beside the serving one
-    locally), waits for Ready, and is smoke-tested: holdout rows sent one request each must
-    match the model's in-process predictions, without errors and within the latency limit.
-    Then it is promoted, or rolled back with the previous spec restored. Deploying the
-    version already serving is a no-op. RawDeployment mode refuses a canary.
+    A first deployment takes all traffic. A new version becomes a canary (in a cluster: KServe's
+    canaryTrafficPercent in Knative mode, an entry of spec.canary in Standard mode; locally: a
+    second KServe model server beside the serving one), waits for Ready, and is smoke-tested:
+    holdout rows sent one request each must match the model's in-process predictions, without
+    errors and within the latency limit. Then it is promoted, or rolled back with the previous
+    spec restored. Deploying the version already serving is a no-op. Standard mode on a KServe
+    older than 0.20 (no spec.canary) refuses a canary.
 
     Args:
         model_name: Registered model name (also the InferenceService name and the V1 model name).
@@ -49,14 +53,17 @@ def deploy_model(
         holdout: Holdout split; its first rows are the smoke test.
         target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
         namespace: Kubernetes namespace of the InferenceService.
-        storage_uri: SavedModel location for KServe (gs://, s3://, pvc://); default: where the MLflow registry keeps the version.
+        storage_uri: Storage prefix (gs://, s3://); each version is copied once to its own URI <storage_uri>/<model_name>/v<version>. Empty: the version's own folder in the MLflow artifact store.
         pipeline_run: Pipeline run identifier, recorded as a label.
         canary_percent: Share of traffic the new version gets while it is tested.
-        deployment_mode: KServe deployment mode annotation, "Serverless" or "RawDeployment".
+        deployment_mode: KServe deployment mode: "Knative" (or "Serverless") or "Standard" (or "RawDeployment").
         service_account: Service account of the predictor pods (storage credentials).
-        runtime_version: TensorFlow Serving runtime version; empty for KServe's default.
-        min_replicas: Minimum predictor replicas (0 allows scale to zero in Serverless mode).
+        runtime: The ServingRuntime or ClusterServingRuntime that serves the model (Loopline's serving image).
+        runtime_version: Image tag of the runtime's container; empty for the runtime's own.
+        min_replicas: Minimum predictor replicas (0 allows scale to zero in Knative mode).
         max_replicas: Maximum predictor replicas.
+        cpu: CPU request and limit of each predictor replica.
+        memory: Memory request and limit of each predictor replica.
         smoke_rows: Holdout rows sent to the new version.
         tolerance: Largest allowed difference between served and in-process probabilities.
         max_p95_ms: Largest allowed p95 latency of one-row requests, in milliseconds.
@@ -76,7 +83,7 @@ def deploy_model(
         model_name=model_name, model_version=model_version, tracking_uri=tracking_uri, holdout=holdout,
         manifest=manifest, report=report, target=target, namespace=namespace, storage_uri=storage_uri,
         pipeline_run=pipeline_run, canary_percent=canary_percent, deployment_mode=deployment_mode,
-        service_account=service_account, runtime_version=runtime_version, min_replicas=min_replicas,
-        max_replicas=max_replicas, smoke_rows=smoke_rows, tolerance=tolerance, max_p95_ms=max_p95_ms,
+        service_account=service_account, runtime=runtime, runtime_version=runtime_version,
+        min_replicas=min_replicas, max_replicas=max_replicas, cpu=cpu, memory=memory, smoke_rows=smoke_rows, tolerance=tolerance, max_p95_ms=max_p95_ms,
         ready_timeout_seconds=ready_timeout_seconds, local_home=local_home,
     )

@@ -59,7 +59,7 @@ def trigger_training(
         seed: Seed of splits, sampler and training.
         deploy_target: Deployment target of the training run, "kserve" or "local".
         namespace: Kubernetes namespace for the InferenceService.
-        storage_uri: Model location for KServe in a cluster.
+        storage_uri: Storage prefix (gs://, s3://) under which each model version gets its own URI <storage_uri>/<model_name>/v<version>; empty: the version's folder in the MLflow artifact store.
         rerun_target: Where the run goes, "kfp" or "vertex".
         kfp_host: KFP API endpoint; empty for the cluster the step runs in.
         vertex_project: Vertex AI project; empty for the one the step runs in.

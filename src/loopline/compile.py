@@ -68,6 +68,9 @@ def compile_all(out: Path, *, registry: str | None = None, kubernetes=None) -> l
         written.append(path)
     for name in PIPELINES:
         written.append(compile_pipeline(name, out / f"{name}.yaml", kubernetes=kubernetes))
+    from loopline.serving_runtime import write_runtimes  # the KServe runtime of the serving image
+
+    written += write_runtimes(out)
     return written
 
 

@@ -20,6 +20,7 @@ ROLES: dict[str, str] = {
     "base": DOCKERFILE,  # data, validation, drift and registry steps
     "trainer": DOCKERFILE,  # TensorFlow, Optuna: training and evaluation
     "deployer": DOCKERFILE,  # KServe SDK, Kubernetes client, TF for smoke tests
+    "serving": DOCKERFILE,  # the model server KServe runs (Loopline's ServingRuntime); no step runs on it
 }
 
 
@@ -44,3 +45,4 @@ def image(role: str) -> str:
 BASE_IMAGE = image("base")
 TRAINER_IMAGE = image("trainer")
 DEPLOYER_IMAGE = image("deployer")
+SERVING_IMAGE = image("serving")

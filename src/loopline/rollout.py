@@ -8,7 +8,8 @@ One state machine serves both targets:
        └─ other version ─► canary (new beside old) ─► ready? ─► smoke ─► PROMOTED
                                            └──────── not ready / smoke failed ─► ROLLED_BACK
 
-In a cluster the canary is KServe's `canaryTrafficPercent` on the InferenceService; locally
+In a cluster the canary is KServe's `canaryTrafficPercent` on the InferenceService in Knative
+(Serverless) mode, or an entry of `spec.canary` in Standard (RawDeployment) mode (kserve_modes.py); locally
 it is a second KServe model server on loopback beside the one serving. The `champion` alias
 moves only on CREATED or PROMOTED, so a failed rollout never loses the serving model.
 """
@@ -26,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from loopline import serving
+from loopline import kserve_modes, serving
 from loopline.errors import DeploymentError
 
 log = logging.getLogger(__name__)
 
 CREATED, PROMOTED, ROLLED_BACK, NOOP = "created", "promoted", "rolled_back", "noop"
-RAW_DEPLOYMENT = "RawDeployment"
-MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+MODE_ANNOTATION = kserve_modes.MODE_ANNOTATION
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 VERSION_LABEL = "loopline.dev/model-version"
 
@@ -196,13 +196,15 @@ def _local_failed(first, version, previous, current, reason, steps) -> RolloutRe
 class ClusterApi:
     """The few InferenceService calls the rollout makes, through `kserve.KServeClient`."""
 
-    def __init__(self, kserve_client=None, *, poll_seconds: float = 2.0):
+    def __init__(self, kserve_client=None, *, poll_seconds: float = 2.0, service_url=None):
         if kserve_client is None:
             from kserve import KServeClient
 
             kserve_client = KServeClient()
         self.client = kserve_client
         self.poll_seconds = poll_seconds
+        # The URL of a Kubernetes Service by name: in-cluster DNS unless told otherwise (a port-forward).
+        self.service_url = service_url or (lambda service, namespace: f"http://{service}.{namespace}.svc.cluster.local")
 
     def _api(self):
         return self.client.api_instance
@@ -242,9 +244,15 @@ class ClusterApi:
         return self._call("create", self._api().create_namespaced_custom_object,
                           serving.KSERVE_GROUP, serving.KSERVE_VERSION, namespace, "inferenceservices", manifest)
 
-    def patch(self, name: str, namespace: str, body: dict) -> dict:
-        return self._call("patch", self._api().patch_namespaced_custom_object,
-                          serving.KSERVE_GROUP, serving.KSERVE_VERSION, namespace, "inferenceservices", name, body)
+    def patch(self, name: str, namespace: str, body: dict, *, dry_run: bool = False) -> dict:
+        api = self._api()
+        if dry_run:  # strict: fields the cluster's schema lacks are rejected, not dropped
+            def call(*args):
+                return api.patch_namespaced_custom_object(*args, dry_run="All", field_validation="Strict")
+        else:
+            call = api.patch_namespaced_custom_object
+        return self._call("patch", call, serving.KSERVE_GROUP, serving.KSERVE_VERSION, namespace,
+                          "inferenceservices", name, body)
 
     def wait_ready(self, name: str, namespace: str, *, generation: int | None, timeout: float) -> dict:
         """Wait until the status has observed `generation` and says Ready; return the object."""
@@ -317,17 +325,15 @@ def rollout_cluster(api: ClusterApi, manifest: dict, *, rows: list[dict], expect
 
     previous_version = (current.get("metadata", {}).get("labels") or {}).get(VERSION_LABEL, "")
     previous_predictor = copy.deepcopy(current["spec"]["predictor"])
-    if previous_version == version and previous_predictor.get("canaryTrafficPercent") in (None, 100):
+    if previous_version == version and previous_predictor.get("canaryTrafficPercent") in (None, 100) \
+            and not kserve_modes.is_canary_pending(current):
         return RolloutResult(NOOP, version, f"version {version} is already serving", previous_version, 100,
                              _predictor_url(current, canary=False), steps=["already serving: nothing to do"])
-    mode = (current.get("metadata", {}).get("annotations") or {}).get(MODE_ANNOTATION) or \
-        (meta.get("annotations") or {}).get(MODE_ANNOTATION, "")
-    if mode == RAW_DEPLOYMENT:
-        raise DeploymentError(
-            f"InferenceService {namespace}/{name} runs in RawDeployment mode, where KServe ignores "
-            "canaryTrafficPercent: refusing to send all traffic to an untested version "
-            "(use Serverless mode for canaries)"
-        )
+    mode = kserve_modes.canonical_mode((current.get("metadata", {}).get("annotations") or {}).get(MODE_ANNOTATION)
+                                       or (meta.get("annotations") or {}).get(MODE_ANNOTATION) or "Serverless")
+    if mode == kserve_modes.STANDARD:
+        return _standard_canary(api, manifest, current, previous_version, rows=rows, expected=expected,
+                                limits=limits, canary_percent=canary_percent, ready_timeout=ready_timeout)
     steps = [f"canary: v{version} gets {canary_percent}% beside v{previous_version}"]
     new_predictor = copy.deepcopy(manifest["spec"]["predictor"])
     new_predictor["canaryTrafficPercent"] = canary_percent
@@ -359,5 +365,39 @@ def rollout_cluster(api: ClusterApi, manifest: dict, *, rows: list[dict], expect
                              _predictor_url(current, canary=False), smoke, steps)
     promoted = api.patch(name, namespace, {"spec": {"predictor": {"canaryTrafficPercent": None}}})
     steps.append(f"promoted: v{version} serves 100%")
+    return RolloutResult(PROMOTED, version, "canary passed its smoke test", previous_version, 100,
+                         _predictor_url(promoted, canary=False) or _predictor_url(current, canary=False), smoke, steps)
+
+
+def _standard_canary(api: ClusterApi, manifest: dict, current: dict, previous_version: str, *, rows, expected,
+                     limits: SmokeLimits, canary_percent: int, ready_timeout: float) -> RolloutResult:
+    """Standard mode: the new version as a `spec.canary` entry, smoke-tested through its own
+    Service, then promoted (its predictor becomes the predictor) or removed."""
+    meta = manifest["metadata"]
+    name, namespace, version = meta["name"], meta["namespace"], meta["labels"][VERSION_LABEL]
+    variant = kserve_modes.variant_name(version)
+    body = kserve_modes.canary_body(manifest, version, canary_percent)
+    kserve_modes.refuse_without_spec_canary(api, name, namespace, body)
+    steps = [f"canary: v{version} as spec.canary '{variant}' gets {canary_percent}% beside v{previous_version}"]
+    patched = api.patch(name, namespace, body)
+    smoke = None
+    try:
+        kserve_modes.wait_canary_ready(api, name, namespace, variant,
+                                       generation=patched.get("metadata", {}).get("generation"), timeout=ready_timeout)
+        url = api.service_url(f"{name}-{variant}-predictor", namespace)
+        steps.append(f"canary ready at {url}")
+        smoke = smoke_test(_isvc_predict(url, meta["name"]), rows, expected, limits)
+        steps.append(f"smoke test: {smoke.reason}")
+        failure = None if smoke.passed else f"smoke test failed: {smoke.reason}"
+    except TimeoutError as exc:
+        failure = str(exc)
+        steps.append(f"not ready: {exc}")
+    if failure:
+        api.patch(name, namespace, kserve_modes.rollback_body(VERSION_LABEL, previous_version))
+        steps.append(f"rolled back: spec.canary removed, v{previous_version} serves 100%")
+        return RolloutResult(ROLLED_BACK, version, failure, previous_version, 0,
+                             _predictor_url(current, canary=False), smoke, steps)
+    promoted = api.patch(name, namespace, kserve_modes.promote_body(manifest, version))
+    steps.append(f"promoted: predictor '{variant}' (v{version}) serves 100%; spec.canary removed")
     return RolloutResult(PROMOTED, version, "canary passed its smoke test", previous_version, 100,
                          _predictor_url(promoted, canary=False) or _predictor_url(current, canary=False), smoke, steps)

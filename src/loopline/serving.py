@@ -1,8 +1,15 @@
-"""Serving: the KServe InferenceService for a registered model, and the local KServe model server.
+"""Serving: the KServe InferenceService for a registered model, and the Loopline model server.
 
-In a cluster, KServe's TensorFlow runtime serves the SavedModel from `storageUri`. On one
-machine, `python -m loopline.serving` runs the `kserve` Python ModelServer on loopback with the
-same SavedModel and the same V1 protocol (`POST /v1/models/<name>:predict`).
+One server everywhere: `python -m loopline.serving` runs the `kserve` Python ModelServer with
+Loopline's model class. Locally it serves on loopback; in a cluster the same code runs in the
+Loopline serving image, which KServe starts through Loopline's ClusterServingRuntime
+(`loopline-serving`, model format `loopline`; compiled/serving/runtime.yaml) after its storage
+initializer has fetched the version from `storageUri` into /mnt/models. V1
+(`POST /v1/models/<name>:predict`) and V2 (Open Inference Protocol) both answer.
+
+KServe's TensorFlow Serving runtime is refused: its images are older than the TensorFlow that
+writes Loopline's SavedModels (ops such as DisableCopyOnRead are unregistered there) and its
+JSON decoder rejects `null`, which Loopline sends for missing values.
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ KSERVE_GROUP = "serving.kserve.io"
 KSERVE_VERSION = "v1beta1"
 KSERVE_API_VERSION = f"{KSERVE_GROUP}/{KSERVE_VERSION}"
 INFERENCE_SERVICE_KIND = "InferenceService"
-DEFAULT_TF_RUNTIME_VERSION = "2.6.2"  # KServe's kserve-tensorflow-serving runtime default image tag
+LOOPLINE_MODEL_FORMAT = "loopline"  # the model format Loopline's serving runtime declares
+LOOPLINE_MODEL_FORMAT_VERSION = "1"  # the SavedModel contract's layout (model_contract.py)
+LOOPLINE_RUNTIME = "loopline-serving"  # the ClusterServingRuntime's name
+TF_SERVING_RUNTIMES = ("tensorflow", "kserve-tensorflow-serving", "tfserving")
 LOOPBACK = "127.0.0.1"
 
 
@@ -45,6 +55,7 @@ def build_inference_service(
     model_name: str,
     model_version: str,
     pipeline_run: str = "",
+    runtime: str = LOOPLINE_RUNTIME,
     runtime_version: str = "",
     service_account: str = "",
     min_replicas: int = 1,
@@ -64,8 +75,19 @@ def build_inference_service(
     )
     from kubernetes.client import V1ObjectMeta, V1ResourceRequirements
 
+    from loopline.kserve_modes import canonical_mode
+
     if not storage_uri:
         raise DeploymentError("storage_uri is empty: the InferenceService needs the model's location")
+    canonical_mode(deployment_mode)  # either name of a mode; anything else is refused here
+    if runtime in TF_SERVING_RUNTIMES:
+        raise DeploymentError(
+            f"runtime '{runtime}' (TensorFlow Serving) is refused: KServe's TF Serving images cannot load "
+            "SavedModels of TensorFlow 2.21 and reject null for missing values; use the runtime "
+            f"'{LOOPLINE_RUNTIME}' (Loopline's serving image)"
+        )
+    if not runtime:
+        raise DeploymentError(f"runtime is empty: name the ServingRuntime, e.g. '{LOOPLINE_RUNTIME}'")
     if min_replicas < 0 or max_replicas < max(1, min_replicas):
         raise DeploymentError(f"replicas: need 0 <= min_replicas <= max_replicas, got {min_replicas}..{max_replicas}")
     labels = {
@@ -81,7 +103,8 @@ def build_inference_service(
         service_account_name=service_account or None,
         canary_traffic_percent=canary_traffic_percent,
         model=V1beta1ModelSpec(
-            model_format=V1beta1ModelFormat(name="tensorflow"),
+            model_format=V1beta1ModelFormat(name=LOOPLINE_MODEL_FORMAT, version=LOOPLINE_MODEL_FORMAT_VERSION),
+            runtime=runtime,
             storage_uri=storage_uri,
             runtime_version=runtime_version or None,
             resources=V1ResourceRequirements(
@@ -242,21 +265,26 @@ def start_server(model_dir: str, *, model_name: str, version: str, log_dir: str 
         )
     info = ServerInfo(model_name, str(version), proc.pid, port, str(model_dir), str(log_file))
     log.info("starting local KServe model server for %s v%s on %s (log: %s)", model_name, version, info.url, log_file)
-    deadline = time.monotonic() + ready_timeout
+    return wait_ready(info, proc, timeout=ready_timeout)
+
+
+def wait_ready(info: ServerInfo, proc: subprocess.Popen, *, timeout: float) -> ServerInfo:
+    """Wait until the server started as `proc` says its model is ready; stop it if it never is."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            tail = Path(info.log_file).read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise DeploymentError(f"local model server exited with code {proc.returncode}: {tail[0]}")
         try:
-            status = _http_json(f"{info.url}/v1/models/{model_name}", timeout=2)
+            status = _http_json(f"{info.url}/v1/models/{info.model_name}", timeout=2)
             if status.get("ready"):
-                log.info("model %s v%s is ready at %s", model_name, version, info.predict_url)
+                log.info("model %s v%s is ready at %s", info.model_name, info.version, info.predict_url)
                 return info
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             pass
         time.sleep(0.5)
     stop_server(info)
-    raise DeploymentError(f"local model server for {model_name} v{version} not ready after {ready_timeout:.0f}s")
+    raise DeploymentError(f"local model server for {info.model_name} v{info.version} not ready after {timeout:.0f}s")
 
 
 def stop_server(info: ServerInfo, timeout: float = 15.0) -> None:

@@ -4,6 +4,10 @@ It keeps InferenceService objects in memory, applies JSON merge patches (RFC 738
 API server does for `application/merge-patch+json`, bumps `metadata.generation` on spec changes
 and reports a Ready status whose URLs point at a real predictor the test chooses (a local
 KServe model server). Every request is recorded for the test to assert on.
+
+Standard mode's `spec.canary` (KServe 0.20) is reported in `status.canaryStatuses`; with
+`spec_canary=False` the stand-in is a cluster with an older KServe CRD, whose API server rejects
+the field under `fieldValidation=Strict` and drops it otherwise. `dryRun=All` changes nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -43,6 +48,7 @@ class KubernetesApiStandIn:
     predictor_url: str = ""  # where the Ready status says the predictor answers
     ready: bool = True  # False: status never becomes Ready (a rollout that times out)
     fail_next: list[int] = field(default_factory=list)  # HTTP codes to answer before serving
+    spec_canary: bool = True  # False: KServe older than 0.20, whose CRD has no spec.canary
     objects: dict[tuple[str, str], dict] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
 
@@ -73,7 +79,9 @@ class KubernetesApiStandIn:
                 if not match:
                     return self._send(404, {"kind": "Status", "code": 404, "message": "no such path"})
                 namespace, name = match.group(1), match.group(2)
-                code, payload = standin.serve(self.command, namespace, name, body, self.headers.get("Content-Type", ""))
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                code, payload = standin.serve(self.command, namespace, name, body, self.headers.get("Content-Type", ""),
+                                              query)
                 self._send(code, payload)
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
@@ -108,14 +116,19 @@ class KubernetesApiStandIn:
         if obj["spec"]["predictor"].get("canaryTrafficPercent") is not None:
             traffic.append({"tag": "latest", "url": self.predictor_url, "latestRevision": True,
                             "percent": obj["spec"]["predictor"]["canaryTrafficPercent"]})
+        canaries = [{"name": c["predictor"].get("name", ""), "ready": self.ready,
+                     "trafficPercent": c.get("trafficPercent", 0)} for c in obj["spec"].get("canary") or []]
         return {
+            **({"canaryStatuses": canaries} if canaries else {}),
             "observedGeneration": generation if self.ready else generation - 1,
             "url": self.predictor_url,
             "conditions": conditions,
             "components": {"predictor": {"url": self.predictor_url, "traffic": traffic}},
         }
 
-    def serve(self, method: str, namespace: str, name: str | None, body: Any, content_type: str):
+    def serve(self, method: str, namespace: str, name: str | None, body: Any, content_type: str,
+              query: dict | None = None):
+        query = query or {}
         key = (namespace, name or (body or {}).get("metadata", {}).get("name", ""))
         if method == "GET":
             if key not in self.objects:
@@ -137,9 +150,15 @@ class KubernetesApiStandIn:
                 return 404, {"kind": "Status", "code": 404, "reason": "NotFound"}
             old = self.objects[key]
             obj = merge_patch({k: v for k, v in old.items() if k != "status"}, body)
+            if not self.spec_canary and "canary" in obj.get("spec", {}):
+                if query.get("fieldValidation") == "Strict":
+                    return 400, {"kind": "Status", "code": 400, "reason": "BadRequest",
+                                 "message": '.spec.canary: field not declared in schema'}
+                obj["spec"].pop("canary")
             if obj.get("spec") != old.get("spec"):
                 obj["metadata"]["generation"] = old["metadata"]["generation"] + 1
             obj["status"] = self._status(obj)
-            self.objects[key] = obj
+            if query.get("dryRun") != "All":
+                self.objects[key] = obj
             return 200, obj
         return 405, {"kind": "Status", "code": 405}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from loopline import data as data_lib
-from loopline import registry, rollout, serving
+from loopline import registry, rollout, serving, version_uri
 from loopline.errors import DeploymentError
 from loopline.files import write_text
 from loopline.home import loopline_home, model_cache_dir
@@ -31,9 +31,12 @@ def run(
     canary_percent: int = 10,
     deployment_mode: str = "Serverless",
     service_account: str = "",
+    runtime: str = serving.LOOPLINE_RUNTIME,
     runtime_version: str = "",
     min_replicas: int = 1,
     max_replicas: int = 1,
+    cpu: str = "1",
+    memory: str = "2Gi",
     smoke_rows: int = 16,
     tolerance: float = 1e-5,
     max_p95_ms: float = 1000.0,
@@ -54,32 +57,45 @@ def run(
     # with the same files' predictions in-process.
     local_dir = registry.saved_model_dir(tracking_uri, model_name, model_version, model_cache_dir(home, model_name, model_version))
     expected = ServingModel(local_dir).predict_rows(rows)
-    if target == "kserve" and not storage_uri:
-        storage_uri = registry.serving_storage_uri(tracking_uri, model_name, model_version, local_dir)
-        if not storage_uri.startswith(("gs://", "s3://", "pvc://")):
-            raise DeploymentError(
-                f"the registry keeps version {model_version} at {storage_uri}, which KServe cannot read: "
-                "give storage_uri (gs://, s3:// or pvc://) or use an MLflow server with object-store artifacts"
-            )
+    # Each version at its own immutable URI: under the prefix `storage_uri`, or where the registry keeps it.
+    if storage_uri:
+        model_uri = version_uri.publish(local_dir, storage_uri, model_name, model_version)
+    else:
+        model_uri = registry.serving_storage_uri(tracking_uri, model_name, model_version, local_dir)
+    if target == "kserve" and not version_uri.is_cluster_readable(model_uri):
+        raise DeploymentError(
+            f"the registry keeps version {model_version} at {model_uri}, which KServe cannot read: "
+            "give storage_uri (a gs:// or s3:// prefix) or use an MLflow server with object-store artifacts"
+        )
     isvc = serving.build_inference_service(
         name=_isvc_name(model_name),
         namespace=namespace,
-        storage_uri=storage_uri or local_dir.as_uri(),
+        storage_uri=model_uri,
         model_name=model_name,
         model_version=model_version,
         pipeline_run=pipeline_run,
+        runtime=runtime,
         runtime_version=runtime_version,
         service_account=service_account,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
+        cpu=cpu,
+        memory=memory,
         deployment_mode=deployment_mode,
     )
     text = serving.manifest_yaml(isvc)
+    for_cluster = version_uri.is_cluster_readable(model_uri)
+    if not for_cluster:
+        text = (f"# Local record, not for a cluster: storageUri {model_uri} is a path on this machine.\n"
+                "# For a cluster, deploy with storage_uri set to a gs:// or s3:// prefix, or with an MLflow\n"
+                "# server whose artifacts are in object storage.\n") + text
     write_text(manifest.path, text)
-    manifest.metadata.update({"name": isvc.metadata.name, "namespace": namespace, "storage_uri": isvc.spec.predictor.model.storage_uri})
-    manifests = home / "manifests"  # kept for `kubectl apply`
+    manifest.metadata.update({"name": isvc.metadata.name, "namespace": namespace, "storage_uri": model_uri,
+                              "for_cluster": for_cluster})
+    manifests = home / "manifests"  # `<name>-v<version>.yaml` for `kubectl apply`, or `.local-record.yaml`
     manifests.mkdir(parents=True, exist_ok=True)
-    (manifests / f"{isvc.metadata.name}-v{model_version}.yaml").write_text(text)
+    suffix = ".yaml" if for_cluster else ".local-record.yaml"
+    (manifests / f"{isvc.metadata.name}-v{model_version}{suffix}").write_text(text)
 
     limits = rollout.SmokeLimits(rows=len(rows), tolerance=tolerance, max_p95_ms=max_p95_ms)
     if target == "kserve":
