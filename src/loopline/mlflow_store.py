@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import pandas as pd
-
 from loopline.errors import LooplineError, RegistryError, one_line
 
 log = logging.getLogger(__name__)
@@ -43,33 +41,44 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
-def _pyfunc_class():
-    import mlflow.pyfunc
+# What a registered model needs where it is loaded (MLflow adds itself): the pins of
+# requirements.lock (a test holds them equal), never loopline.
+MODEL_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "pandas==2.3.3", "numpy==2.4.6"]
 
-    class LooplineTFModel(mlflow.pyfunc.PythonModel):
-        """Serves the Loopline SavedModel through MLflow's pyfunc interface (probabilities per class)."""
 
-        def load_context(self, context):
-            from loopline.model_contract import ServingModel
-
-            self.model = ServingModel(context.artifacts[SAVED_MODEL_ARTIFACT])
-
-        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-            proba = self.model.predict_frame(pd.DataFrame(model_input))
-            return pd.DataFrame(proba, columns=self.model.classes)
-
-    return LooplineTFModel
+def pyfunc_code_path() -> str:
+    """The pyfunc model as code (mlflow_pyfunc_code.py): MLflow copies the file into the model."""
+    return str(Path(__file__).with_name("mlflow_pyfunc_code.py"))
 
 
 def _signature(features: dict[str, str], classes: list[str]):
+    """Every feature column is required. A numeric one is `Any` to MLflow, whose `double` refuses
+    a column of integers; the model converts it to a number and refuses what is not one."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     inputs = Schema(
-        [ColSpec("double" if kind == "numeric" else "string", name, required=False) for name, kind in features.items()]
+        [ColSpec(AnyType() if kind == "numeric" else "string", name, required=True) for name, kind in features.items()]
     )
     outputs = Schema([ColSpec("double", str(c)) for c in classes])
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def save_pyfunc(path: str | Path, model_dir: str | Path, meta: dict, *, input_example=None, mlflow_model=None) -> None:
+    """Save a Loopline SavedModel as an MLflow pyfunc model that loads without loopline."""
+    import mlflow.pyfunc
+
+    # save_model with an explicit signature writes the input example as is (no TensorFlow here).
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=pyfunc_code_path(),
+        artifacts={SAVED_MODEL_ARTIFACT: str(model_dir)},
+        signature=_signature(meta["features"], meta["classes"]),
+        input_example=input_example,
+        pip_requirements=MODEL_REQUIREMENTS,
+        mlflow_model=mlflow_model,
+    )
 
 
 def safe_uri(uri: str) -> str:
@@ -156,11 +165,6 @@ def ensure_experiment(client, tracking_uri: str, name: str = EXPERIMENT) -> str:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created by a parallel worker in the meantime
         return client.get_experiment_by_name(name).experiment_id
-
-
-def pyfunc_model():
-    """The MLflow pyfunc wrapper of a Loopline SavedModel."""
-    return _pyfunc_class()()
 
 
 def model_signature(features: dict[str, str], classes: list[str]):

@@ -34,8 +34,8 @@ from loopline.mlflow_store import (  # noqa: F401 - the registry's own API too
     is_transient,
     local_tracking_uri,
     model_signature,
-    pyfunc_model,
     safe_uri,
+    save_pyfunc,
     with_retries,
 )
 
@@ -172,11 +172,8 @@ def register(
 
 def _log_and_register(client, tracking_uri, model_dir, meta, model_name, pipeline_run, tags, params, metrics,
                       input_example, texts):
-    import mlflow.pyfunc
     from mlflow.entities import LoggedModelOutput, Metric, Param, RunTag
     from mlflow.models import Model
-
-    from loopline import __version__
 
     experiment_id = ensure_experiment(client, tracking_uri)
     run_tags = {k: _fit(v, MAX_RUN_TAG) for k, v in tags.items() if k != TAG_GATE_REPORT}
@@ -196,17 +193,9 @@ def _log_and_register(client, tracking_uri, model_dir, meta, model_name, pipelin
                                             params={k: str(v) for k, v in params.items()})
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / LOGGED_MODEL_NAME
-            # save_model with an explicit signature writes the input example as is; log_model
-            # would load the model (and TensorFlow) to validate it.
-            mlflow.pyfunc.save_model(
-                str(local),
-                python_model=pyfunc_model(),
-                artifacts={SAVED_MODEL_ARTIFACT: str(model_dir)},
-                signature=model_signature(meta["features"], meta["classes"]),
-                input_example=input_example,
-                pip_requirements=[f"loopline=={__version__}"],
-                mlflow_model=Model(artifact_path=LOGGED_MODEL_NAME, run_id=run_id, model_id=logged.model_id),
-            )
+            # log_model would load the model (and TensorFlow) to validate it; save_model does not.
+            save_pyfunc(local, model_dir, meta, input_example=input_example,
+                        mlflow_model=Model(artifact_path=LOGGED_MODEL_NAME, run_id=run_id, model_id=logged.model_id))
             client.log_model_artifacts(logged.model_id, str(local))
         client.finalize_logged_model(logged.model_id, "READY")
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, 0)])

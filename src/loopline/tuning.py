@@ -512,7 +512,7 @@ class MlflowTracker:
         import mlflow
         from mlflow.entities import Metric
 
-        from loopline import __version__, mlflow_store
+        from loopline import mlflow_store
 
         now = int(time.time() * 1000)
         metrics = [Metric(f"final_{name}", float(v), now, step) for name, values in curves.items()
@@ -527,11 +527,11 @@ class MlflowTracker:
         with mlflow.start_run(run_id=self.parent_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=mlflow_store.pyfunc_model(),
+                python_model=mlflow_store.pyfunc_code_path(),
                 artifacts={mlflow_store.SAVED_MODEL_ARTIFACT: str(model_dir)},
                 signature=mlflow_store.model_signature(features, classes),
                 input_example=input_example,
-                pip_requirements=[f"loopline=={__version__}"],
+                pip_requirements=mlflow_store.MODEL_REQUIREMENTS,
             )
         self.client.set_terminated(self.parent_id, status="FINISHED")
         return info.model_uri
