@@ -3,6 +3,7 @@
 Importing this package imports only `kfp` and the standard library.
 """
 
+from .batch_predict import batch_predict
 from .check_drift_escalation import check_drift_escalation
 from .deploy_model import deploy_model
 from .detect_drift import detect_drift
@@ -25,4 +26,5 @@ __all__ = [
     "detect_drift",
     "check_drift_escalation",
     "trigger_training",
+    "batch_predict",
 ]

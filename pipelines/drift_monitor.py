@@ -5,7 +5,12 @@ pipeline submitted to the KFP cluster or Vertex AI project this run is in."""
 from kfp import dsl
 
 from loopline import cluster, images
-from loopline.components import check_drift_escalation, detect_drift, trigger_training
+from loopline.components import (
+    batch_predict,
+    check_drift_escalation,
+    detect_drift,
+    trigger_training,
+)
 from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
 
@@ -52,6 +57,8 @@ def build_drift_monitor(settings: cluster.ClusterSettings | None = None):
         storage_uri: str = "",
         local_home: str = "",
         vertex_model_registry: dict = {},
+        score_predictions: bool = True,
+        prediction_key_column: str = "",
     ):
         """Detects drift and, when the data drifted, retrains on the current window.
 
@@ -83,10 +90,23 @@ def build_drift_monitor(settings: cluster.ClusterSettings | None = None):
             seed: Seed of splits, sampler and training.
             deploy_target: "local" or "kserve".
             namespace: Kubernetes namespace for the InferenceService.
-            storage_uri: Model location for KServe in a cluster.
+            storage_uri: Storage prefix (gs://, s3://) under which each model version gets its own URI <storage_uri>/<model_name>/v<version>; empty: the version's folder in the MLflow artifact store.
             local_home: Local state directory (target "local").
             vertex_model_registry: Optional Vertex AI Model Registry upload target of a nested retraining.
+            score_predictions: Score the current window with the champion (batch_predict) and report the prediction
+                drift against the reference window's predictions; needs a champion.
+            prediction_key_column: Input column copied into each prediction row; empty for none.
         """
+        with dsl.If(score_predictions == True, name="score-predictions"):  # noqa: E712 - KFP condition
+            step(batch_predict(
+                data_uri=current_data_uri,
+                reference_data_uri=reference_data_uri,
+                tracking_uri=tracking_uri,
+                model_name=model_name,
+                version="champion",
+                key_column=prediction_key_column,
+                local_home=local_home,
+            ).set_caching_options(False), "batch_predict")
         drift = step(detect_drift(
             reference_data_uri=reference_data_uri,
             current_data_uri=current_data_uri,
