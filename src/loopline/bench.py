@@ -13,7 +13,8 @@ its own entry and keeps the others.
   then `loopline drift --json` on the same data written as Parquet.
 - `validate_1m`: validation of 1,000,000 rows with Loopline's inferred suite against Great
   Expectations' own validate of the same suite and the same checks written in pandas.
-- `serving_local`: the local KServe model server against the same SavedModel in-process.
+- `serving_local`: the local KServe model server, and Loopline's serving image in a container
+  (Docker or podman; skipped without one), against the same SavedModel in-process.
 - `tuning_pruning`, `tuning_parallel`, `tuning_resume`: Optuna pruning, shared studies, resuming.
 `python -m loopline.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded.
@@ -435,13 +436,14 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
     records = features.astype(object).where(features.notna(), None).to_dict(orient="records")
     model = ServingModel(folder / "model")
     info = serving.start_server(str(folder / "model"), model_name="bench", version="1", log_dir=folder)
+    container, skipped = _serving_container(folder / "model")
     entries = []
     try:
         for size, repeats in ((1, 300), (64, 100)):
             batches = [records[i: i + size] for i in range(0, len(records) - size, size)][:50]
             server = _latency_stats(lambda b: serving.predict(info, b), batches, repeats)
             inproc = _latency_stats(model.predict_rows, batches, repeats)
-            entries.append({
+            entry = {
                 "name": "serving_local" if size == 1 else f"serving_local_{size}rows",
                 "rows_per_request": size,
                 "server_p50_ms": server["p50_ms"], "server_p99_ms": server["p99_ms"],
@@ -449,10 +451,34 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
                 "inprocess_p50_ms": inproc["p50_ms"], "inprocess_p99_ms": inproc["p99_ms"],
                 "inprocess_rows_per_s": inproc["rows_per_s"],
                 "p50_ratio": round(server["p50_ms"] / inproc["p50_ms"], 2),
-            })
+            }
+            if container:  # the serving image KServe runs, on this machine's container engine
+                image = _latency_stats(lambda b: serving.predict(container.info, b), batches, repeats)
+                entry.update({
+                    "image_p50_ms": image["p50_ms"], "image_p99_ms": image["p99_ms"],
+                    "image_rows_per_s": image["rows_per_s"],
+                    "image_p50_ratio": round(image["p50_ms"] / inproc["p50_ms"], 2),
+                    "image_p99_ratio": round(image["p99_ms"] / inproc["p99_ms"], 2),
+                })
+            else:
+                entry["image"] = f"skipped: {skipped}"
+            entries.append(entry)
     finally:
         serving.stop_server(info)
+        if container:
+            container.stop()
     return entries
+
+
+def _serving_container(model_dir: Path):
+    """Loopline's serving image serving `model_dir`, or None and why not (no engine, no image)."""
+    from loopline import images, serving_container
+    from loopline.errors import LooplineError
+
+    try:
+        return serving_container.start(images.image("serving"), model_dir, model_name="bench"), ""
+    except LooplineError as exc:
+        return None, str(exc)
 
 
 def _demo_splits(folder: Path, rows: int = 6000) -> dict[str, Path]:
