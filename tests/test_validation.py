@@ -12,6 +12,7 @@ import pytest
 from loopline.data import (
     DEMO_IGNORE,
     DEMO_TARGET,
+    SplitSettings,
     build_spec,
     conform,
     demo_transactions,
@@ -36,7 +37,7 @@ CATEGORICAL_COLUMNS = ["merchant_category", "channel"]
 def data():
     raw = demo_transactions(2000, seed=7)
     spec = build_spec(raw, target=DEMO_TARGET, ignore_columns=DEMO_IGNORE)
-    train, validation, holdout = split(conform(raw, spec), spec, seed=42)
+    train, validation, holdout = split(conform(raw, spec), spec, settings=SplitSettings(seed=42))
     return spec, train, validation, holdout
 
 

@@ -429,8 +429,8 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
         shutil.rmtree(folder)
     frame = data.demo_transactions(4000, seed=7)
     spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, holdout = data.split(data.conform(frame, spec), spec)
-    tune_and_train(train, validation, spec, export_dir=folder / "model", n_trials=1, max_epochs=3)
+    train, validation, holdout = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
+    tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=1, max_epochs=3), export_dir=folder / "model")
     features = holdout[list(spec.features)]
     records = features.astype(object).where(features.notna(), None).to_dict(orient="records")
     model = ServingModel(folder / "model")
@@ -461,7 +461,7 @@ def _demo_splits(folder: Path, rows: int = 6000) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     frame = data.demo_transactions(rows, seed=7)
     spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, _ = data.split(data.conform(frame, spec), spec)
+    train, validation, _ = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
     paths = {"train": folder / "train.parquet", "validation": folder / "validation.parquet"}
     data.write_split(train, spec, paths["train"])
     data.write_split(validation, spec, paths["validation"])
@@ -517,9 +517,11 @@ def _run_workers(paths: dict[str, Path], url: str, study: str, *, workers: int, 
     started = time.perf_counter()
     processes = []
     for worker in range(1, workers + 1):
-        command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
-                                        study_name=study, n_trials=n_trials, max_epochs=max_epochs,
-                                        worker=worker, threads=threads, pruner="none")
+        settings = tuning.TuningSettings(storage_url=url, study_name=study, n_trials=n_trials, max_epochs=max_epochs,
+                                         pruner="none")
+        command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], settings=settings,
+                                               worker=worker, threads=threads, heartbeat_interval=tuning.HEARTBEAT_INTERVAL,
+                                               grace_period=tuning.GRACE_PERIOD)
         log = open(log_dir / f"{study}-worker{worker}.log", "w")  # noqa: SIM115 - closed below
         processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
     for process, log in processes:
@@ -597,9 +599,10 @@ def bench_tuning_resume(home: Path) -> list[dict[str, Any]]:
         shutil.rmtree(folder)
     paths = _demo_splits(folder, rows=3000)
     url, study_name = f"sqlite:///{folder / 'study.db'}", "resume"
-    command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
-                                    study_name=study_name, n_trials=RESUME_TRIALS, max_epochs=RESUME_MAX_EPOCHS,
-                                    pruner="none", heartbeat_interval=1.0, grace_period=5.0)
+    settings = tuning.TuningSettings(storage_url=url, study_name=study_name, n_trials=RESUME_TRIALS,
+                                     max_epochs=RESUME_MAX_EPOCHS, pruner="none")
+    command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], settings=settings,
+                                           worker=1, threads=0, heartbeat_interval=1.0, grace_period=5.0)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def trials():

@@ -144,8 +144,7 @@ def infer_suite(
 ) -> Suite:
     """Infer a suite from reference data. With a dataset spec: its features (with their kinds)
     and its target (its class set, no nulls); without one: every column, kinds inferred."""
-    if not 0.0 <= max_null_fraction < 1.0:
-        raise DataError(f"max_null_fraction must be in [0, 1), got {max_null_fraction}")
+    _check_max_null_fraction(max_null_fraction)
     if reference.empty:
         raise DataError("the reference data has no rows: no suite can be inferred from it")
     kinds = dict(spec.features) if spec else {str(c): infer_kind(reference[c]) for c in reference.columns}
@@ -631,8 +630,7 @@ def run_suite(
     frames: dict[str, pd.DataFrame], suite: Suite, *, skew_threshold: float = DEFAULT_SKEW_THRESHOLD
 ) -> ValidationReport:
     """Validate each named frame with Great Expectations and judge the outcome."""
-    if not 0.0 <= skew_threshold <= 1.0:
-        raise DataError(f"skew_threshold must be in [0, 1], got {skew_threshold}")
+    _check_skew_threshold(skew_threshold)
     runner = _Runner(suite)
     report = ValidationReport(splits=[], skew_threshold=skew_threshold, suite_size=len(suite.expectations))
     for name, frame in frames.items():
@@ -788,6 +786,33 @@ def summary_markdown(report: ValidationReport) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Entry points
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationSettings:
+    """How `validate_data` judges the splits: the one declaration of these settings and their
+    defaults. Checked on construction."""
+
+    fail_on_error: bool = True  # a blocked outcome fails the step
+    reference_data_uri: str = ""  # infer the suite from this file instead of the training split
+    suite_uri: str = ""  # the user's suite file
+    max_null_fraction: float = DEFAULT_MAX_NULL_FRACTION
+    skew_threshold: float = DEFAULT_SKEW_THRESHOLD
+
+    def __post_init__(self) -> None:
+        """The checks of the validation settings, each a one-line DataError."""
+        _check_max_null_fraction(self.max_null_fraction)
+        _check_skew_threshold(self.skew_threshold)
+
+
+def _check_max_null_fraction(value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise DataError(f"max_null_fraction must be in [0, 1), got {value}")
+
+
+def _check_skew_threshold(value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise DataError(f"skew_threshold must be in [0, 1], got {value}")
 
 
 def validate_splits(
