@@ -19,14 +19,14 @@ from loopline.data import (
     split,
 )
 from loopline.errors import DataError, ValidationFailed
-from loopline.validation import (
+from loopline.validation import validate_splits
+from loopline.validation_suite import (
     FINITE_MAX,
     NUMERIC_TYPES,
     ExpectationSpec,
     infer_suite,
     load_suite_file,
     parse_suite,
-    validate_splits,
 )
 
 NUMERIC_COLUMNS = ["amount", "hour", "account_age_days", "tx_last_24h", "distance_km"]

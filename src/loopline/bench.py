@@ -35,13 +35,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import data, drift, local, serving, training, tuning, tuning_worker, validation
+from loopline import (
+    data,
+    drift,
+    local,
+    serving,
+    training,
+    tuning,
+    tuning_worker,
+    validation,
+    validation_report,
+    validation_suite,
+)
 from loopline.data import DEMO_IGNORE, DEMO_TARGET
 from loopline.home import loopline_home
 from loopline.logs import setup_logging
 from loopline.model_contract import ServingModel
 from loopline.training import tune_and_train
-from loopline.validation import ExpectationSpec
+from loopline.validation_suite import ExpectationSpec
 
 ROWS_1M = 1_000_000
 N_NUMERIC = 20
@@ -317,17 +328,17 @@ def bench_validate_1m(home: Path) -> list[dict[str, Any]]:
     reference = wide_frame(ROWS_1M, seed=1)
     batch = corrupted_batch(ROWS_1M, seed=3)
     # Warm up both engines (imports, GX's metric registry) on a few rows: not timed.
-    small = validation.infer_suite(reference.head(1000))
+    small = validation_suite.infer_suite(reference.head(1000))
     validation.run_suite({"warm-up": batch.head(1000)}, small)
     print(f"validate_1m: {ROWS_1M:,} rows; Loopline (infer the suite, validate with GX, Data Docs) ...", flush=True)
 
     report_path = folder / "validation.html"
     runs: dict[str, list[float]] = {"infer": [], "run": [], "render": [], "loopline": [], "gx": []}
     for _ in range(REPEATS):  # alternating, best of each: the machine is shared
-        suite, infer_s, _ = timed(lambda: validation.infer_suite(reference))
+        suite, infer_s, _ = timed(lambda: validation_suite.infer_suite(reference))
         report, run_s, run_mb = timed(lambda s=suite: validation.run_suite({"batch": batch}, s))
         _, render_s, _ = timed(
-            lambda r=report, s=suite: report_path.write_text(validation.render_html(r, s), encoding="utf-8"))
+            lambda r=report, s=suite: report_path.write_text(validation_report.render_html(r, s), encoding="utf-8"))
         for key, value in (("infer", infer_s), ("run", run_s), ("render", render_s)):
             runs[key].append(value)
         runs["loopline"].append(round(infer_s + run_s + render_s, 3))

@@ -7,6 +7,7 @@ import json
 
 from loopline import data as data_lib
 from loopline import validation as validation_lib
+from loopline import validation_report, validation_suite
 from loopline.errors import ValidationFailed
 from loopline.files import write_text
 
@@ -28,7 +29,7 @@ def run(*, train, validation, holdout, report, metrics, summary, result,
         if missing:
             raise data_lib.DataError(f"reference data {reference_data_uri} lacks columns: {', '.join(missing)}")
         reference = data_lib.conform(raw, spec)
-    user_suite = validation_lib.load_suite_file(suite_uri) if suite_uri else None
+    user_suite = validation_suite.load_suite_file(suite_uri) if suite_uri else None
     outcome = validation_lib.validate_splits(
         frames, spec, report_path=report.path, fail_on_error=False, reference=reference,
         suite_expectations=user_suite, max_null_fraction=settings.max_null_fraction,
@@ -41,7 +42,7 @@ def run(*, train, validation, holdout, report, metrics, summary, result,
     metrics.log_metric("failed_warning", outcome.failed_warning)
     metrics.log_metric("expectations_evaluated", outcome.evaluated)
     metrics.log_metric("expectations_failed", outcome.failed)
-    write_text(summary.path, validation_lib.summary_markdown(outcome))
+    write_text(summary.path, validation_report.summary_markdown(outcome))
     write_text(result.path, json.dumps(outcome.to_dict(), indent=1, default=str))
     for artifact in (report, result):
         artifact.metadata.update({"outcome": outcome.outcome, "passed": outcome.passed,
