@@ -42,12 +42,12 @@ def batch_predict(
         metrics: Rows, share of each predicted class, mean probability of each class, the version used and, with a reference, the prediction drift (PSI and KS of the score, PSI and Jensen-Shannon distance of the class).
         Output: The version number that scored the data.
     """
+    from loopline.batch import BatchSettings
     from loopline.executors import batch_predict as executor
     from loopline.logs import setup_logging
 
     setup_logging()
-    return executor.run(
-        data_uri=data_uri, tracking_uri=tracking_uri, model_name=model_name, predictions=predictions,
-        metrics=metrics, version=version, key_column=key_column, reference_data_uri=reference_data_uri,
-        output_format=output_format, local_home=local_home,
-    )
+    settings = BatchSettings(version=version, key_column=key_column, reference_data_uri=reference_data_uri,
+                             output_format=output_format, local_home=local_home)
+    return executor.run(data_uri=data_uri, tracking_uri=tracking_uri, model_name=model_name,
+                        predictions=predictions, metrics=metrics, settings=settings)

@@ -53,12 +53,11 @@ def evaluate_model(
         blessing: JSON record of the verdict with the exact model URI, model and holdout SHA-256 it judged; registration checks it.
         Output: True when every gate passed.
     """
+    from loopline.evaluation import GateSettings
     from loopline.executors import evaluate_model as executor
     from loopline.logs import setup_logging
 
     setup_logging()
-    return executor.run(
-        model=model, holdout=holdout, thresholds=thresholds, metrics=metrics,
-        classification_metrics=classification_metrics, report=report, blessing=blessing,
-        tracking_uri=tracking_uri, model_name=model_name,
-    )
+    settings = GateSettings(thresholds=thresholds, tracking_uri=tracking_uri, model_name=model_name)
+    return executor.run(model=model, holdout=holdout, metrics=metrics, classification_metrics=classification_metrics,
+                        report=report, blessing=blessing, settings=settings)

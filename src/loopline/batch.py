@@ -19,12 +19,34 @@ import numpy as np
 import pandas as pd
 
 from loopline.errors import DataError, LooplineError
+from loopline.home import model_cache_dir
 
 log = logging.getLogger(__name__)
 
 PREDICTED_CLASS = "predicted_class"
 PROBA_PREFIX = "proba_"
 BATCH_ROWS = 8192  # rows per TensorFlow call
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchSettings:
+    """What `batch_predict` scores with and writes: the one declaration of these settings and their
+    defaults. Checked on construction."""
+
+    version: str = "champion"  # a version number or an alias
+    key_column: str = ""  # copied from the input to each prediction row; empty for none
+    reference_data_uri: str = ""  # scored the same way for the prediction drift; empty for none
+    output_format: str = "parquet"  # or csv
+    local_home: str = ""  # empty: $LOOPLINE_HOME or ./.loopline
+
+    def __post_init__(self) -> None:
+        if self.output_format not in FORMATS:
+            raise DataError(f"output_format must be one of {', '.join(FORMATS)}, got '{self.output_format}'")
+        if not str(self.version).strip():
+            raise DataError("version is empty: give a version number or an alias such as 'champion'")
+
+
+FORMATS = ("parquet", "csv")
 
 
 @dataclass
@@ -109,7 +131,6 @@ def predict(*, data_uri: str, tracking_uri: str, model_name: str, version: str =
     """Score `data_uri` with a registered version; bad input fails before any model is loaded."""
     from loopline import data as data_lib
     from loopline import registry
-    from loopline.home import model_cache_dir
     from loopline.model_contract import ServingModel, read_metadata
 
     number = resolve_version(tracking_uri, model_name, version)

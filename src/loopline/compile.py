@@ -12,6 +12,7 @@ from pathlib import Path
 import loopline.components
 import loopline.pipelines
 from loopline.images import REGISTRY_ENV
+from loopline.serving_runtime import write_runtimes
 
 COMPONENTS = tuple(loopline.components.__all__)  # kfp and the standard library only
 PIPELINES = tuple(loopline.pipelines.__all__)
@@ -68,9 +69,7 @@ def compile_all(out: Path, *, registry: str | None = None, kubernetes=None) -> l
         written.append(path)
     for name in PIPELINES:
         written.append(compile_pipeline(name, out / f"{name}.yaml", kubernetes=kubernetes))
-    from loopline.serving_runtime import write_runtimes  # the KServe runtime of the serving image
-
-    written += write_runtimes(out)
+    written += write_runtimes(out)  # the KServe runtime of the serving image
     return written
 
 

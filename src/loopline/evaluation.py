@@ -463,6 +463,25 @@ def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
     return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class GateSettings:
+    """What `evaluate_model` judges by: the gate rules and where the champion is registered;
+    the one declaration of these settings and their defaults. Checked on construction (the gate
+    fails closed before any work)."""
+
+    thresholds: dict[str, Any]  # the gate rules (no default: no rule is an error)
+    tracking_uri: str = ""  # empty: judge without a champion
+    model_name: str = ""  # whose `champion` alias is the model to beat
+    config: GateConfig = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """The checks of the gate settings, each a one-line GateConfigError."""
+        config = parse_gate_config(self.thresholds)
+        if config.needs_champion and not (self.tracking_uri and self.model_name):
+            raise GateConfigError("relative gates compare with the champion: give tracking_uri and model_name")
+        object.__setattr__(self, "config", config)
+
+
 # ---------------------------------------------------------------------------------------------
 # The gate
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.errors import DeploymentError
+from loopline.kserve_modes import canonical_mode
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def build_inference_service(
         V1beta1PredictorSpec,
     )
     from kubernetes.client import V1ObjectMeta, V1ResourceRequirements
-
-    from loopline.kserve_modes import canonical_mode
 
     if not storage_uri:
         raise DeploymentError("storage_uri is empty: the InferenceService needs the model's location")

@@ -6,12 +6,14 @@ KServe picks it for an InferenceService whose predictor asks for model format `l
 KServe's storage initializer copies the version's folder from `storageUri` to /mnt/models; the
 container runs `python -m loopline.serving`, the server of the local smoke test. `make compile`
 writes both kinds to compiled/serving/; tests validate them against KServe's CRDs. Standard library
-only: the compiler imports this.
+only (and PyYAML to write the files): the compiler imports this.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from loopline import images
 
 RUNTIME_GROUP_VERSION = "serving.kserve.io/v1alpha1"
 RUNTIME_NAME = "loopline-serving"  # = serving.LOOPLINE_RUNTIME
@@ -24,8 +26,6 @@ def runtime_manifest(kind: str = "ClusterServingRuntime", *, image: str = "", na
                      cpu: str = "1", memory: str = "2Gi") -> dict[str, Any]:
     """The ServingRuntime (namespaced) or ClusterServingRuntime that serves Loopline models;
     `image` defaults to the serving image of this version and registry."""
-    from loopline import images
-
     image = image or images.image("serving")
     if kind not in ("ClusterServingRuntime", "ServingRuntime"):
         raise ValueError(f"kind must be ClusterServingRuntime or ServingRuntime, got '{kind}'")
