@@ -149,8 +149,10 @@ class Engine:
 
 def step_images(pipeline) -> dict[str, str]:
     """Task name (as kfp.local names its folders, e.g. `train-model`) -> the image of its executor."""
+    from google.protobuf import json_format
+
     spec = pipeline.pipeline_spec
-    executors = spec.deployment_spec["executors"]
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     out: dict[str, str] = {}
 
     def walk(dag, components):
