@@ -121,7 +121,7 @@ pick_base() {
     if [ -n "${BASE_IMAGE:-}" ]; then return; fi
     BASE_IMAGE="$OFFICIAL_BASE"
     if [ "$(engine)" = podman ] && ! podman_ image exists "$OFFICIAL_BASE" \
-        && ! podman_ pull -q "docker.io/library/$OFFICIAL_BASE" >/dev/null 2>&1; then
+        && ! timeout 180 podman pull -q "docker.io/library/$OFFICIAL_BASE" >/dev/null 2>&1; then
         say "$OFFICIAL_BASE cannot be pulled here; using the stand-in $STANDIN_BASE"
         cmd_standin
         BASE_IMAGE="$STANDIN_BASE"

@@ -126,3 +126,19 @@ def test_another_team_reuses_three_compiled_components_in_its_own_pipeline(tmp_p
     model_dir = Path(metrics["artifacts"]["model"]["artifacts"][0]["uri"])
     assert (model_dir / "1" / "saved_model.pb").is_file() and model_dir.stat().st_uid == 10001
     assert "Found image 'ghcr.io/loopline/loopline-trainer:" in result.stdout + result.stderr
+
+
+def test_a_missing_image_is_one_line_naming_it_and_make_images(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "run", "--home", str(tmp_path / "home"), "--rows", "300",
+         "--runner", "docker"],
+        cwd=tmp_path, env={**os.environ, "LOOPLINE_IMAGE_REGISTRY": "localhost/absent"},
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 2
+    from loopline.images import package_version
+
+    assert re.fullmatch(
+        rf"loopline: error: image localhost/absent/loopline-\w+:{re.escape(package_version())} is missing from "
+        r"(docker|podman): build it with `make images`", result.stderr.strip().splitlines()[-1])
+    assert not list((tmp_path / "home" / "pipeline_root").glob("loopline-*"))

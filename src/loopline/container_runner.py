@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class Engine:
         self.base_url = ""
         self._service: subprocess.Popen | None = None
         self._saved_host: str | None = None
+        self._reaper: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def __enter__(self) -> Engine:
         self._saved_host = os.environ.get("DOCKER_HOST")
@@ -107,13 +110,49 @@ class Engine:
             if socket.exists() and _ping(self.base_url):
                 self.kind = "podman"
                 os.environ["DOCKER_HOST"] = self.base_url
+                self._reaper = threading.Thread(target=self._reap, name="podman-cleanup", daemon=True)
+                self._reaper.start()
                 log.info("started podman's Docker API service on %s", self.base_url)
                 return
             time.sleep(0.3)
         self.stop()
         raise ContainerError(f"podman's API service did not answer on {self.base_url} within {timeout:.0f}s (see {log_path})")
 
+    def _podman(self, *args: str, timeout: float = 60) -> str:
+        result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout,
+                                env={**os.environ, **_podman_settings()})
+        return result.stdout
+
+    def _reap(self, every: float = 0.5, remove_after: float = 15.0) -> None:
+        """Where conmon cannot run podman's exit command (it logs to syslog, and hosts without a
+        syslog socket make that command fail), a finished container stays `stopped`: the API's
+        wait and log stream never end. Finish the clean-up here so that they do; containers
+        started with auto-remove are removed a little later, once their exit code was read."""
+        cleaned: dict[str, float] = {}
+        while not self._stopping.wait(every):
+            try:
+                for cid in self._podman("ps", "-a", "--filter", "status=stopped", "--format", "{{.ID}}").split():
+                    self._podman("container", "cleanup", cid)
+                    cleaned.setdefault(cid, time.monotonic())
+                now = time.monotonic()
+                for cid, since in list(cleaned.items()):
+                    if now - since > remove_after:
+                        self._remove_if_auto(cid)
+                        cleaned.pop(cid)
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.debug("podman clean-up: %s", exc)
+        for cid in cleaned:
+            self._remove_if_auto(cid)
+
+    def _remove_if_auto(self, cid: str) -> None:
+        if self._podman("inspect", "--format", "{{.HostConfig.AutoRemove}}", cid).strip() == "true":
+            self._podman("rm", "--force", cid)
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=60)
+            self._reaper = None
         if self._service is not None:
             try:
                 os.killpg(self._service.pid, signal.SIGTERM)
@@ -149,8 +188,10 @@ class Engine:
 
 def step_images(pipeline) -> dict[str, str]:
     """Task name (as kfp.local names its folders, e.g. `train-model`) -> the image of its executor."""
+    from google.protobuf import json_format
+
     spec = pipeline.pipeline_spec
-    executors = spec.deployment_spec["executors"]
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
     out: dict[str, str] = {}
 
     def walk(dag, components):

@@ -1,0 +1,49 @@
+"""The DockerRunner plumbing that needs no container engine: which image runs each task, what a
+step can see, and a step whose container failed although kfp.local logged it as SUCCESS."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopline import container_runner
+from loopline.cluster import ClusterSettings
+from loopline.images import image
+
+
+def test_every_task_runs_on_the_image_its_component_names():
+    from loopline.pipelines.drift_monitor import build_drift_monitor
+
+    images = container_runner.step_images(build_drift_monitor(ClusterSettings(retries=0)))
+    assert images["detect-drift"] == image("base") and images["load-data"] == image("base")
+    assert images["train-model"] == image("trainer") and images["evaluate-model"] == image("trainer")
+    assert images["deploy-model"] == image("deployer")  # tasks inside the retraining condition too
+
+
+def test_local_data_is_copied_under_the_pipeline_root(tmp_path):
+    data = tmp_path / "elsewhere" / "d.csv"
+    data.parent.mkdir()
+    data.write_text("a,b\n1,2\n")
+    shared = container_runner.shared_dir(tmp_path / "root")
+    assert oct(shared.stat().st_mode & 0o7777) == "0o1777"
+    seen = container_runner.visible(str(data), shared)
+    assert seen == str(shared / "data" / "d.csv") and (shared / "data" / "d.csv").read_text() == "a,b\n1,2\n"
+    assert container_runner.visible("s3://bucket/d.csv", shared) == "s3://bucket/d.csv"
+    assert container_runner.visible(seen, shared) == seen
+
+
+def test_a_task_without_executor_output_is_a_failed_step(tmp_path):
+    (tmp_path / "load-data").mkdir()
+    (tmp_path / "load-data" / "executor_output.json").write_text("{}")
+    (tmp_path / "train-model").mkdir()
+    with pytest.raises(container_runner.ContainerError,
+                       match=rf"^step train-model failed in {image('trainer')} \(no executor output"):
+        container_runner.check_tasks(tmp_path, {"load-data": image("base"), "train-model": image("trainer")})
+
+
+def test_the_steps_get_credentials_and_endpoints_but_not_the_host_home(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("LOOPLINE_HOME", "/somewhere")
+    env = container_runner.container_env()
+    assert env["AWS_ACCESS_KEY_ID"] == "key" and env["MLFLOW_S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert "LOOPLINE_HOME" not in env and "PATH" not in env
