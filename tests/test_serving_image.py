@@ -57,7 +57,7 @@ def test_the_serving_image_serves_a_version_fetched_by_kserves_storage_code(s3, 
         (output,) = v2["outputs"]
         np.testing.assert_allclose(np.asarray(output["data"]).reshape(output["shape"]), expected, atol=1e-5)
         smoke = rollout.smoke_test(lambda r: serving.predict(info, r), rows, expected,
-                                   rollout.SmokeLimits(rows=16, max_p95_ms=5000))
+                                   rollout.SmokeLimits(rows=16, tolerance=1e-5, max_p95_ms=5000))
         assert smoke.passed and smoke.errors == 0, smoke.reason
     finally:
         server.stop()
