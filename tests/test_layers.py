@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                              "loopline.validation_report", "loopline.validation", "loopline.drift")),
     ("evaluation, registry, submission", ("loopline.evaluation", "loopline.registry", "loopline.vertex",
                                           "loopline.submit")),
-    ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns", "loopline.kserve_modes",
+    ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns", "loopline.kserve_modes", "loopline.cluster_api",
                                   "loopline.version_uri", "loopline.serving_runtime", "loopline.serving_container",
                                   "loopline.batch")),
     ("step executors", ("loopline.executors",)),
