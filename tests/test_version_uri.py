@@ -39,6 +39,11 @@ def storage_initializer_python() -> Path:
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
+    """The S3 stand-in for a module. fsspec keeps S3 clients across tests, each bound to the endpoint
+    it was made for: they are dropped when the server changes."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
     server = s3_standin(tmp_path_factory.mktemp("s3")).start()
     saved = {k: os.environ.get(k) for k in (*STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL")}
     os.environ.update({**STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL": server.url})
@@ -52,6 +57,7 @@ def s3(tmp_path_factory):
         else:
             os.environ[key] = value
     server.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_each_version_gets_its_own_uri_which_is_never_overwritten(trained_model, tmp_path):
