@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopline.bench_containers import bench_containers
 from loopline.steps import loopline_home
 
 ROWS_1M = 1_000_000
@@ -651,13 +652,6 @@ def bench_tuning_resume(home: Path) -> list[dict[str, Any]]:
     }]
 
 
-def _bench_containers(home: Path) -> list[dict[str, Any]]:
-    """Image sizes and build times, and the loop in the images against the loop here (bench_containers.py)."""
-    from loopline.bench_containers import bench_containers
-
-    return bench_containers(home)
-
-
 BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "local_loop": bench_local_loop,
     "drift_1m": bench_drift_1m,
@@ -666,7 +660,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "tuning_pruning": bench_tuning_pruning,
     "tuning_parallel": bench_tuning_parallel,
     "tuning_resume": bench_tuning_resume,
-    "containers": _bench_containers,
+    "containers": bench_containers,
 }
 
 
