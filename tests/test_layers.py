@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training, tuning, validation, drift", ("loopline.tuning", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation_suite", "loopline.validation_results",
                                              "loopline.validation_report", "loopline.validation", "loopline.drift")),
-    ("evaluation, registry, submission", ("loopline.evaluation", "loopline.registry", "loopline.vertex",
+    ("evaluation, registry, submission", ("loopline.holdout_metrics", "loopline.gate_config", "loopline.evaluation", "loopline.registry", "loopline.vertex",
                                           "loopline.submit")),
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns")),
     ("step executors", ("loopline.executors",)),
