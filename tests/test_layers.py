@@ -22,7 +22,7 @@ PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT /
 # Lowest first. A module may import from its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files",
-                    "loopline.logs", "loopline.compiled")),
+                    "loopline.logs", "loopline.compiled")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines")),
