@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kfp import dsl
 
-from loopline import components, params, registry, reruns, submit
+from loopline import components, logs, params, registry, reruns, submit
 from loopline.compile import _normalise
 from loopline.errors import LooplineError
 
@@ -23,7 +23,7 @@ ARGUMENTS = {"data_uri": "s3://data/current.csv", "target": "is_fraud", "thresho
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory):
     """One real MLflow store (SQLite) for the module; each test has a registered model of its own."""
-    registry.quiet()
+    logs.quiet_libraries()
     return registry.local_tracking_uri(tmp_path_factory.mktemp("home"))
 
 
@@ -39,7 +39,8 @@ def training():
 
 def _retrain(target, training, tracking_uri, model, now, monitor_run="monitor-1", **options):
     return reruns.retrain(tracking_uri=tracking_uri, model_name=model, target=target, pipeline=training,
-                          arguments={**ARGUMENTS, "tracking_uri": tracking_uri}, now=now, monitor_run=monitor_run, **options)
+                          arguments={**ARGUMENTS, "tracking_uri": tracking_uri}, now=now, monitor_run=monitor_run,
+                          settings=reruns.RetrainSettings(**options))
 
 
 def _tags(tracking_uri, model) -> dict[str, str]:
@@ -102,7 +103,8 @@ def test_a_failed_submission_leaves_no_claim_behind(kfp_api, training, tracking_
 def test_bad_arguments_are_refused_before_anything_is_sent(kfp_api, training, tracking_uri, model):
     with pytest.raises(params.ParameterError, match="parameter 'n_trials' of loopline-training expects an integer"):
         reruns.retrain(tracking_uri=tracking_uri, model_name=model, target=submit.KfpTarget(host=kfp_api.url),
-                       pipeline=training, arguments={**ARGUMENTS, "tracking_uri": tracking_uri, "n_trials": "four"})
+                       pipeline=training, arguments={**ARGUMENTS, "tracking_uri": tracking_uri, "n_trials": "four"},
+                       settings=reruns.RetrainSettings())
     assert kfp_api.requests == []
 
 

@@ -1,4 +1,7 @@
-"""KFP component: submit a new run of the compiled training pipeline, with cooldown and dedupe."""
+"""KFP component: submit a new run of the compiled training pipeline, with cooldown and dedupe.
+
+The work is done by `loopline.executors.trigger_training` (src/loopline/executors/trigger_training.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import Markdown, Output, OutputPath
@@ -74,18 +77,22 @@ def trigger_training(
         run: The training run this monitor run started; empty when none.
         Output: True when a training run was started by this monitor run.
     """
-    from loopline import steps
+    from loopline.executors import trigger_training as executor
+    from loopline.logs import setup_logging
+    from loopline.reruns import RetrainSettings
 
-    steps.setup_logging()
-    return steps.trigger_training(
+    setup_logging()
+    settings = RetrainSettings(
+        rerun_target=rerun_target, kfp_host=kfp_host, vertex_project=vertex_project, vertex_location=vertex_location,
+        pipeline_root=pipeline_root, service_account=service_account, cooldown_hours=cooldown_hours,
+        image_registry=image_registry, kubernetes_settings=kubernetes_settings,
+    )
+    return executor.run(
         arguments={
             "data_uri": data_uri, "target": target, "tracking_uri": tracking_uri, "model_name": model_name,
             "thresholds": thresholds, "feature_kinds": feature_kinds, "ignore_columns": ignore_columns,
             "n_trials": n_trials, "max_epochs": max_epochs, "timeout_seconds": timeout_seconds, "seed": seed,
             "deploy_target": deploy_target, "namespace": namespace, "storage_uri": storage_uri,
         },
-        rerun_target=rerun_target, kfp_host=kfp_host, vertex_project=vertex_project, vertex_location=vertex_location,
-        pipeline_root=pipeline_root, service_account=service_account, cooldown_hours=cooldown_hours,
-        monitor_run=monitor_run, image_registry=image_registry, kubernetes_settings=kubernetes_settings,
-        summary=summary, reason_path=reason, run_path=run,
+        settings=settings, monitor_run=monitor_run, summary=summary, reason_path=reason, run_path=run,
     )

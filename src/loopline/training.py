@@ -19,23 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import DatasetSpec
+from loopline import tuning, tuning_mlflow, tuning_report
+from loopline.data import DatasetSpec, read_split
 from loopline.errors import DataError, LooplineError
+from loopline.model_contract import (
+    METADATA_FILE,
+    MISSING_TOKEN,
+    SERVING_VERSION,
+    encode_labels,
+    to_feature_arrays,
+)
 
 log = logging.getLogger(__name__)
 
-MISSING_TOKEN = ""  # categorical missing values are fed as the empty string
-SERVING_VERSION = "1"
-METADATA_FILE = "loopline_model.json"
 STEPS_PER_EXECUTION = 32
-
-DEFAULT_SEARCH_SPACE: dict[str, Any] = {
-    "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
-    "hidden_layers": {"low": 1, "high": 3},
-    "units": {"low": 16, "high": 256, "log": True},
-    "dropout": {"low": 0.0, "high": 0.5},
-    "batch_size": {"choices": [64, 128, 256]},
-}
 
 
 @dataclass
@@ -70,26 +67,6 @@ def _set_seeds(seed: int) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
-
-
-def to_feature_arrays(df: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
-    """Raw features as the model takes them: float32 with NaN, or strings with "" for missing."""
-    arrays: dict[str, np.ndarray] = {}
-    for name in spec.numeric:
-        arrays[name] = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float32)
-    for name in spec.categorical:
-        col = df[name]
-        arrays[name] = col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object)
-    return arrays
-
-
-def encode_labels(df: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    index = {c: i for i, c in enumerate(spec.classes)}
-    labels = df[spec.target].astype(str)
-    unknown = sorted(set(labels) - set(index))
-    if unknown:
-        raise DataError(f"target column '{spec.target}' has classes not seen in training: {unknown[:5]}")
-    return labels.map(index).to_numpy(dtype=np.int32)
 
 
 def build_model(spec: DatasetSpec, train_features: dict[str, np.ndarray], params: dict[str, Any]):
@@ -169,10 +146,6 @@ def _dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_s
     return ds.prefetch(2)
 
 
-def predict_proba(model, features: dict[str, np.ndarray]) -> np.ndarray:
-    return np.asarray(model.predict(_dataset(features, None, 1024), verbose=0))
-
-
 def auc_score(labels: np.ndarray, proba: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -206,24 +179,13 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
-    from loopline.errors import TuningConfigError
-
-    merged = {**DEFAULT_SEARCH_SPACE, **(space or {})}
-    for name, rng in merged.items():
-        if name not in DEFAULT_SEARCH_SPACE:
-            raise TuningConfigError(f"search_space: unknown hyperparameter '{name}' (known: {', '.join(DEFAULT_SEARCH_SPACE)})")
-        if not isinstance(rng, dict) or not ("choices" in rng or {"low", "high"} <= set(rng)):
-            raise TuningConfigError(f"search_space['{name}']: give {{'low': .., 'high': ..}} or {{'choices': [..]}}, got {rng!r}")
-        if "choices" in rng:
-            if not rng["choices"]:
-                raise TuningConfigError(f"search_space['{name}']: choices must not be empty")
-            continue
-        if rng["low"] > rng["high"]:
-            raise TuningConfigError(f"search_space['{name}']: low {rng['low']} is above high {rng['high']}")
-        if rng.get("log") and rng["low"] <= 0:
-            raise TuningConfigError(f"search_space['{name}']: a log range needs low > 0, got {rng['low']}")
-    return merged
+def read_splits(train_path: str, validation_path: str) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
+    """TensorFlow threads sized to the task's CPU limit, then the training and validation splits
+    (what a tuning worker and the final training start from)."""
+    tuning.configure_threads(0)
+    train, spec = read_split(train_path)
+    validation, _ = read_split(validation_path)
+    return train, validation, spec
 
 
 def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str = "the training split") -> None:
@@ -298,8 +260,6 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
     """The Optuna objective: build, fit (pruned by the Keras callback), score on validation."""
     import optuna
     from optuna_integration import KerasPruningCallback
-
-    from loopline import tuning
 
     def objective(trial) -> float:
         params = suggest(trial, settings.search_space)
@@ -380,16 +340,19 @@ def tune(
     validation: pd.DataFrame,
     spec: DatasetSpec,
     *,
-    settings,
+    settings: tuning.TuningSettings,
     worker: int = 0,
     pipeline_run: str = "",
     heartbeat_interval: float | None = None,
     grace_period: float | None = None,
 ) -> StudyRun:
     """Run this process's share of the study: trials until it holds `settings.n_trials`."""
-    from loopline import tuning
+    return _tune_prepared(prepare(train, validation, spec), len(train), settings=settings, worker=worker,
+                          pipeline_run=pipeline_run, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
 
-    data = prepare(train, validation, spec)
+
+def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.TuningSettings, worker: int,
+                   pipeline_run: str, heartbeat_interval: float | None, grace_period: float | None) -> StudyRun:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     storage = tuning.open_storage(
         settings.storage_url,
@@ -398,14 +361,14 @@ def tune(
     )
     study_name = tuning.study_name_for(settings.study_name, pipeline_run)
     study = tuning.load_study(settings, storage, study_name=study_name)
-    tracker = tuning.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
+    tracker = tuning_mlflow.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
     before = tuning.budget_state(study)
     where = f"study '{study_name}' in {tuning.masked(settings.storage_url)}" if storage is not None else "an in-memory study"
     log.info(
         "tuning %s: %d of %d trials done already; %s objective %s, pruner %s, up to %d epochs per trial, "
         "%d training rows%s",
         where, before.counted, settings.n_trials, settings.direction, settings.objective, settings.pruner,
-        settings.max_epochs, len(train), f", worker {worker}" if worker else "",
+        settings.max_epochs, train_rows, f", worker {worker}" if worker else "",
     )
     objective = make_objective(data, settings, worker=worker, tracker=tracker, n_trials=settings.n_trials)
     ran = tuning.run_trials(study, objective, n_trials=settings.n_trials, timeout_seconds=settings.timeout_seconds)
@@ -433,38 +396,23 @@ def tune_and_train(
     validation: pd.DataFrame,
     spec: DatasetSpec,
     *,
+    settings: tuning.TuningSettings,
     export_dir: str | Path,
-    n_trials: int = 4,
-    max_epochs: int = 15,
-    timeout_seconds: float | None = None,
-    search_space: dict[str, Any] | None = None,
-    seed: int = 42,
-    objective: str = "roc_auc",
-    pruner: str = "median",
-    storage_url: str = "",
-    study_name: str = "",
     pipeline_run: str = "",
-    tracking_uri: str = "",
     report_path: str | Path | None = None,
     heartbeat_interval: float | None = None,
     grace_period: float | None = None,
 ) -> TuningResult:
-    """Tune with Optuna (seeded TPE, pruning, early stopping) until the study holds `n_trials`,
-    retrain the best configuration on train + validation, and export the SavedModel to
-    `export_dir/<version>/` with the input schema and class labels.
+    """Tune with Optuna (seeded TPE, pruning, early stopping) until the study holds
+    `settings.n_trials`, retrain the best configuration on train + validation, and export the
+    SavedModel to `export_dir/<version>/` with the input schema and class labels.
 
-    With `storage_url` the study is loaded when it exists (a resumed run, or parallel workers
-    that ran the trials already) and only the remaining trials run here.
+    With `settings.storage_url` the study is loaded when it exists (a resumed run, or parallel
+    workers that ran the trials already) and only the remaining trials run here.
     """
-    from loopline import tuning
-
-    settings = tuning.TuningSettings(
-        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds or 0.0,
-        objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name, seed=seed,
-        search_space=search_space or {}, tracking_uri=tracking_uri,
-    )
-    run = tune(train, validation, spec, settings=settings, pipeline_run=pipeline_run,
-               heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    data = prepare(train, validation, spec)
+    run = _tune_prepared(data, len(train), settings=settings, worker=0, pipeline_run=pipeline_run,
+                         heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     study = run.study
     completed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not completed:
@@ -473,27 +421,25 @@ def tune_and_train(
         reason = f": {errors[0]}" if errors else " (every trial was pruned or timed out)"
         raise LooplineError(f"tuning finished without a completed trial{reason}")
     best = study.best_trial
-    log.info("best trial %d: validation %s %.4f", best.number, objective, best.value)
-
-    data = prepare(train, validation, spec)
+    log.info("best trial %d: validation %s %.4f", best.number, settings.objective, best.value)
     params = dict(best.params)
-    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or max_epochs)
-    model, curves = retrain(data, params, epochs=epochs, seed=seed)
+    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or settings.max_epochs)
+    model, curves = retrain(data, params, epochs=epochs, seed=settings.seed)
     export_saved_model(model, spec, export_dir, params=params)
     trials = tuning.trial_summaries(study)
     result = TuningResult(
         best_params=params, best_value=float(best.value), trials=trials, export_dir=str(export_dir),
-        objective=objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
+        objective=settings.objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
         trained_epochs=sum(t["epochs"] or 0 for t in trials), ran_here=run.ran, curves=curves,
     )
     if report_path:
-        tuning.report_html(study, settings=settings, study_name=run.study_name,
+        tuning_report.report_html(study, settings=settings, study_name=run.study_name,
                            best_curves=best.user_attrs.get("curves", {}), final_curves=curves, path=report_path)
     if run.tracker:
         example = validation[list(spec.features)].head(3)
         result.model_uri = run.tracker.log_final(
             model_dir=str(export_dir), features=spec.features, classes=spec.classes,
-            best={"metric": objective, "value": result.best_value, "trial": best.number, "params": params,
+            best={"metric": settings.objective, "value": result.best_value, "trial": best.number, "params": params,
                   "epochs": epochs, "study": run.study_name},
             curves=curves, input_example=example, report_path=str(report_path) if report_path else None,
         )
@@ -531,45 +477,3 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
     (Path(export_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
     log.info("exported SavedModel to %s", target)
     return target
-
-
-class ServingModel:
-    """A loaded Loopline SavedModel: raw rows in, class probabilities out."""
-
-    def __init__(self, model_dir: str | Path):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        self._tf = tf
-        root = Path(model_dir)
-        meta_path = root / METADATA_FILE
-        if not meta_path.is_file():
-            raise DataError(f"{model_dir} is not a Loopline model (no {METADATA_FILE})")
-        self.metadata = json.loads(meta_path.read_text())
-        versions = sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-        if not versions or not (versions[-1] / "saved_model.pb").is_file():
-            raise DataError(f"{model_dir} holds no SavedModel version directory with saved_model.pb")
-        self._loaded = tf.saved_model.load(str(versions[-1]))
-        self._fn = self._loaded.signatures[self.metadata["signature"]]
-        self.features: dict[str, str] = self.metadata["features"]
-        self.classes: list[str] = self.metadata["classes"]
-
-    def predict_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        frame = pd.DataFrame.from_records(rows)
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            raise DataError(f"input rows lack feature columns: {', '.join(missing)}")
-        return self.predict_frame(frame)
-
-    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        tf = self._tf
-        tensors = {}
-        for name, kind in self.features.items():
-            if name not in frame.columns:
-                raise DataError(f"column '{name}' is missing from the data the model was given")
-            col = frame[name]
-            if kind == "numeric":
-                tensors[name] = tf.constant(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32))
-            else:
-                tensors[name] = tf.constant(col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object))
-        return self._fn(**tensors)[self.metadata["output"]].numpy()
