@@ -47,3 +47,19 @@ def test_the_steps_get_credentials_and_endpoints_but_not_the_host_home(monkeypat
     env = container_runner.container_env()
     assert env["AWS_ACCESS_KEY_ID"] == "key" and env["MLFLOW_S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
     assert "LOOPLINE_HOME" not in env and "PATH" not in env
+
+
+def test_the_podman_socket_does_not_live_under_a_long_home(tmp_path, monkeypatch):
+    """A Unix socket's path is limited to 107 bytes; a deep --home must not break the run."""
+    started = {}
+
+    def fake_popen(argv, **kwargs):
+        started["url"] = argv[-1]
+        raise OSError("stop here")
+
+    monkeypatch.setattr(container_runner.subprocess, "Popen", fake_popen)
+    engine = container_runner.Engine(tmp_path / ("deep" * 30) / "engine")
+    with pytest.raises(OSError, match="stop here"):
+        engine._start_podman()
+    assert started["url"].startswith("unix://") and len(started["url"]) - len("unix://") < 100
+    engine.stop()

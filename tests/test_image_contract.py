@@ -59,12 +59,12 @@ def test_a_trainer_image_without_plotly_fails_the_report_naming_step_module_and_
     assert without_plotly != DOCKERFILE.read_text()
     # the report's real code path: a tiny study, then the HTML report
     code = (
-        "import optuna; from loopline import tuning\n"
+        "import optuna; from loopline import tuning, tuning_report\n"
         "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
         "study = optuna.create_study(direction='maximize')\n"
         "study.optimize(lambda t: t.suggest_float('x', 0, 1), n_trials=3)\n"
         "import sys, tempfile\n"
-        "tuning.report_html(study, settings=tuning.TuningSettings(), study_name='s', best_curves={}, "
+        "tuning_report.report_html(study, settings=tuning.TuningSettings(), study_name='s', best_curves={}, "
         "final_curves={}, path=tempfile.mktemp(suffix='.html'))\n"
     )
     result = _guarded(tmp_path, without_plotly, code, "train_model")

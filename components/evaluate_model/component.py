@@ -53,8 +53,8 @@ def evaluate_model(
         blessing: JSON record of the verdict with the exact model URI, model and holdout SHA-256 it judged; registration checks it.
         Output: True when every gate passed.
     """
-    from loopline.evaluation import GateSettings
     from loopline.executors import evaluate_model as executor
+    from loopline.gate_config import GateSettings
     from loopline.logs import setup_logging
 
     setup_logging()

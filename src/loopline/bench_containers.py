@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loopline.container_runner import Engine
+from loopline.images import ROLES, image
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,8 +30,6 @@ def _build(no_cache: bool) -> float:
 
 def _sizes(engine) -> dict[str, float]:
     import docker
-
-    from loopline.images import ROLES, image
 
     client = docker.DockerClient(base_url=engine.base_url, timeout=120)
     try:
@@ -52,8 +53,6 @@ def _loop(home: Path, runner: str) -> tuple[float, dict[str, Any]]:
 
 
 def bench_containers(home: Path) -> list[dict[str, Any]]:
-    from loopline.container_runner import Engine
-
     home = home / "containers"
     cold = _build(no_cache=True)
     warm = _build(no_cache=False)

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -78,6 +79,7 @@ class Engine:
         self._service: subprocess.Popen | None = None
         self._saved_host: str | None = None
         self._reaper: threading.Thread | None = None
+        self._socket_dir: Path | None = None
         self._stopping = threading.Event()
 
     def __enter__(self) -> Engine:
@@ -87,13 +89,18 @@ class Engine:
             return self
         if not shutil.which("podman"):
             raise ContainerError(ENGINE_HINT)
-        self._start_podman()
+        try:
+            self._start_podman()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _start_podman(self, timeout: float = 60.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        socket = self.state_dir / "podman.sock"
-        socket.unlink(missing_ok=True)
+        # A Unix socket's path is limited to 107 bytes: a short folder of its own, not the home.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="loopline-podman-"))
+        socket = self._socket_dir / "api.sock"
         self.base_url = f"unix://{socket}"
         log_path = self.state_dir / "podman-service.log"
         with open(log_path, "ab") as out:
@@ -164,6 +171,9 @@ class Engine:
                 self._service.wait(timeout=10)
             self._service = None
             log.info("stopped podman's Docker API service")
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
         if self._saved_host is None:
             os.environ.pop("DOCKER_HOST", None)
         else:

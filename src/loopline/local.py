@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopline import container_runner, object_store, registry, serving
 from loopline import data as data_lib
-from loopline import registry, serving
 from loopline.cluster import ClusterSettings
-from loopline.evaluation import HEADLINE_METRICS
+from loopline.holdout_metrics import HEADLINE_METRICS
 from loopline.model_contract import read_metadata
 from loopline.training import check_constant_features
 
@@ -139,8 +139,6 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LOOPLINE_HOME"] = str(home)
-    from loopline import object_store
-
     for uri in (settings.data_uri, settings.current_uri):
         object_store.check_readable(uri)
     # Fail fast, before any model is trained, on data that cannot be used.
@@ -165,8 +163,6 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
 
 def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor) -> dict[str, Any]:
     """The same loop with kfp.local's DockerRunner; what steps share lives under the pipeline root."""
-    from loopline import container_runner, object_store
-
     home = settings.home
     images = {**container_runner.step_images(training), **container_runner.step_images(drift_monitor)}
     # kfp.local makes each run's and task's folders in this process: the image's user must write them.

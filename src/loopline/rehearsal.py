@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from loopline import cli
+
 DATA_BUCKET, ARTIFACT_BUCKET = "loopline-data", "loopline-artifacts"
 STANDIN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "loopline", "AWS_SECRET_ACCESS_KEY": "loopline-secret",
                        "AWS_DEFAULT_REGION": "us-east-1"}
@@ -139,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         services.append(mlflow_server(home, f"s3://{ARTIFACT_BUCKET}/mlflow").start())
         print(f"MLflow server: {services[-1].url} (artifacts in s3://{ARTIFACT_BUCKET}/mlflow)")
         print(f"data: {reference} (CSV), drift batch: {current} (Parquet)")
-        from loopline import cli
-        from loopline.data import DEMO_IGNORE, DEMO_TARGET
+        from loopline.data import DEMO_IGNORE, DEMO_TARGET  # pandas: only once the servers run
 
         return cli.main(["run", "--home", str(home), "--data", reference, "--current", current, "--target", DEMO_TARGET,
                          "--ignore", *DEMO_IGNORE, "--tracking-uri", services[-1].url, *run_args])

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import tuning
+from loopline import tuning, tuning_mlflow, tuning_report
 from loopline.data import DatasetSpec, read_split
 from loopline.errors import DataError, LooplineError
 from loopline.model_contract import (
@@ -361,7 +361,7 @@ def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.Tuni
     )
     study_name = tuning.study_name_for(settings.study_name, pipeline_run)
     study = tuning.load_study(settings, storage, study_name=study_name)
-    tracker = tuning.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
+    tracker = tuning_mlflow.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
     before = tuning.budget_state(study)
     where = f"study '{study_name}' in {tuning.masked(settings.storage_url)}" if storage is not None else "an in-memory study"
     log.info(
@@ -433,7 +433,7 @@ def tune_and_train(
         trained_epochs=sum(t["epochs"] or 0 for t in trials), ran_here=run.ran, curves=curves,
     )
     if report_path:
-        tuning.report_html(study, settings=settings, study_name=run.study_name,
+        tuning_report.report_html(study, settings=settings, study_name=run.study_name,
                            best_curves=best.user_attrs.get("curves", {}), final_curves=curves, path=report_path)
     if run.tracker:
         example = validation[list(spec.features)].head(3)

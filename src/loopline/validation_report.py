@@ -1,4 +1,5 @@
-"""The validation report: GX's Data Docs of each dataset made to open offline, below a Loopline\nsummary; the Markdown summary."""
+"""The validation report: GX's Data Docs of each dataset made to open offline, below a Loopline
+summary; the Markdown summary."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Validation results: each expectation's outcome, each dataset's, and the verdict (pass, evolve,\nblock) with its skew score."""
+"""Validation results: each expectation's outcome, each dataset's, and the verdict (pass, evolve,
+block) with its skew score."""
 
 from __future__ import annotations
 

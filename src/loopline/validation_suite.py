@@ -1,4 +1,5 @@
-"""The validation suite: expectations inferred from reference data (columns, types, null fractions,\nranges, value sets, duplicates, row counts), a user's suite file merged in, severities."""
+"""The validation suite: expectations inferred from reference data (columns, types, null fractions,
+ranges, value sets, duplicates, row counts), a user's suite file merged in, severities."""
 
 from __future__ import annotations
 

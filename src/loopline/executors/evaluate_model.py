@@ -8,7 +8,7 @@ import tempfile
 
 from loopline import blessing as blessing_lib
 from loopline import data as data_lib
-from loopline import evaluation
+from loopline import evaluation, gate_config, holdout_metrics
 from loopline.files import write_text
 from loopline.logs import quiet_libraries
 
@@ -16,14 +16,14 @@ log = logging.getLogger(__name__)
 
 
 def run(*, model, holdout, metrics, classification_metrics, report, blessing,
-        settings: evaluation.GateSettings) -> bool:
+        settings: gate_config.GateSettings) -> bool:
     """Judge the model on the holdout, beside the registered champion; write the report and the
     blessing. Returns whether the gate passed."""
     config, tracking_uri, model_name = settings.config, settings.tracking_uri, settings.model_name
     holdout_df, spec = data_lib.read_split(holdout.path)
     holdout_sha256 = data_lib.file_sha256(holdout.path)
     log.info("judging %s on the holdout %s (%d rows)", model.uri, holdout.uri, len(holdout_df))
-    result = evaluation.evaluate_model_dir(
+    result = holdout_metrics.evaluate_model_dir(
         model.path, holdout_df, spec, slice_column=config.slice_column, min_slice_rows=config.min_slice_rows,
         what="challenger",
     )
