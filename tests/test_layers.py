@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.bench_tools",
+                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench", "loopline.bench_tools",
                                              "loopline.bench_data", "loopline.bench_tuning", "loopline.docs")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.
