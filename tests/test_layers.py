@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "loopline.logs", "loopline.compiled")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
-    ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines")),
+    ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
+                            "loopline.keras_model")),
     ("training, tuning, validation, drift", ("loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation_suite", "loopline.validation_results",
                                              "loopline.validation_report", "loopline.validation", "loopline.drift_settings",
