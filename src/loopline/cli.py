@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from loopline import cluster, logs, serving
+from loopline import cluster, serving
 from loopline.cli_remote import (
     add_run_options,
     add_target_options,
@@ -304,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=logs.FORMAT, datefmt=logs.DATE_FORMAT)
+    setup_logging(sys.stderr)  # stdout is for results (--json)
     try:
         return args.func(args)
     except LooplineError as exc:
