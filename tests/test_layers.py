@@ -25,16 +25,19 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
-    ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines")),
+    ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
+                            "loopline.keras_model")),
     ("training, tuning, validation, drift", ("loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation_suite", "loopline.validation_results",
-                                             "loopline.validation_report", "loopline.validation", "loopline.drift")),
+                                             "loopline.validation_report", "loopline.validation", "loopline.drift_settings",
+                                             "loopline.drift_report", "loopline.drift")),
     ("evaluation, registry, submission", ("loopline.holdout_metrics", "loopline.gate_config", "loopline.evaluation", "loopline.registry", "loopline.vertex",
-                                          "loopline.submit", "loopline.object_store")),
+                                          "loopline.submit_targets", "loopline.submit_kfp",
+                                          "loopline.submit_vertex", "loopline.submit", "loopline.object_store")),
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.bench_tools",
+                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench", "loopline.bench_tools",
                                              "loopline.bench_data", "loopline.bench_tuning", "loopline.docs",
                                              "loopline.container_runner", "loopline.rehearsal", "loopline.bench_containers")),
 ]
@@ -74,6 +77,9 @@ def imports(module: str, path: Path) -> list[tuple[str, bool]]:
             elif isinstance(child, ast.ImportFrom):
                 base = _absolute(child, module, path.name == "__init__.py")
                 found.extend((f"{base}.{alias.name}", local) for alias in child.names)
+            elif (isinstance(child, ast.Call) and getattr(child.func, "attr", getattr(child.func, "id", "")) == "import_module"
+                  and child.args and isinstance(child.args[0], ast.Constant) and isinstance(child.args[0].value, str)):
+                found.append((child.args[0].value, local))  # importlib.import_module("loopline.x") imports too
             visit(child, inner)
 
     visit(tree, False)
