@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from loopline.errors import LooplineError
+from loopline.errors import DataVerdict, LooplineError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ TRAINING_ARGUMENTS = (
 )
 
 
-class DriftEscalated(LooplineError):
+class DriftEscalated(DataVerdict):
     """Drift above the escalation threshold: a person decides, nothing retrains automatically."""
 
 
