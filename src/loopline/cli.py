@@ -18,6 +18,16 @@ def _home(value: str | None) -> Path:
     return loopline_home(value or "")
 
 
+def _out_dir(value: str | None, option: str) -> Path | None:
+    """An output folder the user named: it must be a folder, or not exist yet (it is created)."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise LooplineError(f"{option} {path} is a file, not a folder: name a folder for the output")
+    return path
+
+
 def _json_object(text: str, option: str) -> dict:
     """A JSON object given on the command line."""
     try:
@@ -72,7 +82,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from loopline import cluster
 
         settings = cluster.load(args.kubernetes_config)
-    written = compile_all(Path(args.out), registry=args.registry, kubernetes=settings)
+    written = compile_all(_out_dir(args.out, "--out"), registry=args.registry, kubernetes=settings)
     for path in written:
         print(path)
     return 0
@@ -136,10 +146,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from loopline.data import read_table
 
     _quiet_library_logs()
+    report_dir = _out_dir(args.report, "--report")
     user_suite = validation.load_suite_file(args.suite) if args.suite else None
     reference = read_table(args.reference)
     data = read_table(args.data)
-    report_path = Path(args.report) / "validation.html" if args.report else None
+    report_path = report_dir / "validation.html" if report_dir else None
     report = validation.validate_splits(
         {Path(args.data).name: data}, reference=reference, suite_expectations=user_suite,
         report_path=report_path, fail_on_error=False, max_null_fraction=args.max_null_fraction,
@@ -186,6 +197,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         thresholds=_thresholds(args.threshold), critical_features=list(args.critical or []),
     )
     settings.check()
+    report_dir = _out_dir(args.report, "--report")
     reference = read_table(args.reference)
     current = drift.last_rows(read_table(args.current), args.last_rows)
     ignore = set(args.ignore or [])
@@ -194,7 +206,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         raise LooplineError(f"--ignore names columns not in the reference: {', '.join(unknown)}")
     reference = reference[[c for c in reference.columns if c not in ignore]]
     current = current[[c for c in current.columns if c not in ignore]]
-    report_path = Path(args.report) / "drift.html" if args.report else None
+    report_path = report_dir / "drift.html" if report_dir else None
     result = drift.detect(reference, current, report_path=report_path, settings=settings,
                           model_dir=args.model, report_sample_rows=args.report_sample)
     if args.json:

@@ -139,11 +139,12 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
     from loopline.training import check_constant_features
 
     check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
-    if settings.current_uri:
-        data_lib.check_input(
+    if settings.current_uri:  # the drift monitor compares it with, and retrains on, the same columns
+        current = data_lib.check_input(
             settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,
             ignore_columns=settings.ignore_columns,
         )
+        data_lib.check_same_columns(spec, current, where=settings.current_uri)
     tracking_uri = registry.local_tracking_uri(home)
     root = _init_kfp_local(home)
     common = dict(
