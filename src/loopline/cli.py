@@ -106,6 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not stopped:
             print(f"no local server for {args.model_name}")
         return 0
+    if args.port:  # before anything else: a busy port is the user's to change
+        serving.check_port_free(args.host, args.port)
     if args.tracking_uri:
         tracking_uri = args.tracking_uri
     else:
@@ -117,8 +119,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if version is None:
         raise LooplineError(f"model '{args.model_name}' has no '{args.alias}' alias in {registry.safe_uri(tracking_uri)}; "
                             "run `loopline run` first")
-    if args.port:
-        serving.check_port_free(args.host, args.port)
     if current and serving.is_alive(current):
         serving.stop_server(current)
     model_dir = registry.saved_model_dir(tracking_uri, args.model_name, str(version), home / "models" / args.model_name / f"v{version}")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from loopline import data as data_lib
-from loopline import registry, serving
+from loopline import failures, registry, serving
+from loopline.errors import StepFailed, one_line
 
 log = logging.getLogger("loopline.run")
 
@@ -111,7 +112,15 @@ def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
     before = set(root.iterdir())
     started, wall_started = time.perf_counter(), time.time()
     log.info("running pipeline %s with kfp.local", name)
-    pipeline(**arguments)
+    failures_file = root.parent / "step_failures.jsonl"
+    failures_file.unlink(missing_ok=True)
+    os.environ[failures.ENV] = str(failures_file)  # each step's process records the cause of its failure
+    try:
+        pipeline(**arguments)
+    except RuntimeError as exc:  # kfp.local: "Inner task failed"; the cause is the step's
+        raise step_failure(name, exc, failures.last(failures_file)) from None
+    finally:
+        os.environ.pop(failures.ENV, None)
     seconds = time.perf_counter() - started
     new = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
     if not new:
@@ -119,8 +128,31 @@ def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
     return read_run(new[-1], name, seconds, wall_started)
 
 
+def step_failure(pipeline: str, exc: RuntimeError, recorded: dict | None) -> StepFailed:
+    """The one line for a failed step: which step of which pipeline, and its own message."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    named = re.search(r"Inner task failed: '([^']+)'", text)
+    step = named.group(1) if named else "a step"
+    if recorded is None:
+        return StepFailed(f"pipeline {pipeline}: {step} failed: {one_line(exc)} (its log is above)")
+    verdict = recorded.get("type") in ("ValidationFailed", "DriftEscalated")
+    return StepFailed(f"pipeline {pipeline}: {step} failed: {recorded.get('message', '')}", verdict=verdict)
+
+
 def run_loop(settings: LoopSettings) -> dict[str, Any]:
-    """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
+    """Run training, then the drift monitor; return the summary (also printed by the CLI).
+
+    One run per local state folder at a time; whatever ends the run, the model servers it started
+    are stopped (but the champion's, with `keep_serving`)."""
+    from loopline.runguard import ServersOfRun
+    from loopline.runlock import RunLock
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with RunLock(settings.home), ServersOfRun(settings.home, settings.model_name, keep_serving=settings.keep_serving):
+        return _run_loop(settings)
+
+
+def _run_loop(settings: LoopSettings) -> dict[str, Any]:
     from loopline.cluster import ClusterSettings
     from loopline.pipelines.drift_monitor import build_drift_monitor
     from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
@@ -146,6 +178,8 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
         )
         data_lib.check_same_columns(spec, current, where=settings.current_uri)
     tracking_uri = registry.local_tracking_uri(home)
+    registry.quiet()
+    registry.check_store(tracking_uri)  # a corrupt store is found now, not after training
     root = _init_kfp_local(home)
     common = dict(
         target=settings.target,

@@ -34,6 +34,7 @@ TAG_TARGET = "loopline.drift_retraining.target"
 TAG_STARTED = "loopline.drift_retraining.started_at"
 TAG_MONITOR = "loopline.drift_retraining.monitor_run"
 PENDING = "(being submitted)"
+LEASE_SECONDS = 900  # a monitor run that died holding the lease blocks others for at most this long
 RERUN_MODES = ("nested", "submit")
 TRAINING_ARGUMENTS = (
     "data_uri", "target", "tracking_uri", "model_name", "thresholds", "feature_kinds", "ignore_columns",
@@ -179,6 +180,30 @@ def retrain(
     now = now or datetime.now(UTC)
     registry.quiet()
     client = registry.connect(tracking_uri)
+    # Exclusive: of any number of monitor runs detecting drift at once, one decides and submits;
+    # the others find the lease taken, or (after it) the run it started and the cooldown.
+    from loopline import claims
+
+    lease_name = claims.lease_name(model_name, "drift-retraining")
+    holder = claims.default_holder(f"monitor run {monitor_run}" if monitor_run else "a drift monitor")
+    taken = registry.with_retries(lambda: claims.acquire(client, lease_name, holder=holder, ttl_seconds=LEASE_SECONDS),
+                                  what=f"taking the drift-retraining lease of {model_name}", tracking_uri=tracking_uri)
+    if isinstance(taken, claims.Held):
+        return Decision(False, f"another drift monitor run is starting a training run of {model_name} right now "
+                               f"({taken.describe()}); not starting another")
+    try:
+        return _decide_and_submit(client, model_name=model_name, target=target, pipeline=pipeline, checked=checked,
+                                  cooldown_hours=cooldown_hours, monitor_run=monitor_run, pipeline_root=pipeline_root,
+                                  service_account=service_account, now=now)
+    finally:
+        registry.with_retries(lambda: claims.release(client, taken),
+                              what=f"releasing the drift-retraining lease of {model_name}", tracking_uri=tracking_uri)
+
+
+def _decide_and_submit(client, *, model_name, target, pipeline, checked, cooldown_hours, monitor_run, pipeline_root,
+                       service_account, now) -> Decision:
+    from loopline import submit
+
     tags = _state(client, model_name)
     last_run, last_target = tags.get(TAG_RUN, ""), tags.get(TAG_TARGET, "")
     started = _parse_time(tags.get(TAG_STARTED))

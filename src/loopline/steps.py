@@ -464,8 +464,24 @@ def _hyperparameters(model) -> dict:
     return dict((getattr(model, "metadata", {}) or {}).get("best_params", {}))
 
 
-def deploy_model(
+def deploy_model(*, model_name: str, model_version: str, tracking_uri: str, pipeline_run: str = "",
+                 ready_timeout_seconds: float = 600.0, **options) -> str:
+    """Roll the version out (canary, smoke test, promote or roll back) holding the model's champion
+    lease: the champion moves only from the version the gate compared with (fail closed when it
+    moved, or another run is moving it), and only when the new version serves."""
+    from loopline import promotion
+
+    holder = f"pipeline run {pipeline_run}" if pipeline_run else ""
+    with promotion.champion_move(tracking_uri, model_name, str(model_version), holder=holder,
+                                 ttl_seconds=2 * ready_timeout_seconds + 900) as move:
+        return _deploy_model(move=move, model_name=model_name, model_version=str(model_version),
+                             tracking_uri=tracking_uri, pipeline_run=pipeline_run,
+                             ready_timeout_seconds=ready_timeout_seconds, **options)
+
+
+def _deploy_model(
     *,
+    move,
     model_name: str,
     model_version: str,
     tracking_uri: str,
@@ -550,7 +566,7 @@ def deploy_model(
     report.metadata.update({"action": result.action, "reason": result.reason, "endpoint": result.endpoint,
                             "previous_version": result.previous_version})
     if result.serving_new_version:
-        registry.set_alias(tracking_uri, model_name, registry.CHAMPION, model_version)
+        move.commit()
     else:
         log.warning("rollout of %s v%s rolled back: %s; champion stays at v%s",
                     model_name, model_version, result.reason, result.previous_version)
