@@ -75,6 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    out = _out_dir(args.out, "--out")
     from loopline.compile import compile_all
 
     settings = None
@@ -82,7 +83,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from loopline import cluster
 
         settings = cluster.load(args.kubernetes_config)
-    written = compile_all(_out_dir(args.out, "--out"), registry=args.registry, kubernetes=settings)
+    written = compile_all(out, registry=args.registry, kubernetes=settings)
     for path in written:
         print(path)
     return 0

@@ -157,9 +157,6 @@ def _run_loop(settings: LoopSettings) -> dict[str, Any]:
     from loopline.pipelines.drift_monitor import build_drift_monitor
     from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
-    # Retries are for services in a cluster; on one machine a failure is reported at once.
-    training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
-
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LOOPLINE_HOME"] = str(home)
@@ -180,6 +177,8 @@ def _run_loop(settings: LoopSettings) -> dict[str, Any]:
     tracking_uri = registry.local_tracking_uri(home)
     registry.quiet()
     registry.check_store(tracking_uri)  # a corrupt store is found now, not after training
+    # Retries are for services in a cluster; on one machine a failure is reported at once.
+    training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
     root = _init_kfp_local(home)
     common = dict(
         target=settings.target,
