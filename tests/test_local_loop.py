@@ -143,7 +143,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
 def test_bad_input_stops_the_run_with_one_line_before_training(tmp_path, case):
     path, target, message = _bad_inputs(tmp_path)[case]
     home = tmp_path / "home"
-    result = loopline("run", "--data", str(path), "--target", target, "--home", str(home), cwd=tmp_path)
+    result = loopline("run", "--data", str(path), "--target", target, "--ignore", "transaction_id", "--home", str(home),
+                      cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("loopline: error:") and message in lines[0], result.stderr
@@ -175,3 +176,42 @@ def test_user_data_with_a_multiclass_target_and_missing_values(tmp_path):
     assert training["gate_passed"] and training["registered_version"] == "1"
     (probabilities,) = summary["prediction"]["response"]["predictions"]
     assert len(probabilities) == 3
+
+
+def test_a_failed_step_is_reported_as_its_own_one_line_cause(tmp_path):
+    """Not "Inner task failed": the step's own message, named by step and pipeline."""
+    from kfp import dsl
+    from kfp import local as kfp_local
+
+    from loopline import components, local
+    from loopline.errors import StepFailed
+
+    data = tmp_path / "data.csv"
+    demo_transactions(300, seed=1).to_csv(data, index=False)
+
+    def one_step(data_uri):
+        components.load_data(data_uri=data_uri, target="label", ignore_columns=["transaction_id"])
+
+    one_step.__annotations__ = {"data_uri": str}  # real types for KFP (this module's annotations are text)
+    one_step = dsl.pipeline(name="one-step")(one_step)
+
+    root = tmp_path / "home" / "pipeline_root"
+    root.mkdir(parents=True)
+    kfp_local.init(runner=kfp_local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    with pytest.raises(StepFailed) as info:
+        local._run_pipeline(root, "one-step", one_step, data_uri=str(data))
+    assert str(info.value).startswith(f"pipeline one-step: load-data failed: target column 'label' not found in {data} "
+                                      "(columns: transaction_id, amount,")
+    assert not info.value.verdict
+
+
+def test_no_model_server_is_left_after_the_runs_of_this_suite(tmp_path_factory):
+    """Every `loopline run` above stopped what it started (this test runs after them)."""
+    from .test_fault_drills import listening_ports, servers_under
+
+    base = tmp_path_factory.getbasetemp()
+    assert servers_under(base) == []
+    for record in base.glob("**/serving/servers/*.json"):
+        info = serving.ServerInfo(**json.loads(record.read_text()))
+        assert not serving.is_alive(info), record
+        assert info.port not in listening_ports(), record

@@ -35,9 +35,10 @@ def child_pids(pid: int | None = None) -> list[int]:
     return out
 
 
-def end_children(timeout: float = 20.0) -> None:
-    """Ask this process's children (the running step) to end, and wait for them; kill what remains."""
-    children = child_pids()
+def end_children(timeout: float = 20.0, *, spare: set[int] = frozenset()) -> None:
+    """Ask this process's children (the running step) to end, and wait for them; kill what remains.
+    `spare`: children left alone (model servers, stopped in their own way)."""
+    children = [pid for pid in child_pids() if pid not in spare]
     if not children:
         return
     for pid in children:
@@ -97,8 +98,8 @@ class ServersOfRun:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is not None:
-                end_children()  # a step still running could start a server after the clean-up
+            if exc_type is not None:  # a step still running could start a server after the clean-up
+                end_children(spare={info.pid for info in serving.recorded_servers(self.home)})
             self.stop_started(succeeded=exc_type is None)
         finally:
             if self._previous_handler is not None:
@@ -116,6 +117,8 @@ class ServersOfRun:
             stopped.append(info.pid)
             if state and state.pid == info.pid:
                 serving.clear_state(self.home, self.model_name)
+        if state and state.pid not in self._before and state.pid != keep and not serving.is_alive(state):
+            serving.clear_state(self.home, self.model_name)  # the run's server, gone already
         if stopped:
             log.info("stopped %d local model server(s) this run had started", len(stopped))
         return stopped

@@ -315,6 +315,8 @@ def _forget(info: ServerInfo) -> None:
 
 def _is_server_process(pid: int) -> bool:
     """Whether `pid` is a Loopline model server (not a process that got a recycled pid)."""
+    if not isinstance(pid, int) or pid <= 0:  # 0 and negative pids name process groups, never a server
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
