@@ -16,6 +16,7 @@ import pytest
 
 from loopline import claims, params, promotion, registry, runlock
 from loopline.cli import main
+from loopline.logs import quiet_libraries
 
 from .conftest import ROOT
 
@@ -72,7 +73,7 @@ def race(script: str, configs: list[dict], barrier: Path) -> list[dict]:
 @pytest.fixture(params=["sqlite", "server"])
 def store(request, tmp_path):
     """A real MLflow store: a SQLite file, or a tracking server (started once for the session)."""
-    registry.quiet()
+    quiet_libraries()
     if request.param == "server":
         return request.getfixturevalue("mlflow_server").uri
     uri = registry.local_tracking_uri(tmp_path / "home")
@@ -135,7 +136,7 @@ def test_runs_gated_against_the_same_champion_promote_exactly_one(store, model, 
 
 def test_a_champion_that_moved_since_the_gate_fails_closed(tmp_path):
     uri = registry.local_tracking_uri(tmp_path / "home")
-    registry.quiet()
+    quiet_libraries()
     v1, v2, v3 = _register_versions(uri, "fraud", ["none", "none", "1"])
     with promotion.champion_move(uri, "fraud", v1) as move:
         move.commit()
@@ -153,14 +154,14 @@ def test_a_champion_that_moved_since_the_gate_fails_closed(tmp_path):
 
 
 def test_the_deploy_step_fails_closed_before_starting_a_server(tmp_path):
-    from loopline import steps
+    from loopline.executors import deploy_model
 
     uri = registry.local_tracking_uri(tmp_path / "home")
-    registry.quiet()
+    quiet_libraries()
     v1, v2 = _register_versions(uri, "fraud", ["none", "none"])
     registry.set_alias(uri, "fraud", registry.CHAMPION, v1)
     with pytest.raises(promotion.ChampionMoved, match="the champion stays v1"):
-        steps.deploy_model(model_name="fraud", model_version=v2, tracking_uri=uri, holdout=None, manifest=None,
+        deploy_model.run(model_name="fraud", model_version=v2, tracking_uri=uri, holdout=None, manifest=None,
                            report=None, target="local", local_home=str(tmp_path / "home"))
     assert not (tmp_path / "home" / "serving").exists()
     assert registry.alias_version(uri, "fraud", registry.CHAMPION) == v1

@@ -18,8 +18,9 @@ import pytest
 from loopline import claims, registry, rollout, serving
 from loopline.data import read_split
 from loopline.errors import DeploymentError
+from loopline.logs import quiet_libraries
+from loopline.model_contract import ServingModel
 from loopline.runguard import ServersOfRun, Terminated
-from loopline.training import ServingModel
 
 LIMITS = rollout.SmokeLimits(rows=4, tolerance=1e-5, max_p95_ms=5000)
 
@@ -70,10 +71,10 @@ def probe(splits, trained_model):
 DEPLOY = textwrap.dedent("""
     import json, sys
     from types import SimpleNamespace
-    from loopline import steps
+    from loopline.executors import deploy_model
     cfg = json.loads(sys.argv[1])
     art = lambda path: SimpleNamespace(path=path, uri=path, metadata={})
-    steps.deploy_model(model_name=cfg["model"], model_version=cfg["version"], tracking_uri=cfg["tracking_uri"],
+    deploy_model.run(model_name=cfg["model"], model_version=cfg["version"], tracking_uri=cfg["tracking_uri"],
                        holdout=art(cfg["holdout"]), manifest=art(cfg["manifest"]), report=art(cfg["report"]),
                        target="local", local_home=cfg["home"], smoke_rows=4)
 """)
@@ -82,7 +83,7 @@ DEPLOY = textwrap.dedent("""
 def test_ctrl_c_during_deploy_leaves_no_listener_and_a_consistent_registry(trained_model, splits, tmp_path):
     home = tmp_path / "home"
     uri = registry.local_tracking_uri(home)
-    registry.quiet()
+    quiet_libraries()
     version = registry.register(str(trained_model), tracking_uri=uri, model_name="fraud", pipeline_run="drill-1",
                                 tags={registry.TAG_GATE_CHAMPION: "none"}, params={}, metrics={}).version
     before = set(listening_ports())

@@ -12,13 +12,13 @@ import os
 import sys
 from pathlib import Path
 
+from loopline.errors import describe
+
 ENV = "LOOPLINE_STEP_FAILURES"
 
 
 def record(exc: BaseException, path: str | os.PathLike | None = None) -> None:
     """Append the one-line cause of `exc` to the failures file (nothing when none is set)."""
-    from loopline.errors import describe
-
     path = path or os.environ.get(ENV)
     if not path:
         return

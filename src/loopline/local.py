@@ -18,7 +18,14 @@ from typing import Any
 
 from loopline import data as data_lib
 from loopline import failures, registry, serving
+from loopline.cluster import ClusterSettings
 from loopline.errors import StepFailed, one_line
+from loopline.evaluation import HEADLINE_METRICS
+from loopline.logs import quiet_libraries
+from loopline.model_contract import read_metadata
+from loopline.runguard import ServersOfRun
+from loopline.runlock import RunLock
+from loopline.training import check_constant_features
 
 log = logging.getLogger("loopline.run")
 
@@ -144,16 +151,12 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
 
     One run per local state folder at a time; whatever ends the run, the model servers it started
     are stopped (but the champion's, with `keep_serving`)."""
-    from loopline.runguard import ServersOfRun
-    from loopline.runlock import RunLock
-
     settings.home.mkdir(parents=True, exist_ok=True)
     with RunLock(settings.home), ServersOfRun(settings.home, settings.model_name, keep_serving=settings.keep_serving):
         return _run_loop(settings)
 
 
 def _run_loop(settings: LoopSettings) -> dict[str, Any]:
-    from loopline.cluster import ClusterSettings
     from loopline.pipelines.drift_monitor import build_drift_monitor
     from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
@@ -165,7 +168,6 @@ def _run_loop(settings: LoopSettings) -> dict[str, Any]:
         settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
         ignore_columns=settings.ignore_columns,
     )
-    from loopline.training import check_constant_features
 
     check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
     if settings.current_uri:  # the drift monitor compares it with, and retrains on, the same columns
@@ -175,7 +177,7 @@ def _run_loop(settings: LoopSettings) -> dict[str, Any]:
         )
         data_lib.check_same_columns(spec, current, where=settings.current_uri)
     tracking_uri = registry.local_tracking_uri(home)
-    registry.quiet()
+    quiet_libraries()
     registry.check_store(tracking_uri)  # a corrupt store is found now, not after training
     # Retries are for services in a cluster; on one machine a failure is reported at once.
     training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
@@ -248,7 +250,7 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
         summary["endpoint"] = state.predict_url
         source = settings.current_uri or settings.data_uri
         row = data_lib.read_table(source).head(1)
-        features = json.loads(Path(state.model_dir, "loopline_model.json").read_text())["features"]
+        features = read_metadata(state.model_dir)["features"]
         row = row[list(features)]
         instance = row.astype(object).where(row.notna(), None).to_dict(orient="records")
         summary["prediction"] = {
@@ -276,7 +278,6 @@ def _gate_report(evaluate: TaskResult) -> str:
         return ""
 
 
-HEADLINE_METRICS = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
 # Lineage tags shown in the summary (the gate report and metrics are shown above it).
 LINEAGE_SHOWN = (
     registry.TAG_DATA_URI, registry.TAG_DATA_SHA256, registry.TAG_HOLDOUT_SHA256, registry.TAG_PIPELINE_NAME,
