@@ -269,6 +269,10 @@ def _prepare(args: argparse.Namespace):
     checked = submit.with_rerun_defaults(
         pipeline, target, checked, pipeline_root=args.pipeline_root or "", service_account=args.service_account or "",
     )
+    from loopline import domains  # tuning, evaluation, drift: pandas and numpy
+
+    defaults = {name: spec.default for name, spec in pipeline.inputs.items() if spec.default is not None}
+    domains.check({**defaults, **checked, "max_concurrency": getattr(args, "max_concurrency", None)})
     return target, pipeline, checked
 
 

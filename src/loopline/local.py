@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline import data as data_lib
-from loopline import failures, registry, serving
+from loopline import domains, failures, registry, serving
 from loopline.cluster import ClusterSettings
 from loopline.errors import StepFailed, one_line
 from loopline.evaluation import HEADLINE_METRICS
@@ -163,7 +163,10 @@ def _run_loop(settings: LoopSettings) -> dict[str, Any]:
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LOOPLINE_HOME"] = str(home)
-    # Fail fast, before any model is trained, on data that cannot be used.
+    # Fail fast, before any model is trained, on settings and data that cannot be used.
+    domains.check({"n_trials": settings.n_trials, "max_epochs": settings.max_epochs, "seed": settings.seed,
+                   "drift_share": settings.drift_share,
+                   "thresholds": DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds})
     spec = data_lib.check_input(
         settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
         ignore_columns=settings.ignore_columns,

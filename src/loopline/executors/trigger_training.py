@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from loopline import reruns
+from loopline import domains, reruns
 from loopline.files import write_text
 
 log = logging.getLogger(__name__)
@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 def run(*, arguments: dict, summary, reason_path: str, run_path: str, **options) -> bool:
     """Submit a drift-triggered training run (or not: cooldown, dedupe); write the decision."""
+    domains.check({**arguments, "cooldown_hours": options.get("cooldown_hours")})  # before anything is sent
     decision = reruns.trigger_training(arguments=arguments, **options)
     for path, text in ((reason_path, decision.reason), (run_path, decision.run_id), (summary.path, decision.markdown())):
         write_text(path, text)
