@@ -205,6 +205,37 @@ def test_a_failed_step_is_reported_as_its_own_one_line_cause(tmp_path):
     assert not info.value.verdict
 
 
+@pytest.mark.slow
+def test_two_concurrent_runs_on_one_folder_end_with_exactly_one_gated_champion(tmp_path):
+    import time
+
+    data = tmp_path / "data.csv"
+    demo_transactions(900, seed=4).to_csv(data, index=False)
+    home = tmp_path / "home"
+    args = [sys.executable, "-m", "loopline.cli", "run", "--home", str(home), "--data", str(data), "--target", "is_fraud",
+            "--ignore", "transaction_id", "--trials", "1", "--max-epochs", "4", "--thresholds", json.dumps(LENIENT_GATES)]
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (home / "run.lock").is_file() or not (home / "run.lock").read_text().strip():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-3000:]
+            time.sleep(0.1)
+        second = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        out, err = first.communicate(timeout=900)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 2
+    (line,) = [line for line in second.stderr.splitlines() if line.startswith("loopline: error: ")]
+    assert line.startswith(f"loopline: error: another loopline run is using {home} (pid {first.pid} on ")
+    assert first.returncode == 0, err[-3000:]
+    tracking_uri = registry.local_tracking_uri(home)
+    (version,) = registry.versions(tracking_uri, "loopline-model")
+    assert version["aliases"] == ["challenger", "champion"]
+    assert version["tags"][registry.TAG_GATE_CHAMPION] == "none"
+    assert serving.read_state(home, "loopline-model") is None  # the run stopped its server
+
+
 def test_no_model_server_is_left_after_the_runs_of_this_suite(tmp_path_factory):
     """Every `loopline run` above stopped what it started (this test runs after them)."""
     from .test_fault_drills import listening_ports, servers_under
