@@ -145,7 +145,7 @@ def test_kfp_receives_the_settings_and_vertex_does_not(cluster_compiled, kfp_api
     "config, message",
     [
         ({"secrets": [{"name": "loopline-mlflow", "env": {"password": "s3cr3t-Value!"}}]},
-         "secrets[0].env.password: the value is not an environment variable name"),
+         "secrets[0].env: the value of key 'password' is not an environment variable name"),
         ({"secrets": [{"name": "loopline-mlflow", "env": "s3cr3t-Value!"}]}, "secrets[0].env: expected a mapping, got text"),
         ({"secrets": [{"name": "loopline-mlflow", "env": {"s3cr3t Value!": "PASSWORD"}}]},
          "secrets[0].env: a key is not a secret key name"),

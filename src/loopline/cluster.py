@@ -114,7 +114,7 @@ class ClusterSettings:
                 if not _ENV_VAR.match(str(var)):
                     # never echo it: a value that is no variable name may be the secret itself
                     raise ClusterConfigError(
-                        f"{where}.env.{key}: the value is not an environment variable name (the file names "
+                        f"{where}.env: the value of key '{key}' is not an environment variable name (the file names "
                         "variables, such as MLFLOW_TRACKING_PASSWORD; secret values stay in the Kubernetes secret, "
                         "and are not repeated here)"
                     )

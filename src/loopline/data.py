@@ -199,7 +199,7 @@ def check_label(labels: pd.Series, target: str, where: str = "") -> None:
         fractional = labels[(labels % 1) != 0]
         if len(fractional):
             raise DataError(
-                f"target column '{target}'{where} holds continuous numbers such as {fractional.iloc[0]!r}; "
+                f"target column '{target}'{where} holds continuous numbers such as {float(fractional.iloc[0]):g}; "
                 "Loopline trains classifiers: give a column of class labels"
             )
     distinct = labels.nunique()

@@ -63,7 +63,16 @@ def _moved(model_name: str, version: str, expected: str, current: str) -> str:
 
 def gate_champion(tracking_uri: str, model_name: str, version: str) -> str | None:
     """The champion version the gate compared `version` with ("none"), or None when not recorded."""
-    return registry.version_tags(tracking_uri, model_name, version).get(registry.TAG_GATE_CHAMPION)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = registry.version_tags(tracking_uri, model_name, version)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            raise DeploymentError(f"{model_name} has no version {version} in {registry.safe_uri(tracking_uri)}: "
+                                  "nothing to deploy") from None
+        raise
+    return tags.get(registry.TAG_GATE_CHAMPION)
 
 
 @contextmanager

@@ -21,6 +21,9 @@ def run(*, model_name: str, model_version: str, tracking_uri: str, pipeline_run:
     """Roll the version out holding the model's champion lease: the champion moves only from the
     version the gate compared with (fail closed when it moved, or another run is moving it), and
     only when the new version serves."""
+    target = options.get("target", "local")
+    if target not in ("local", "kserve"):  # before the registry is asked anything
+        raise DeploymentError(f"target must be 'local' or 'kserve', got '{target}'")
     holder = f"pipeline run {pipeline_run}" if pipeline_run else ""
     with promotion.champion_move(tracking_uri, model_name, str(model_version), holder=holder,
                                  ttl_seconds=2 * ready_timeout_seconds + 900) as move:
