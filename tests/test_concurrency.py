@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from loopline import claims, params, promotion, registry, runlock
+from loopline import claims, params, promotion, registry, rollout, runlock
 from loopline.cli import main
 from loopline.logs import quiet_libraries
 
@@ -162,7 +162,8 @@ def test_the_deploy_step_fails_closed_before_starting_a_server(tmp_path):
     registry.set_alias(uri, "fraud", registry.CHAMPION, v1)
     with pytest.raises(promotion.ChampionMoved, match="the champion stays v1"):
         deploy_model.run(model_name="fraud", model_version=v2, tracking_uri=uri, holdout=None, manifest=None,
-                           report=None, target="local", local_home=str(tmp_path / "home"))
+                         report=None, pipeline_run="run-2",
+                         settings=rollout.DeploySettings(target="local", local_home=str(tmp_path / "home")))
     assert not (tmp_path / "home" / "serving").exists()
     assert registry.alias_version(uri, "fraud", registry.CHAMPION) == v1
 

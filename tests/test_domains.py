@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from loopline import domains
+from loopline import domains, reruns
 from loopline.cli import main
 from loopline.data import demo_transactions
 from loopline.errors import LooplineError
@@ -28,7 +28,7 @@ CASES = [
     ("submit", "drift_monitor", MONITOR + ["--param", "drift_share=-0.5"], "drift_share must be in (0, 1], got -0.5"),
     ("submit", "drift_monitor", MONITOR + ["--param", "escalation_threshold=0.3"],
      "escalation_threshold (0.3) must be above drift_share (0.5)"),
-    ("submit", "drift_monitor", MONITOR + ["--param", "cooldown_hours=-1"], "cooldown_hours must be in [0, ∞), got -1.0"),
+    ("submit", "drift_monitor", MONITOR + ["--param", "cooldown_hours=-1"], "cooldown_hours must be 0 or more, got -1"),
     ("schedule", "training", TRAINING + ["--max-concurrency", "0"], "max_concurrency must be in [1, ∞), got 0"),
 ]
 
@@ -84,9 +84,9 @@ def test_a_drift_triggered_submission_checks_the_training_arguments_first(kfp_ap
     arguments = {"data_uri": "s3://d.csv", "target": "is_fraud", "tracking_uri": "sqlite:///x.db", "n_trials": -3,
                  "thresholds": {"roc_auc": 0.8}}
     with pytest.raises(LooplineError, match="n_trials must be a whole number of at least 1, got -3"):
-        trigger_training.run(arguments=arguments, summary=SimpleNamespace(path=str(tmp_path / "s"), metadata={}),
-                             reason_path=str(tmp_path / "r"), run_path=str(tmp_path / "p"), rerun_target="kfp",
-                             kfp_host=kfp_api.url)
+        trigger_training.run(arguments=arguments, settings=reruns.RetrainSettings(rerun_target="kfp", kfp_host=kfp_api.url),
+                             monitor_run="monitor-1", summary=SimpleNamespace(path=str(tmp_path / "s"), metadata={}),
+                             reason_path=str(tmp_path / "r"), run_path=str(tmp_path / "p"))
     assert kfp_api.requests == []
 
 
@@ -94,9 +94,10 @@ def test_a_drift_triggered_submission_checks_the_training_arguments_first(kfp_ap
     ("values", "message"),
     [
         ({"seed": -1}, "seed must be in [0, ∞), got -1"),
-        ({"validation_fraction": 0.5}, "validation_fraction must be in (0, 0.5), got 0.5"),
-        ({"deploy_target": "cluster"}, "deploy_target must be one of 'local', 'kserve', got 'cluster'"),
-        ({"rerun_mode": "now"}, "rerun_mode must be one of 'nested', 'submit', got 'now'"),
+        ({"validation_fraction": 0.5}, "validation_fraction must be between 0 and 0.5, got 0.5"),
+        ({"deploy_target": "cluster"}, "deploy_target: target must be 'local' or 'kserve', got 'cluster'"),
+        ({"rerun_mode": "now"}, "rerun_mode must be 'nested' or 'submit', got 'now'"),
+        ({"rerun_target": "aws"}, "rerun_target must be one of 'kfp', 'vertex', got 'aws'"),
         ({"canary_percent": 100}, "canary_percent must be in [1, 99], got 100"),
         ({"numeric_test": "t"}, "numeric_test 't' is not one of"),
         ({"pruner": "none-such"}, "pruner 'none-such' is not one of"),

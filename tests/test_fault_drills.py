@@ -72,11 +72,12 @@ DEPLOY = textwrap.dedent("""
     import json, sys
     from types import SimpleNamespace
     from loopline.executors import deploy_model
+    from loopline.rollout import DeploySettings
     cfg = json.loads(sys.argv[1])
     art = lambda path: SimpleNamespace(path=path, uri=path, metadata={})
     deploy_model.run(model_name=cfg["model"], model_version=cfg["version"], tracking_uri=cfg["tracking_uri"],
-                       holdout=art(cfg["holdout"]), manifest=art(cfg["manifest"]), report=art(cfg["report"]),
-                       target="local", local_home=cfg["home"], smoke_rows=4)
+                     holdout=art(cfg["holdout"]), manifest=art(cfg["manifest"]), report=art(cfg["report"]),
+                     pipeline_run="drill", settings=DeploySettings(target="local", local_home=cfg["home"], smoke_rows=4))
 """)
 
 

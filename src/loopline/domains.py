@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from loopline import drift, evaluation, reruns, tuning
+from loopline import data, gate_config, reruns, rollout, tuning
+from loopline.drift_settings import DriftSettings
 from loopline.errors import LooplineError
 
 
@@ -20,21 +21,28 @@ class DomainError(LooplineError):
     """A parameter is outside its documented domain."""
 
 
-TUNING = ("n_trials", "max_epochs", "timeout_seconds", "objective", "pruner", "search_space")
-DRIFT = ("drift_share", "numeric_test", "categorical_test")
-CHOICES = {"deploy_target": ("local", "kserve"), "rerun_mode": reruns.RERUN_MODES, "rerun_target": ("kfp", "vertex")}
-# name -> (lowest, highest, lowest allowed?, highest allowed?), for whole numbers and numbers
+# Each step's settings object holds its parameters' rules (`__post_init__`); a pipeline parameter
+# is checked by building the settings object it belongs to. (pipeline parameter, settings field)
+SETTINGS: list[tuple[type, dict[str, str]]] = [
+    (tuning.TuningSettings, {n: n for n in ("n_trials", "max_epochs", "timeout_seconds", "objective", "pruner",
+                                            "search_space")}),
+    (DriftSettings, {n: n for n in ("drift_share", "numeric_test", "categorical_test", "current_last_rows",
+                                    "report_sample_rows")}),
+    (reruns.EscalationSettings, {n: n for n in ("drift_share", "escalation_threshold", "rerun_mode")}),
+    (reruns.RetrainSettings, {n: n for n in ("rerun_target", "cooldown_hours")}),
+    (data.SplitSettings, {n: n for n in ("validation_fraction", "holdout_fraction", "seed")}),
+    (rollout.DeploySettings, {"deploy_target": "target", "canary_percent": "canary_percent",
+                              "smoke_rows": "smoke_rows"}),
+]
+CHOICES = {"rerun_target": ("kfp", "vertex")}
+# Rules no settings object holds: name -> (lowest, highest, lowest allowed?, highest allowed?)
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "seed": (0, math.inf, True, False),
-    "cooldown_hours": (0, math.inf, True, False),
     "current_last_rows": (0, math.inf, True, False),
     "report_sample_rows": (0, math.inf, True, False),
     "max_concurrency": (1, math.inf, True, False),
-    "validation_fraction": (0.0, 0.5, False, False),
-    "holdout_fraction": (0.0, 0.5, False, False),
-    "escalation_threshold": (0.0, 1.0, False, True),
-    "canary_percent": (1, 99, True, True),
     "smoke_rows": (1, math.inf, True, False),
+    "canary_percent": (1, 99, True, True),
 }
 
 
@@ -59,24 +67,23 @@ def check(values: dict[str, Any]) -> None:
     """Raise one line naming the first parameter of `values` outside its domain. Names this
     module does not know are left to their own checks (types are checked by `params.check`)."""
     given = {k: v for k, v in values.items() if v is not None}
-    tuning_given = {k: given[k] for k in TUNING if k in given}
-    if tuning_given:
-        if "search_space" in tuning_given and not tuning_given["search_space"]:
-            tuning_given.pop("search_space")
-        tuning.TuningSettings(**tuning_given)  # raises TuningConfigError naming the setting
-    if "thresholds" in given:
-        evaluation.parse_gate_config(given["thresholds"])  # the gate's own rules, metric names included
-    drift_given = {k: given[k] for k in DRIFT if k in given}
-    if drift_given:
-        drift.DriftSettings(**drift_given).check()
     for name, choices in CHOICES.items():
         if name in given and given[name] not in choices:
             raise DomainError(f"{name} must be one of {', '.join(map(repr, choices))}, got {given[name]!r}")
     for name in RANGES:
         if name in given:
             _in_range(name, given[name])
-    if "escalation_threshold" in given and given["escalation_threshold"] < 1.0:
-        share = float(given.get("drift_share", drift.DriftSettings().drift_share))
-        if given["escalation_threshold"] <= share:
-            raise DomainError(f"escalation_threshold ({given['escalation_threshold']:g}) must be above drift_share "
-                              f"({share:g}): every drift would escalate")
+    if "thresholds" in given:
+        gate_config.parse_gate_config(given["thresholds"])  # the gate's own rules, metric names included
+    for settings_class, fields in SETTINGS:
+        chosen = {field: given[name] for name, field in fields.items() if name in given}
+        if chosen.get("search_space") == {}:
+            chosen.pop("search_space")
+        if chosen:
+            try:
+                settings_class(**chosen)  # its checks raise one line naming the parameter
+            except LooplineError as exc:
+                renamed = [name for name, field in fields.items() if name != field and name in given]
+                if renamed and not str(exc).startswith(renamed[0]):
+                    raise type(exc)(f"{renamed[0]}: {exc}") from None
+                raise

@@ -20,7 +20,7 @@ from loopline import data as data_lib
 from loopline import domains, failures, registry, serving
 from loopline.cluster import ClusterSettings
 from loopline.errors import StepFailed, one_line
-from loopline.evaluation import HEADLINE_METRICS
+from loopline.holdout_metrics import HEADLINE_METRICS
 from loopline.logs import quiet_libraries
 from loopline.model_contract import read_metadata
 from loopline.runguard import ServersOfRun
