@@ -39,6 +39,7 @@ DRIFT_WORKER = BARRIER + textwrap.dedent("""
     decision = reruns.retrain(
         tracking_uri=cfg["tracking_uri"], model_name=cfg["model"], target=submit.KfpTarget(host=cfg["kfp"]),
         pipeline=params.read_pipeline(cfg["pipeline"]), arguments=cfg["arguments"], monitor_run=f"monitor-{cfg['i']}",
+        settings=reruns.RetrainSettings(),
     )
     print(json.dumps({"triggered": decision.triggered, "reason": decision.reason}))
 """)
