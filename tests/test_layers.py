@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
-                            "loopline.claims")),
+                            "loopline.keras_model", "loopline.claims")),
     ("training, tuning, validation, drift", ("loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation_suite", "loopline.validation_results",
                                              "loopline.validation_report", "loopline.validation", "loopline.drift_settings",
@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                   "loopline.domains")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.bench_tools",
+                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench", "loopline.bench_tools",
                                              "loopline.bench_data", "loopline.bench_tuning", "loopline.docs")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.
