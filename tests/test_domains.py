@@ -81,7 +81,7 @@ def test_a_drift_triggered_submission_checks_the_training_arguments_first(kfp_ap
 
     from loopline.executors import trigger_training
 
-    arguments = {"data_uri": "s3://d.csv", "target": "is_fraud", "tracking_uri": "sqlite:///x.db", "n_trials": -3,
+    arguments = {"data_uri": "s3://d.csv", "target": "is_fraud", "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "n_trials": -3,
                  "thresholds": {"roc_auc": 0.8}}
     with pytest.raises(LooplineError, match="n_trials must be a whole number of at least 1, got -3"):
         trigger_training.run(arguments=arguments, settings=reruns.RetrainSettings(rerun_target="kfp", kfp_host=kfp_api.url),
