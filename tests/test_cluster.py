@@ -145,7 +145,10 @@ def test_kfp_receives_the_settings_and_vertex_does_not(cluster_compiled, kfp_api
     "config, message",
     [
         ({"secrets": [{"name": "loopline-mlflow", "env": {"password": "s3cr3t-Value!"}}]},
-         "secrets[0].env.password: 's3cr3t-Value!' is not an environment variable name"),
+         "secrets[0].env: the value of key 'password' is not an environment variable name"),
+        ({"secrets": [{"name": "loopline-mlflow", "env": "s3cr3t-Value!"}]}, "secrets[0].env: expected a mapping, got text"),
+        ({"secrets": [{"name": "loopline-mlflow", "env": {"s3cr3t Value!": "PASSWORD"}}]},
+         "secrets[0].env: a key is not a secret key name"),
         ({"secret": []}, "unknown setting 'secret' (known: image_pull_secrets, optuna_storage"),
         ({"timeouts": {"train": 60}}, "timeouts: 'train' is not a Loopline step"),
         ({"timeouts": {"train_model": -1}}, "timeouts.train_model must be a positive number of seconds"),
@@ -158,6 +161,7 @@ def test_bad_settings_are_one_line_errors(config, message):
     with pytest.raises(ClusterConfigError) as info:
         cluster.ClusterSettings.from_dict(config, source="cluster.yaml")
     assert message in str(info.value) and str(info.value).startswith("cluster.yaml: ")
+    assert "s3cr3t" not in str(info.value)  # a value in the wrong place may be the secret itself
 
 
 def test_settings_survive_the_round_trip_through_a_pipeline_parameter():
@@ -173,4 +177,4 @@ def test_compile_command_takes_the_settings_file(tmp_path, capsys):
     assert "imagePullSecret" in (tmp_path / "out" / "training.yaml").read_text()
     config.write_text("timeouts: [1, 2]\n")
     assert cli.main(["compile", "--out", str(tmp_path / "out2"), "--kubernetes-config", str(config)]) == 2
-    assert capsys.readouterr().err.strip() == f"loopline: error: {config}: timeouts: expected a mapping, got [1, 2]"
+    assert capsys.readouterr().err.strip() == f"loopline: error: {config}: timeouts: expected a mapping, got a list"

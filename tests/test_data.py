@@ -80,7 +80,7 @@ def source(request, demo_csv, demo_parquet) -> Path:
 @pytest.fixture(scope="module")
 def loaded(source, tmp_path_factory):
     """Splits of the demo file with transaction_id kept (as a feature) to check disjointness."""
-    result, paths = _load(source, tmp_path_factory.mktemp("splits"), seed=42)
+    result, paths = _load(source, tmp_path_factory.mktemp("splits"), seed=42, feature_kinds={"transaction_id": NUMERIC})
     return result, paths, _read_all(paths)
 
 
@@ -170,8 +170,8 @@ def test_splits_keep_source_rows_intact(loaded, demo):
 
 def test_splits_are_deterministic(source, loaded, tmp_path):
     _, _, first = loaded
-    _, same_paths = _load(source, tmp_path / "same", seed=42)
-    _, other_paths = _load(source, tmp_path / "other", seed=43)
+    _, same_paths = _load(source, tmp_path / "same", seed=42, feature_kinds={"transaction_id": NUMERIC})
+    _, other_paths = _load(source, tmp_path / "other", seed=43, feature_kinds={"transaction_id": NUMERIC})
     same, other = _read_all(same_paths), _read_all(other_paths)
     for name in SPLITS:
         pd.testing.assert_frame_equal(first[name], same[name])
@@ -261,7 +261,7 @@ def test_source_sha256_is_the_file_hash(demo_csv, demo_parquet, tmp_path):
 
 
 def test_fractions_are_honoured(demo_csv, tmp_path):
-    result, _ = _load(demo_csv, tmp_path, validation_fraction=0.1, holdout_fraction=0.3)
+    result, _ = _load(demo_csv, tmp_path, validation_fraction=0.1, holdout_fraction=0.3, ignore_columns=["transaction_id"])
     assert result.rows["holdout"] == pytest.approx(0.3 * N_ROWS, abs=2)
     assert result.rows["validation"] == pytest.approx(0.1 * N_ROWS, abs=2)
     assert sum(result.rows.values()) == N_ROWS
@@ -370,7 +370,7 @@ def test_too_few_rows_to_split(tmp_path):
 
 def test_bad_fraction(tmp_path, demo_csv):
     with pytest.raises(DataError) as excinfo:
-        _load(demo_csv, tmp_path, holdout_fraction=0.6)
+        _load(demo_csv, tmp_path, holdout_fraction=0.6, ignore_columns=["transaction_id"])
     _assert_data_error(excinfo, "holdout_fraction", "0.6")
 
 

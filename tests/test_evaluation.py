@@ -242,13 +242,13 @@ def test_gate_reason_has_value_and_rule():
     assert (check.metric, check.value, check.op, check.threshold, check.passed) == ("roc_auc", 0.86, ">=", 0.9, False)
 
 
-def test_metric_not_computed_fails_closed():
-    decision = gate(METRICS, {"roc_auc": 0.5, "pr_auc": 0.1})
+def test_metric_not_computed_fails_closed():  # a class the holdout lacks: its recall is not computed
+    decision = gate(METRICS, {"roc_auc": 0.5, "recall_7": 0.1})
     assert decision.passed is False
     failed = [c for c in decision.checks if not c.passed]
-    assert [c.metric for c in failed] == ["pr_auc"]
+    assert [c.metric for c in failed] == ["recall_7"]
     assert failed[0].value is None
-    assert "pr_auc" in decision.reason and "not computed" in decision.reason
+    assert "recall_7" in decision.reason and "not computed" in decision.reason
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
@@ -294,11 +294,11 @@ def test_gate_report_markdown_has_checks_and_confusion_matrix():
 
 def test_gate_report_markdown_passed_and_not_computed():
     evaluation = evaluate_predictions(np.array([0, 1]), _binary([0.2, 0.9]), BINARY)
-    decision = gate(evaluation.metrics, {"roc_auc": 0.9, "pr_auc": 0.5})
+    decision = gate(evaluation.metrics, {"roc_auc": 0.9, "recall_7": 0.5})
     text = gate_report_markdown(evaluation, decision)
     assert text.startswith("## Evaluation gate: FAILED")
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| absolute |")}
-    assert rows["pr_auc"].startswith("| absolute | pr_auc | — | — | >= 0.5 | FAIL | pr_auc: not computed")
+    assert rows["recall_7"].startswith("| absolute | recall_7 | — | — | >= 0.5 | FAIL | recall_7: not computed")
     assert rows["roc_auc"] == "| absolute | roc_auc | 1.0000 | — | >= 0.9 | pass | roc_auc 1.0000 meets >= 0.9 |"
     assert "Model judged" not in text
 

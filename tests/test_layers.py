@@ -22,21 +22,23 @@ PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT /
 # Lowest first. A module may import from its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files",
-                    "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site")),  # README.md "Layers" lists the same table
+                    "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site",
+                    "loopline.failures", "loopline.runlock")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
-                            "loopline.keras_model", "loopline.mlflow_pyfunc_code")),
+                            "loopline.keras_model", "loopline.mlflow_pyfunc_code", "loopline.claims")),
     ("training, tuning, validation, drift", ("loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation_suite", "loopline.validation_results",
                                              "loopline.validation_report", "loopline.validation", "loopline.drift_settings",
                                              "loopline.drift_report", "loopline.drift")),
     ("evaluation, registry, submission", ("loopline.holdout_metrics", "loopline.gate_config", "loopline.evaluation", "loopline.registry", "loopline.vertex",
                                           "loopline.submit_targets", "loopline.submit_kfp",
-                                          "loopline.submit_vertex", "loopline.submit", "loopline.object_store")),
+                                          "loopline.submit_vertex", "loopline.submit", "loopline.object_store",
+                                          "loopline.promotion")),
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns", "loopline.kserve_modes",
                                   "loopline.cluster_api", "loopline.version_uri", "loopline.serving_runtime",
-                                  "loopline.batch")),
+                                  "loopline.batch", "loopline.runguard", "loopline.domains")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
                                              "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench",

@@ -146,7 +146,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
 def test_bad_input_stops_the_run_with_one_line_before_training(tmp_path, case):
     path, target, message = _bad_inputs(tmp_path)[case]
     home = tmp_path / "home"
-    result = loopline("run", "--data", str(path), "--target", target, "--home", str(home), cwd=tmp_path)
+    result = loopline("run", "--data", str(path), "--target", target, "--ignore", "transaction_id", "--home", str(home),
+                      cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("loopline: error:") and message in lines[0], result.stderr
@@ -178,3 +179,73 @@ def test_user_data_with_a_multiclass_target_and_missing_values(tmp_path):
     assert training["gate_passed"] and training["registered_version"] == "1"
     (probabilities,) = summary["prediction"]["response"]["predictions"]
     assert len(probabilities) == 3
+
+
+def test_a_failed_step_is_reported_as_its_own_one_line_cause(tmp_path):
+    """Not "Inner task failed": the step's own message, named by step and pipeline."""
+    from kfp import dsl
+    from kfp import local as kfp_local
+
+    from loopline import components, local
+    from loopline.errors import StepFailed
+
+    data = tmp_path / "data.csv"
+    demo_transactions(300, seed=1).to_csv(data, index=False)
+
+    def one_step(data_uri):
+        components.load_data(data_uri=data_uri, target="label", ignore_columns=["transaction_id"])
+
+    one_step.__annotations__ = {"data_uri": str}  # real types for KFP (this module's annotations are text)
+    one_step = dsl.pipeline(name="one-step")(one_step)
+
+    root = tmp_path / "home" / "pipeline_root"
+    root.mkdir(parents=True)
+    kfp_local.init(runner=kfp_local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    with pytest.raises(StepFailed) as info:
+        local._run_pipeline(root, "one-step", one_step, data_uri=str(data))
+    assert str(info.value).startswith(f"pipeline one-step: load-data failed: target column 'label' not found in {data} "
+                                      "(columns: transaction_id, amount,")
+    assert not info.value.verdict
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_on_one_folder_end_with_exactly_one_gated_champion(tmp_path):
+    import time
+
+    data = tmp_path / "data.csv"
+    demo_transactions(900, seed=4).to_csv(data, index=False)
+    home = tmp_path / "home"
+    args = [sys.executable, "-m", "loopline.cli", "run", "--home", str(home), "--data", str(data), "--target", "is_fraud",
+            "--ignore", "transaction_id", "--trials", "1", "--max-epochs", "4", "--thresholds", json.dumps(LENIENT_GATES)]
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (home / "run.lock").is_file() or not (home / "run.lock").read_text().strip():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-3000:]
+            time.sleep(0.1)
+        second = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        out, err = first.communicate(timeout=900)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 2
+    (line,) = [line for line in second.stderr.splitlines() if line.startswith("loopline: error: ")]
+    assert line.startswith(f"loopline: error: another loopline run is using {home} (pid {first.pid} on ")
+    assert first.returncode == 0, err[-3000:]
+    tracking_uri = registry.local_tracking_uri(home)
+    (version,) = registry.versions(tracking_uri, "loopline-model")
+    assert version["aliases"] == ["challenger", "champion"]
+    assert version["tags"][registry.TAG_GATE_CHAMPION] == "none"
+    assert serving.read_state(home, "loopline-model") is None  # the run stopped its server
+
+
+def test_no_model_server_is_left_after_the_runs_of_this_suite(tmp_path_factory):
+    """Every `loopline run` above stopped what it started (this test runs after them)."""
+    from .test_fault_drills import listening_ports, servers_under
+
+    base = tmp_path_factory.getbasetemp()
+    assert servers_under(base) == []
+    for record in base.glob("**/serving/servers/*.json"):
+        info = serving.ServerInfo(**json.loads(record.read_text()))
+        assert not serving.is_alive(info), record
+        assert info.port not in listening_ports(), record

@@ -4,6 +4,7 @@ The package is the KFP-free library; `loopline.components` and `loopline.pipelin
 KFP interfaces over it. Importing this module is cheap (no TensorFlow, GX or Evidently).
 """
 
+import os as _os
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -12,3 +13,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = ["__version__"]
+
+if _os.environ.get("LOOPLINE_STEP_FAILURES"):  # a step of `loopline run`: hand its failure's cause back
+    from loopline import failures as _failures
+
+    _failures.install()

@@ -24,6 +24,28 @@ from loopline.logs import quiet_libraries, setup_logging
 def _home(value: str | None) -> Path:
     return loopline_home(value or "")
 
+
+def _out_dir(value: str | None, option: str) -> Path | None:
+    """An output folder the user named: it must be a folder, or not exist yet (it is created)."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise LooplineError(f"{option} {path} is a file, not a folder: name a folder for the output")
+    return path
+
+
+def _json_object(text: str, option: str) -> dict:
+    """A JSON object given on the command line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LooplineError(f"{option} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LooplineError(f"{option} must be a JSON object such as '{{\"roc_auc\": 0.8}}', got a {type(value).__name__}")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from loopline import local
 
@@ -45,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         current_uri=current_uri,
         ignore_columns=ignore,
         model_name=args.model_name,
-        thresholds=None if args.thresholds is None else json.loads(args.thresholds),
+        thresholds=None if args.thresholds is None else _json_object(args.thresholds, "--thresholds"),
         n_trials=args.trials,
         max_epochs=args.max_epochs,
         seed=args.seed,
@@ -61,13 +83,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    out = _out_dir(args.out, "--out")
     from loopline.compile import compile_all
 
     settings = None
     if args.kubernetes_config:
 
         settings = cluster.load(args.kubernetes_config)
-    written = compile_all(Path(args.out), registry=args.registry, kubernetes=settings)
+    written = compile_all(out, registry=args.registry, kubernetes=settings)
     for path in written:
         print(path)
     return 0
@@ -77,26 +100,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     setup_logging()
     home = _home(args.home)
-    tracking_uri = args.tracking_uri or registry.local_tracking_uri(home)
     current = serving.read_state(home, args.model_name)
     if args.stop:
-        if current:
-            serving.stop_server(current)
-            serving.clear_state(home, args.model_name)
-            print(f"stopped {args.model_name} v{current.version}")
-        else:
+        stopped = []
+        for info in ([current] if current else []) + serving.recorded_servers(home, args.model_name):
+            if info.pid not in stopped:
+                serving.stop_server(info)
+                stopped.append(info.pid)
+                print(f"stopped {args.model_name} v{info.version} (pid {info.pid})")
+        serving.clear_state(home, args.model_name)
+        if not stopped:
             print(f"no local server for {args.model_name}")
         return 0
-    version = registry.aliases(tracking_uri, args.model_name).get(args.alias)
+    if args.port:  # before anything else: a busy port is the user's to change
+        serving.check_port_free(args.host, args.port)
+    if args.tracking_uri:
+        tracking_uri = args.tracking_uri
+    else:
+        if not (home / "mlflow.db").is_file():
+            raise LooplineError(f"no local registry in {home}: run `loopline run` first (or give --tracking-uri)")
+        tracking_uri = registry.local_tracking_uri(home)
+    registry.check_store(tracking_uri)
+    version = registry.alias_version(tracking_uri, args.model_name, args.alias, retry=registry.RetryPolicy(attempts=1))
     if version is None:
-        raise LooplineError(f"model '{args.model_name}' has no '{args.alias}' alias in {tracking_uri}; run `loopline run` first")
+        raise LooplineError(f"model '{args.model_name}' has no '{args.alias}' alias in {registry.safe_uri(tracking_uri)}; "
+                            "run `loopline run` first")
     if current and serving.is_alive(current):
         serving.stop_server(current)
     model_dir = registry.saved_model_dir(tracking_uri, args.model_name, str(version), model_cache_dir(home, args.model_name, str(version)))
     info = serving.start_server(str(model_dir), model_name=args.model_name, version=str(version),
-                                log_dir=home / "serving", port=args.port or None)
+                                log_dir=home / "serving", port=args.port or None, host=args.host)
     serving.write_state(home, info)
-    print(f"serving {args.model_name} v{version} ({args.alias}) at {info.predict_url} (pid {info.pid})")
+    print(f"serving {args.model_name} v{version} ({args.alias}) at {info.predict_url} (pid {info.pid}, listening on {info.host})")
     print(f"stop it with: loopline serve --stop --model-name {args.model_name}")
     return 0
 
@@ -106,10 +141,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from loopline.data import read_table
 
     quiet_libraries()
+    report_dir = _out_dir(args.report, "--report")
     user_suite = validation_suite.load_suite_file(args.suite) if args.suite else None
     reference = read_table(args.reference)
     data = read_table(args.data)
-    report_path = Path(args.report) / "validation.html" if args.report else None
+    report_path = report_dir / "validation.html" if report_dir else None
     report = validation.validate_splits(
         {Path(args.data).name: data}, reference=reference, suite_expectations=user_suite,
         report_path=report_path, fail_on_error=False, max_null_fraction=args.max_null_fraction,
@@ -153,6 +189,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         drift_share=args.drift_share, numeric_test=args.numeric_test, categorical_test=args.categorical_test,
         thresholds=_thresholds(args.threshold), critical_features=list(args.critical or []),
     )
+    report_dir = _out_dir(args.report, "--report")
     reference = read_table(args.reference)
     current = drift.last_rows(read_table(args.current), args.last_rows)
     ignore = set(args.ignore or [])
@@ -161,7 +198,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
         raise LooplineError(f"--ignore names columns not in the reference: {', '.join(unknown)}")
     reference = reference[[c for c in reference.columns if c not in ignore]]
     current = current[[c for c in current.columns if c not in ignore]]
-    report_path = Path(args.report) / "drift.html" if args.report else None
+    report_path = report_dir / "drift.html" if report_dir else None
     result = drift.detect(reference, current, report_path=report_path, settings=settings,
                           model_dir=args.model, report_sample_rows=args.report_sample)
     if args.json:
@@ -178,8 +215,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from loopline import __version__
 
-    parser = argparse.ArgumentParser(prog="loopline", description="Loopline: the closed ML loop on Kubeflow Pipelines.")
+    parser = _Parser(prog="loopline", description="Loopline: the closed ML loop on Kubeflow Pipelines.")
     parser.add_argument("--version", action="version", version=f"loopline {__version__}")
+    _debug_option(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the whole loop locally (kfp.local, MLflow, local KServe server)",
@@ -221,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--alias", default="champion", help="registry alias to serve (default: %(default)s)")
     serve.add_argument("--tracking-uri", help="MLflow tracking URI (default: the local SQLite store)")
     serve.add_argument("--port", type=int, default=0, help="HTTP port (default: a free port)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for every interface)")
     serve.add_argument("--home", help="local state directory (default: $LOOPLINE_HOME or ./.loopline)")
     serve.add_argument("--stop", action="store_true", help="stop the local server of --model-name")
     serve.set_defaults(func=cmd_serve)
@@ -304,23 +344,47 @@ def build_parser() -> argparse.ArgumentParser:
     schedules.add_argument("schedule_id", nargs="?", help="the schedule id (from `loopline schedules list`)")
     add_target_options(schedules)
     schedules.set_defaults(func=cmd_schedules)
+    for command in sub.choices.values():  # `loopline run --debug` as well as `loopline --debug run`
+        _debug_option(command, argparse.SUPPRESS)
     return parser
 
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, `loopline: error: ...`, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"loopline: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _debug_option(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the traceback of an error (also $LOOPLINE_DEBUG=1)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 success; 1 a verdict on the data (not valid, drifted); 2 every usage, input or
+    environment error, reported as one line `loopline: error: ...` (with --debug, after its traceback)."""
+    import os
+
+    from loopline.errors import describe, exit_code
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("LOOPLINE_DEBUG", "") not in ("", "0")
     setup_logging(sys.stderr)  # stdout is for results (--json)
     try:
         return args.func(args)
-    except LooplineError as exc:
-        print(f"loopline: error: {exc}", file=sys.stderr)
-        return 2
-    except json.JSONDecodeError as exc:
-        print(f"loopline: error: --thresholds is not valid JSON: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # a pipeline task failed; kfp.local printed its log above
-        print(f"loopline: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print("loopline: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        hint = "" if debug or isinstance(exc, LooplineError) else " (run with --debug for the traceback)"
+        print(f"loopline: error: {describe(exc)}{hint}", file=sys.stderr)
+        return exit_code(exc)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -64,6 +64,12 @@ def _prepare(args: argparse.Namespace):
     checked = submit.with_rerun_defaults(
         pipeline, target, checked, pipeline_root=args.pipeline_root or "", service_account=args.service_account or "",
     )
+    # every parameter against its domain, the pipeline's defaults included (drift_share and
+    # escalation_threshold are judged together)
+    from loopline import domains  # the steps' settings objects: pandas, numpy
+
+    defaults = {name: spec.default for name, spec in pipeline.inputs.items() if spec.default is not None}
+    domains.check({**defaults, **checked, "max_concurrency": getattr(args, "max_concurrency", None)})
     return target, pipeline, checked
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -110,11 +110,14 @@ class ClusterSettings:
                 raise ClusterConfigError(f"{where}.env: map at least one secret key to an environment variable")
             for key, var in env.items():
                 if not _SECRET_KEY.match(str(key)):
-                    raise ClusterConfigError(f"{where}.env: '{key}' is not a secret key name")
+                    raise ClusterConfigError(f"{where}.env: a key is not a secret key name (letters, digits, '-', '_' "
+                                             "and '.'); the value is not repeated here in case it is a secret")
                 if not _ENV_VAR.match(str(var)):
+                    # never echo it: a value that is no variable name may be the secret itself
                     raise ClusterConfigError(
-                        f"{where}.env.{key}: '{var}' is not an environment variable name (the file names "
-                        "variables; secret values stay in the Kubernetes secret)"
+                        f"{where}.env: the value of key '{key}' is not an environment variable name (the file names "
+                        "variables, such as MLFLOW_TRACKING_PASSWORD; secret values stay in the Kubernetes secret, "
+                        "and are not repeated here)"
                     )
             settings.secrets.append(SecretEnv(
                 name=_k8s_name(entry.get("name"), f"{where}.name"), env={str(k): str(v) for k, v in env.items()},
@@ -184,11 +187,16 @@ def _no_unknown(data: dict, known: set[str], where: str) -> None:
         raise ClusterConfigError(f"{where}: unknown setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
 
 
+def _kind(value: Any) -> str:
+    """What a value is, never the value itself: a misplaced value may be a secret."""
+    return {list: "a list", dict: "a mapping", str: "text", bool: "true/false"}.get(type(value), f"a {type(value).__name__}")
+
+
 def _mapping(value: Any, where: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ClusterConfigError(f"{where}: expected a mapping, got {value!r}")
+        raise ClusterConfigError(f"{where}: expected a mapping, got {_kind(value)}")
     return value
 
 
@@ -196,7 +204,7 @@ def _list(value: Any, where: str) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ClusterConfigError(f"{where}: expected a list, got {value!r}")
+        raise ClusterConfigError(f"{where}: expected a list, got {_kind(value)}")
     return value
 
 

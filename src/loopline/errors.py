@@ -1,10 +1,40 @@
 """Errors that Loopline reports to users as one line naming the problem."""
 
+import re
+
+# user:password@ in URLs, and key=value / key: value pairs whose key says it holds a secret
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@:]*:[^/\s@]*@")
+_SECRET_PAIR = re.compile(
+    r"(?P<key>\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|credential)s?[\w.-]*)"
+    r"(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",;&}]+)",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """`text` without credentials: URL passwords and the values of password/secret/token pairs."""
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
+    return _SECRET_PAIR.sub(lambda m: f"{m.group('key')}{m.group('sep')}***", text)
+
 
 def one_line(exc: BaseException, limit: int = 500) -> str:
-    """The first line of an exception's message (its type when the message is empty), shortened."""
+    """The first line of an exception's message (its type when the message is empty), shortened,
+    without credentials."""
     text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+    return redact(text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """One line for any exception: Loopline's own messages as they are; others with their type,
+    and OS errors with the file they concern."""
+    if isinstance(exc, LooplineError):
+        return one_line(exc, limit)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return redact(f"{exc.strerror}{where}")[:limit]
+    if isinstance(exc, UnicodeDecodeError):
+        return redact(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})")[:limit]
+    return f"{type(exc).__name__}: {one_line(exc, limit)}"[:limit]
 
 
 class LooplineError(Exception):
@@ -15,7 +45,11 @@ class DataError(LooplineError):
     """The input data cannot be used (missing column, unreadable file, single class, ...)."""
 
 
-class ValidationFailed(LooplineError):
+class DataVerdict(LooplineError):
+    """A verdict on the data (not valid, drifted beyond what retrains by itself): exit code 1."""
+
+
+class ValidationFailed(DataVerdict):
     """Data validation found failed expectations."""
 
 
@@ -41,3 +75,18 @@ class RegistryError(LooplineError):
 
 class TuningConfigError(LooplineError, ValueError):
     """A tuning setting cannot be used (budget, objective, pruner, storage URL, search space)."""
+
+
+class StepFailed(LooplineError):
+    """A step of a local pipeline run failed; the message is the step's one-line cause."""
+
+    def __init__(self, message: str, *, verdict: bool = False):
+        super().__init__(message)
+        self.verdict = verdict
+
+
+def exit_code(exc: BaseException) -> int:
+    """1 for a verdict on the data, 2 for every usage, input or environment error."""
+    if isinstance(exc, DataVerdict) or (isinstance(exc, StepFailed) and exc.verdict):
+        return 1
+    return 2

@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline.errors import GateConfigError
-from loopline.holdout_metrics import DEFAULT_MIN_SLICE_ROWS, LOWER_IS_BETTER
+from loopline.holdout_metrics import (
+    DEFAULT_MIN_SLICE_ROWS,
+    FAIRNESS_METRICS,
+    LATENCY_METRICS,
+    LOWER_IS_BETTER,
+)
 
 SECTIONS = ("absolute", "relative", "latency", "fairness", "allow_champion_load_failure")
 
@@ -20,6 +25,25 @@ FAIRNESS_KEYS = {
     "max_demographic_parity_difference": "demographic_parity_difference",
     "max_auc_gap": "slice_auc_gap",
 }
+
+
+# Every metric the evaluation computes, for checking gate rules before any work; per-class
+# precision, recall and F1 are `<metric>_<class>`.
+GATE_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "brier",
+                "model_size_bytes", *LATENCY_METRICS, *FAIRNESS_METRICS)
+PER_CLASS_PREFIXES = ("precision_", "recall_", "f1_")
+
+
+def check_metric_name(metric: Any, where: str) -> None:
+    """A gate rule names a metric the evaluation computes (a misspelt one would fail only after training)."""
+    import difflib
+
+    if isinstance(metric, str) and (metric in GATE_METRICS or (metric.startswith(PER_CLASS_PREFIXES)
+                                                                and metric.split("_", 1)[1])):
+        return
+    close = difflib.get_close_matches(str(metric), GATE_METRICS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(GATE_METRICS)}, precision_/recall_/f1_<class>)"
+    raise GateConfigError(f"{where}: '{metric}' is not a metric Loopline computes{hint}")
 
 
 @dataclass
@@ -80,6 +104,7 @@ def parse_thresholds(thresholds: dict[str, Any]) -> list[tuple[str, str, float]]
         )
     checks = []
     for metric, rule in thresholds.items():
+        check_metric_name(metric, "gate threshold")
         if isinstance(rule, bool) or not isinstance(rule, (int, float, dict)):
             raise GateConfigError(f"threshold for '{metric}' must be a number or {{'min': x, 'max': y}}, got {rule!r}")
         if isinstance(rule, dict):
@@ -101,12 +126,14 @@ def _parse_relative(section: dict[str, Any]) -> list[RelativeRule]:
     primary = section.get("primary", "roc_auc")
     if not isinstance(primary, str) or not primary:
         raise GateConfigError(f"relative.primary must be a metric name, got {primary!r}")
+    check_metric_name(primary, "relative.primary")
     rules = []
     for key, relative in (("min_improvement", False), ("min_improvement_relative", True)):
         if key in section:
             rules.append(RelativeRule(primary, "improvement", _number(section[key], f"relative.{key}"), relative))
     for key, relative in (("max_regression", False), ("max_regression_relative", True)):
         for metric, value in _mapping(section.get(key, {}), f"relative.{key}").items():
+            check_metric_name(metric, f"relative.{key}")
             limit = _number(value, f"relative.{key}['{metric}']")
             if limit < 0:
                 raise GateConfigError(f"relative.{key}['{metric}'] must not be negative, got {value!r}")

@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopline import container_runner, object_store, registry, serving
+from loopline import container_runner, domains, failures, object_store, registry, serving
 from loopline import data as data_lib
 from loopline.cluster import ClusterSettings
+from loopline.errors import StepFailed, one_line
 from loopline.holdout_metrics import HEADLINE_METRICS
+from loopline.logs import quiet_libraries
 from loopline.model_contract import read_metadata
+from loopline.runguard import ServersOfRun
+from loopline.runlock import RunLock
 from loopline.training import check_constant_features
 
 log = logging.getLogger("loopline.run")
@@ -118,7 +122,15 @@ def _run_pipeline(root: Path, name: str, pipeline, check=None, **arguments) -> P
     before = set(root.iterdir())
     started, wall_started = time.perf_counter(), time.time()
     log.info("running pipeline %s with kfp.local", name)
-    pipeline(**arguments)
+    failures_file = root.parent / "step_failures.jsonl"
+    failures_file.unlink(missing_ok=True)
+    os.environ[failures.ENV] = str(failures_file)  # each step's process records the cause of its failure
+    try:
+        pipeline(**arguments)
+    except RuntimeError as exc:  # kfp.local: "Inner task failed"; the cause is the step's
+        raise step_failure(name, exc, failures.last(failures_file)) from None
+    finally:
+        os.environ.pop(failures.ENV, None)
     seconds = time.perf_counter() - started
     new = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
     if not new:
@@ -128,35 +140,60 @@ def _run_pipeline(root: Path, name: str, pipeline, check=None, **arguments) -> P
     return read_run(new[-1], name, seconds, wall_started)
 
 
-def run_loop(settings: LoopSettings) -> dict[str, Any]:
-    """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
-    from loopline.pipelines.drift_monitor import build_drift_monitor
-    from loopline.pipelines.training import build_training
+def step_failure(pipeline: str, exc: RuntimeError, recorded: dict | None) -> StepFailed:
+    """The one line for a failed step: which step of which pipeline, and its own message."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    named = re.search(r"Inner task failed: '([^']+)'", text)
+    step = named.group(1) if named else "a step"
+    if recorded is None:
+        return StepFailed(f"pipeline {pipeline}: {step} failed: {one_line(exc)} (its log is above)")
+    verdict = recorded.get("type") in ("ValidationFailed", "DriftEscalated")
+    return StepFailed(f"pipeline {pipeline}: {step} failed: {recorded.get('message', '')}", verdict=verdict)
 
-    # Retries are for services in a cluster; on one machine a failure is reported at once.
-    training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
+
+def run_loop(settings: LoopSettings) -> dict[str, Any]:
+    """Run training, then the drift monitor; return the summary (also printed by the CLI).
+
+    One run per local state folder at a time; whatever ends the run, the model servers it started
+    are stopped (but the champion's, with `keep_serving`)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with RunLock(settings.home), ServersOfRun(settings.home, settings.model_name, keep_serving=settings.keep_serving):
+        return _run_loop(settings)
+
+
+def _run_loop(settings: LoopSettings) -> dict[str, Any]:
+    from loopline.pipelines.drift_monitor import build_drift_monitor
+    from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LOOPLINE_HOME"] = str(home)
     for uri in (settings.data_uri, settings.current_uri):
         object_store.check_readable(uri)
-    # Fail fast, before any model is trained, on data that cannot be used.
+    # Fail fast, before any model is trained, on settings and data that cannot be used.
+    domains.check({"n_trials": settings.n_trials, "max_epochs": settings.max_epochs, "seed": settings.seed,
+                   "drift_share": settings.drift_share,
+                   "thresholds": DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds})
     spec = data_lib.check_input(
         settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
         ignore_columns=settings.ignore_columns,
     )
 
     check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
-    if settings.current_uri:
-        data_lib.check_input(
+    if settings.current_uri:  # the drift monitor compares it with, and retrains on, the same columns
+        current = data_lib.check_input(
             settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,
             ignore_columns=settings.ignore_columns,
         )
+        data_lib.check_same_columns(spec, current, where=settings.current_uri)
+    quiet_libraries()
+    # Retries are for services in a cluster; on one machine a failure is reported at once.
+    training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
     if settings.runner == "docker":
         return _run_loop_in_containers(settings, training, drift_monitor)
     tracking_uri = settings.tracking_uri or registry.local_tracking_uri(home)
     object_store.check_tracking_artifacts(tracking_uri)
+    registry.check_store(tracking_uri)  # a corrupt store is found now, not after training
     root = _init_kfp_local(home)
     return _run_pipelines(settings, root, training, drift_monitor, tracking_uri, home, settings.data_uri, settings.current_uri)
 
@@ -172,6 +209,7 @@ def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor) -> 
         shared = container_runner.shared_dir(root)
         tracking_uri = settings.tracking_uri or registry.local_tracking_uri(shared)
         object_store.check_tracking_artifacts(tracking_uri)
+        registry.check_store(tracking_uri)
         data_uri = container_runner.visible(settings.data_uri, shared)
         current_uri = container_runner.visible(settings.current_uri, shared)
         _init_kfp_local(home, container_runner.docker_runner())

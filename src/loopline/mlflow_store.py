@@ -150,6 +150,64 @@ def with_retries(fn: Callable[[], T], *, what: str, tracking_uri: str, retry: Re
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+QUICK_CHECK = RetryPolicy(attempts=1)
+
+
+def check_store(tracking_uri: str, *, retry: RetryPolicy | None = QUICK_CHECK) -> None:
+    """Fail with one line naming the URI when the MLflow store cannot be used: a SQLite file that
+    is not a database, a folder that cannot hold one, a server that does not answer or fails."""
+    shown = safe_uri(tracking_uri)
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri[len("sqlite:///"):])
+        if path.exists():
+            if not path.is_file():
+                raise RegistryError(f"the MLflow store {shown} is not a file")
+            with open(path, "rb") as fh:
+                head = fh.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise RegistryError(f"the MLflow store {shown} is not an SQLite database (corrupt or another kind of file)")
+        elif not path.parent.is_dir():
+            raise RegistryError(f"the MLflow store {shown} cannot be created: {path.parent} is not a folder")
+    elif tracking_uri.startswith(("http://", "https://")):
+        _check_server(tracking_uri, retry or DEFAULT_RETRY)
+    client = connect(tracking_uri)
+
+    def probe() -> None:
+        client.search_registered_models(max_results=1)
+
+    try:
+        with_retries(probe, what=f"checking the MLflow store {shown}", tracking_uri=tracking_uri, retry=retry)
+    except RegistryError as exc:
+        raise RegistryError(f"the MLflow store {shown} is unavailable: {one_line(exc)}") from None
+    except Exception as exc:
+        raise RegistryError(f"the MLflow store {shown} cannot be used: {type(exc).__name__}: {one_line(exc, 300)}") from None
+
+
+def _check_server(tracking_uri: str, retry: RetryPolicy) -> None:
+    """The tracking server answers its health check (retried as registry calls are)."""
+    import urllib.error
+    import urllib.request
+
+    shown = safe_uri(tracking_uri)
+    delay = retry.initial_delay
+    for attempt in range(1, max(1, retry.attempts) + 1):
+        try:
+            with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=10):  # noqa: S310 - the user's server
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 and exc.code != 429:
+                return  # it answers; the search below says whether it is an MLflow server
+            reason = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            reason = str(getattr(exc, "reason", "") or exc)
+        if attempt >= retry.attempts:
+            raise RegistryError(f"the MLflow tracking server {shown} does not answer ({reason}) after {attempt} "
+                                f"attempt{'s' if attempt > 1 else ''}")
+        log.warning("the MLflow tracking server %s does not answer (%s); retrying in %.1fs", shown, reason, delay)
+        time.sleep(delay)
+        delay = min(delay * retry.factor, retry.max_delay)
+
+
 def ensure_experiment(client, tracking_uri: str, name: str = EXPERIMENT) -> str:
     """The id of the experiment `name`, created if needed; with a SQLite store its artifacts live
     beside the database file rather than in the working directory."""

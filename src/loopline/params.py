@@ -71,7 +71,10 @@ def read_pipeline(path: str | Path) -> PipelineFile:
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"compiled pipeline not found: {path} (run `make compile` or `loopline compile`)")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ParameterError(f"{path} is not a compiled KFP pipeline (not YAML text)") from None
     try:
         documents = [d for d in yaml.safe_load_all(text) if d]
     except yaml.YAMLError as exc:

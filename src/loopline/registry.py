@@ -29,6 +29,7 @@ from loopline.mlflow_store import (  # noqa: F401 - the registry's own API too
     EXPERIMENT,
     SAVED_MODEL_ARTIFACT,
     RetryPolicy,
+    check_store,
     connect,
     ensure_experiment,
     is_transient,
@@ -316,7 +317,7 @@ def champion_data_uri(tracking_uri: str, model_name: str, alias: str = CHAMPION)
     try:
         version = client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
-        raise LooplineError(f"model '{model_name}' has no '{alias}' version in {tracking_uri}: "
+        raise LooplineError(f"model '{model_name}' has no '{alias}' version in {safe_uri(tracking_uri)}: "
                             "give the reference data explicitly") from None
     uri = version.tags.get(TAG_DATA_URI, "")
     if not uri:

@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from loopline import compiled_pipelines, params, registry, submit
-from loopline.errors import GateConfigError, LooplineError
+from loopline import claims, compiled_pipelines, params, registry, submit
+from loopline.errors import DataVerdict, GateConfigError, LooplineError
 from loopline.logs import quiet_libraries
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ TAG_TARGET = "loopline.drift_retraining.target"
 TAG_STARTED = "loopline.drift_retraining.started_at"
 TAG_MONITOR = "loopline.drift_retraining.monitor_run"
 PENDING = "(being submitted)"
+LEASE_SECONDS = 900  # a monitor run that died holding the lease blocks others for at most this long
 RERUN_MODES = ("nested", "submit")
 TRAINING_ARGUMENTS = (
     "data_uri", "target", "tracking_uri", "model_name", "thresholds", "feature_kinds", "ignore_columns",
@@ -43,7 +44,7 @@ TRAINING_ARGUMENTS = (
 )
 
 
-class DriftEscalated(LooplineError):
+class DriftEscalated(DataVerdict):
     """Drift above the escalation threshold: a person decides, nothing retrains automatically."""
 
 
@@ -197,11 +198,30 @@ def retrain(
 ) -> Decision:
     """Submit a new run of `pipeline` (a compiled training pipeline) to `target`, unless a
     drift-triggered run is still active or started less than `settings.cooldown_hours` ago."""
-    cooldown_hours = settings.cooldown_hours
     checked = params.check(pipeline, from_file=arguments, allowed=submit.ALLOWED_VALUES)  # before anything is sent
     now = now or datetime.now(UTC)
     quiet_libraries()
     client = registry.connect(tracking_uri)
+    # Exclusive: of any number of monitor runs detecting drift at once, one decides and submits;
+    # the others find the lease taken, or (after it) the run it started and the cooldown.
+    lease_name = claims.lease_name(model_name, "drift-retraining")
+    holder = claims.default_holder(f"monitor run {monitor_run}" if monitor_run else "a drift monitor")
+    taken = registry.with_retries(lambda: claims.acquire(client, lease_name, holder=holder, ttl_seconds=LEASE_SECONDS),
+                                  what=f"taking the drift-retraining lease of {model_name}", tracking_uri=tracking_uri)
+    if isinstance(taken, claims.Held):
+        return Decision(False, f"another drift monitor run is starting a training run of {model_name} right now "
+                               f"({taken.describe()}); not starting another")
+    try:
+        return _decide_and_submit(client, model_name=model_name, target=target, pipeline=pipeline, checked=checked,
+                                  settings=settings, monitor_run=monitor_run, now=now)
+    finally:
+        registry.with_retries(lambda: claims.release(client, taken),
+                              what=f"releasing the drift-retraining lease of {model_name}", tracking_uri=tracking_uri)
+
+
+def _decide_and_submit(client, *, model_name, target, pipeline, checked, settings: RetrainSettings, monitor_run,
+                       now) -> Decision:
+    cooldown_hours = settings.cooldown_hours
     tags = _state(client, model_name)
     last_run, last_target = tags.get(TAG_RUN, ""), tags.get(TAG_TARGET, "")
     started = _parse_time(tags.get(TAG_STARTED))

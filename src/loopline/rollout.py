@@ -199,7 +199,11 @@ def rollout_local(*, home: str | Path, model_name: str, version: str, model_dir:
         steps.append(f"not ready: {exc}")
         return _local_failed(first, version, previous, current, str(exc), steps)
     steps.append(f"ready at {info.predict_url}")
-    smoke = smoke_test(lambda r: serving.predict(info, r), rows, expected, limits)
+    try:
+        smoke = smoke_test(lambda r: serving.predict(info, r), rows, expected, limits)
+    except BaseException:  # interrupted: the new server goes, the serving one stays
+        serving.stop_server(info)
+        raise
     steps.append(f"smoke test: {smoke.reason}")
     if not smoke.passed:
         serving.stop_server(info)

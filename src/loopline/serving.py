@@ -42,6 +42,7 @@ LOOPLINE_MODEL_FORMAT_VERSION = "1"  # the SavedModel contract's layout (model_c
 LOOPLINE_RUNTIME = "loopline-serving"  # the ClusterServingRuntime's name
 TF_SERVING_RUNTIMES = ("tensorflow", "kserve-tensorflow-serving", "tfserving")
 LOOPBACK = "127.0.0.1"
+RECORDS = "servers"  # serving/servers/<pid>.json: every local model server from its start until it is stopped
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,21 +207,46 @@ def serve_main(argv: list[str] | None = None) -> None:
     import argparse
 
     from kserve import ModelServer
+    from kserve import model_server as kserve_model_server
     from kserve.model_server import parser as kserve_parser
 
     parser = argparse.ArgumentParser(parents=[kserve_parser], description="Loopline local KServe model server")
     parser.add_argument("--model_dir", required=True, help="Loopline SavedModel directory (TF Serving layout)")
+    parser.add_argument("--host", default=LOOPBACK, help="address to listen on (default: %(default)s, loopback only)")
     # --model_name (the name in /v1/models/<name>:predict) and --http_port come from KServe's parser
     args, _ = parser.parse_known_args(argv)
+    _bind_rest_server_to(kserve_model_server, args.host)
     model = kserve_model_class()(args.model_name, args.model_dir)
     model.load()
     ModelServer(http_port=args.http_port, workers=1, enable_grpc=False).start([model])
 
 
-def free_port() -> int:
+def _bind_rest_server_to(kserve_model_server, host: str) -> None:
+    """KServe's REST server listens on 0.0.0.0, with no option to change it; listen on `host`."""
+    base = kserve_model_server.RESTServer
+
+    class BoundRESTServer(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.config.host = host
+
+    kserve_model_server.RESTServer = BoundRESTServer
+
+
+def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line when `host:port` cannot be listened on (in use, or not an address here)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            reason = "is in use" if exc.errno == 98 else f"cannot be listened on ({exc.strerror})"
+            raise DeploymentError(f"port {port} on {host} {reason}: choose another --port, or leave it out for a free one") from None
 
 
 @dataclass
@@ -231,10 +257,17 @@ class ServerInfo:
     port: int
     model_dir: str
     log_file: str
+    host: str = LOOPBACK  # the address it listens on
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        client_host = LOOPBACK if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{client_host}:{self.port}"
+
+    @property
+    def record(self) -> Path:
+        """Where this server is recorded from its start until it is stopped."""
+        return Path(self.log_file).parent / RECORDS / f"{self.pid}.json"
 
     @property
     def predict_url(self) -> str:
@@ -249,22 +282,34 @@ def _http_json(url: str, body: dict | None = None, timeout: float = 10.0) -> dic
 
 
 def start_server(model_dir: str, *, model_name: str, version: str, log_dir: str | Path, port: int | None = None,
-                 ready_timeout: float = 120.0) -> ServerInfo:
-    """Start the local model server in its own process group and wait until the model is ready."""
-    port = port or free_port()
+                 ready_timeout: float = 120.0, host: str = LOOPBACK) -> ServerInfo:
+    """Start the local model server in its own process group and wait until the model is ready.
+
+    The server is recorded (serving/servers/<pid>.json) from the moment it starts until
+    `stop_server`, so that whatever ends the caller, `loopline serve --stop` and the end of
+    `loopline run` find it."""
+    if port:
+        check_port_free(host, port)
+    port = port or free_port(host)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{model_name}-v{version}-{port}.log"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("LOOPLINE_STEP_FAILURES", None)  # the server outlives the step that starts it
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "loopline.serving", "--model_dir", str(model_dir), "--model_name", model_name,
-             "--http_port", str(port)],
+             "--http_port", str(port), "--host", host],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )
-    info = ServerInfo(model_name, str(version), proc.pid, port, str(model_dir), str(log_file))
-    log.info("starting local KServe model server for %s v%s on %s (log: %s)", model_name, version, info.url, log_file)
-    return wait_ready(info, proc, timeout=ready_timeout)
+    info = ServerInfo(model_name, str(version), proc.pid, port, str(model_dir), str(log_file), host)
+    try:
+        _write_record(info)
+        log.info("starting local KServe model server for %s v%s on %s (log: %s)", model_name, version, info.url, log_file)
+        return wait_ready(info, proc, timeout=ready_timeout)
+    except BaseException:  # not ready, or the caller is interrupted: the server goes with it
+        stop_server(info)
+        raise
 
 
 def wait_ready(info: ServerInfo, proc: subprocess.Popen, *, timeout: float) -> ServerInfo:
@@ -272,6 +317,7 @@ def wait_ready(info: ServerInfo, proc: subprocess.Popen, *, timeout: float) -> S
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            _forget(info)
             tail = Path(info.log_file).read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise DeploymentError(f"local model server exited with code {proc.returncode}: {tail[0]}")
         try:
@@ -286,10 +332,55 @@ def wait_ready(info: ServerInfo, proc: subprocess.Popen, *, timeout: float) -> S
     raise DeploymentError(f"local model server for {info.model_name} v{info.version} not ready after {timeout:.0f}s")
 
 
+def _write_record(info: ServerInfo) -> None:
+    info.record.parent.mkdir(parents=True, exist_ok=True)
+    info.record.write_text(json.dumps(asdict(info), indent=2))
+
+
+def _forget(info: ServerInfo) -> None:
+    info.record.unlink(missing_ok=True)
+
+
+def _is_server_process(pid: int) -> bool:
+    """Whether `pid` is a Loopline model server (not a process that got a recycled pid)."""
+    if not isinstance(pid, int) or pid <= 0:  # 0 and negative pids name process groups, never a server
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        try:  # no /proc: trust the pid
+            os.kill(pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    return b"loopline.serving" in cmdline
+
+
+def recorded_servers(home: str | Path, model_name: str | None = None) -> list[ServerInfo]:
+    """Every recorded local model server (of `model_name`) that is still running; records of
+    servers that have ended are removed."""
+    out = []
+    for path in sorted((Path(home) / "serving" / RECORDS).glob("*.json")):
+        try:
+            info = ServerInfo(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if not _is_server_process(info.pid):
+            path.unlink(missing_ok=True)
+            continue
+        if model_name is None or info.model_name == model_name:
+            out.append(info)
+    return out
+
+
 def stop_server(info: ServerInfo, timeout: float = 15.0) -> None:
+    if not _is_server_process(info.pid):
+        _forget(info)
+        return
     try:
         os.killpg(info.pid, signal.SIGTERM)
     except ProcessLookupError:
+        _forget(info)
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -308,13 +399,12 @@ def stop_server(info: ServerInfo, timeout: float = 15.0) -> None:
             os.killpg(info.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    _forget(info)
     log.info("stopped local model server %s v%s (pid %d)", info.model_name, info.version, info.pid)
 
 
 def is_alive(info: ServerInfo) -> bool:
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
+    if not _is_server_process(info.pid):
         return False
     try:
         _http_json(f"{info.url}/v1/models/{info.model_name}", timeout=2)
@@ -339,7 +429,11 @@ def read_state(home: str | Path, model_name: str) -> ServerInfo | None:
     path = state_file(home, model_name)
     if not path.is_file():
         return None
-    return ServerInfo(**json.loads(path.read_text()))
+    try:
+        return ServerInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        log.warning("ignoring the unreadable serving state %s", path)
+        return None
 
 
 def write_state(home: str | Path, info: ServerInfo) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
+from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind, is_datetime
 from loopline.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ NUMERIC_TYPES = [
 TEXT_TYPES = ["str"]
 
 BOOL_TYPES = ["bool", "boolean"]
+DATETIME_TYPES = ["datetime64", "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "timedelta64"]
 
 MAX_FAILURES_IN_MESSAGE = 5
 
@@ -205,6 +206,10 @@ def _column_expectations(col: pd.Series, name: str, kind: str, max_null_fraction
             ExpectationSpec("expect_column_min_to_be_between", {"column": name, "min_value": -FINITE_MAX},
                             CRITICAL, "finite values (no -inf)"),
         ]
+    elif is_datetime(col):  # dates move on from window to window: their type is checked, not their values
+        if not isinstance(col.dtype, pd.DatetimeTZDtype):  # GX cannot check the type of zoned times
+            out.append(ExpectationSpec("expect_column_values_to_be_in_type_list",
+                                       {"column": name, "type_list": DATETIME_TYPES}, CRITICAL, "dates or times"))
     else:
         if pd.api.types.is_bool_dtype(col):
             types = BOOL_TYPES

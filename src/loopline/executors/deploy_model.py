@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from loopline import data as data_lib
-from loopline import registry, rollout, serving, version_uri
+from loopline import promotion, registry, rollout, serving, version_uri
 from loopline.errors import DeploymentError
 from loopline.files import write_text
 from loopline.home import loopline_home, model_cache_dir
@@ -18,6 +18,18 @@ log = logging.getLogger(__name__)
 
 def run(*, model_name: str, model_version: str, tracking_uri: str, holdout, manifest, report, pipeline_run: str,
         settings: rollout.DeploySettings) -> str:
+    """Roll the version out holding the model's champion lease: the champion moves only from the
+    version the gate compared with (fail closed when it moved, or another run is moving it), and
+    only when the new version serves. Returns the rollout action."""
+    holder = f"pipeline run {pipeline_run}" if pipeline_run else ""
+    with promotion.champion_move(tracking_uri, model_name, str(model_version), holder=holder,
+                                 ttl_seconds=2 * settings.ready_timeout_seconds + 900) as move:
+        return _run(move=move, model_name=model_name, model_version=str(model_version), tracking_uri=tracking_uri,
+                    holdout=holdout, manifest=manifest, report=report, pipeline_run=pipeline_run, settings=settings)
+
+
+def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, tracking_uri: str, holdout, manifest,
+         report, pipeline_run: str, settings: rollout.DeploySettings) -> str:
     """Build the InferenceService, roll the version out (canary, smoke test, promote or roll
     back) and move `champion` only when the new version serves. Returns the rollout action."""
     quiet_libraries()
@@ -86,7 +98,7 @@ def run(*, model_name: str, model_version: str, tracking_uri: str, holdout, mani
     report.metadata.update({"action": result.action, "reason": result.reason, "endpoint": result.endpoint,
                             "previous_version": result.previous_version})
     if result.serving_new_version:
-        registry.set_alias(tracking_uri, model_name, registry.CHAMPION, model_version)
+        move.commit()
     else:
         log.warning("rollout of %s v%s rolled back: %s; champion stays at v%s",
                     model_name, model_version, result.reason, result.previous_version)

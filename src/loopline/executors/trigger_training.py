@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from loopline import reruns
+from loopline import domains, reruns
 from loopline.files import write_text
 
 log = logging.getLogger(__name__)
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 def run(*, arguments: dict, settings: reruns.RetrainSettings, monitor_run: str, summary, reason_path: str,
         run_path: str) -> bool:
     """Submit a drift-triggered training run (or not: cooldown, dedupe); write the decision."""
+    domains.check(arguments)  # the training run's parameters, before anything is sent
     decision = reruns.trigger_training(arguments=arguments, settings=settings, monitor_run=monitor_run)
     for path, text in ((reason_path, decision.reason), (run_path, decision.run_id), (summary.path, decision.markdown())):
         write_text(path, text)
