@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -48,8 +49,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not settings.current_uri:
         print("no --current batch given: running the training pipeline only (no drift monitor)")
-    summary = local.run_loop(settings)
-    print(local.format_summary(summary))
+    from loopline import console
+
+    console.run_and_report(lambda on_pipeline: local.run_loop(settings, on_pipeline=on_pipeline),
+                         home=home, verbose=args.verbose, command=shlex.join(["loopline", *args.argv]),
+                         summary_text=local.format_summary)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from loopline import console
+
+    print(console.runs_table(_home(args.home)))
     return 0
 
 
@@ -394,7 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rows", type=int, default=6000, help="rows of the demo data (default: %(default)s)")
     run.add_argument("--home", help="local state directory (default: $LOOPLINE_HOME or ./.loopline)")
     run.add_argument("--keep-serving", action="store_true", help="leave the local model server running and print its URL")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="stream the run's whole log to the terminal (kfp.local, the steps, the libraries) instead of a line per step")
     run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list the past local runs and their pages",
+                          description="List the runs of `loopline run` kept under the local state directory, newest first.")
+    runs.add_argument("--home", help="local state directory (default: $LOOPLINE_HOME or ./.loopline)")
+    runs.set_defaults(func=cmd_runs)
 
     comp = sub.add_parser("compile", help="compile the pipelines and components to YAML",
                           description="Compile both pipelines and every component to YAML.")
@@ -502,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)

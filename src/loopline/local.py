@@ -107,7 +107,9 @@ def _init_kfp_local(home: Path) -> Path:
     return root
 
 
-def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
+def _run_pipeline(root: Path, name: str, pipeline, on_pipeline=None, **arguments) -> PipelineRun:
+    if on_pipeline is not None:
+        on_pipeline(pipeline)
     before = set(root.iterdir())
     started, wall_started = time.perf_counter(), time.time()
     log.info("running pipeline %s with kfp.local", name)
@@ -119,8 +121,9 @@ def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
     return read_run(new[-1], name, seconds, wall_started)
 
 
-def run_loop(settings: LoopSettings) -> dict[str, Any]:
-    """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
+def run_loop(settings: LoopSettings, *, on_pipeline=None) -> dict[str, Any]:
+    """Run training, then the drift monitor; return the summary (also printed by the CLI).
+    `on_pipeline(pipeline)` is called with each pipeline before it runs."""
     from loopline.cluster import ClusterSettings
     from loopline.pipelines.drift_monitor import build_drift_monitor
     from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
@@ -159,11 +162,11 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
         deploy_target="local",
         local_home=str(home),
     )
-    runs = [_run_pipeline(root, "training", training, data_uri=settings.data_uri, **common)]
+    runs = [_run_pipeline(root, "training", training, on_pipeline, data_uri=settings.data_uri, **common)]
     if settings.current_uri:
         runs.append(
             _run_pipeline(
-                root, "drift_monitor", drift_monitor,
+                root, "drift_monitor", drift_monitor, on_pipeline,
                 reference_data_uri=settings.data_uri, current_data_uri=settings.current_uri,
                 drift_share=settings.drift_share, **common,
             )

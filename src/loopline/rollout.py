@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from loopline import serving
+from loopline import progress, serving
 from loopline.errors import DeploymentError
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ def smoke_test(predict: Callable[[list[dict]], list[list[float]]], rows: list[di
                limits: SmokeLimits) -> SmokeResult:
     """Send the rows one request each; compare with in-process predictions; check errors and p95."""
     latencies, errors, diffs = [], 0, []
-    for row, want in zip(rows, expected, strict=True):
+    for done, (row, want) in enumerate(zip(rows, expected, strict=True)):
+        progress.report("smoke test rows", done, len(rows))
         started = time.perf_counter()
         try:
             got = np.asarray(predict([row])[0], dtype=float)
@@ -121,6 +122,7 @@ def smoke_test(predict: Callable[[list[dict]], list[list[float]]], rows: list[di
         else:
             diffs.append(float(np.max(np.abs(got - want))))
     n = len(rows)
+    progress.report("smoke test rows", n, n)
     result = SmokeResult(
         passed=False, reason="", rows=n, errors=errors,
         max_abs_diff=max(diffs) if diffs else float("nan"),
