@@ -13,7 +13,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
 # A narrow search space that learns the demo data in a few epochs: keeps the suite quick.
 FAST_SEARCH_SPACE = {"learning_rate": {"low": 3e-3, "high": 1e-2, "log": True}, "hidden_layers": {"low": 1, "high": 2}}
-KSERVE_CRD = ROOT.parent / "shared" / "schemas" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+# KServe's InferenceService CRD, kept in the repository as test data (source and licence in its README).
+KSERVE_CRD = ROOT / "tests" / "data" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
 
 
 @pytest.fixture(scope="session")
