@@ -65,9 +65,12 @@ class Terminal:
 
     def width(self) -> int:
         try:
-            return os.get_terminal_size(self.stream.fileno()).columns
+            columns = os.get_terminal_size(self.stream.fileno()).columns
         except (OSError, AttributeError, ValueError):
-            return shutil.get_terminal_size((100, 24)).columns
+            columns = 0
+        if columns < 20:  # unknown (a pseudo-terminal without a size, a stream)
+            columns = shutil.get_terminal_size((100, 24)).columns
+        return columns if columns >= 20 else 100
 
     def line(self, text: str = "") -> None:
         self._clear_live()

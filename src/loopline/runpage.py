@@ -181,10 +181,15 @@ def markdown_html(text: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
-def metrics_table(metrics: dict[str, Any], *, caption: str = "") -> str:
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_number(v))}</td></tr>" for k, v in metrics.items())
-    head = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f'<table class="metrics">{head}<tbody>{rows}</tbody></table>'
+def metrics_table(metrics: dict[str, Any], *, columns: int = 3) -> str:
+    """Name and value per row; a long list is laid out in up to `columns` tables side by side."""
+    items = list(metrics.items())
+    per = max(8, -(-len(items) // columns))
+    tables = []
+    for start in range(0, len(items), per):
+        rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_number(v))}</td></tr>" for k, v in items[start:start + per])
+        tables.append(f'<table class="metrics"><tbody>{rows}</tbody></table>')
+    return f'<div class="tables">{"".join(tables)}</div>'
 
 
 def _number(value: Any) -> str:
@@ -292,7 +297,8 @@ def artifact_html(name: str, kind: str, artifact: dict[str, Any], *, copy_to: Pa
         return (title + f'<p><a class="report" href="{esc(link)}" target="_blank">open the report</a> '
                 f'({source.stat().st_size / 1024:,.0f} KiB) {_meta_line(meta)}</p>'
                 f'<details><summary>show it here</summary><iframe loading="lazy" src="{esc(link)}" title="{esc(name)}"></iframe></details>')
-    return title + f'<p><code>{esc(uri)}</code></p>' + (metrics_table(meta) if meta else "")
+    return (f'<details class="data"><summary>{esc(name)} <span class="kind">{esc(kind.removeprefix("system."))}</span> '
+            f'<code>{esc(uri)}</code></summary>' + (metrics_table(meta) if meta else "") + "</details>")
 
 
 def _meta_line(meta: dict) -> str:
@@ -323,8 +329,14 @@ def step_html(step: StepRecord, spec: dict[str, Any], copy_to: Path, anchor: str
     out_params = outputs["parameters"]
     if out_params:
         parts.append("<h4>outputs</h4>" + metrics_table(out_params))
-    for name, artifact in outputs["artifacts"].items():
+    shown_first = {"system.Metrics": 1, "system.ClassificationMetrics": 2, "system.Markdown": 3, "system.HTML": 4}
+    ordered = sorted(outputs["artifacts"].items(), key=lambda item: shown_first.get(types.get(item[0], ""), 9))
+    heading = False
+    for name, artifact in ordered:
         kind = types.get(name, "")
+        if kind not in shown_first and not heading:
+            parts.append("<h4>other artifacts</h4>")
+            heading = True
         copy_name = f"{step.pipeline}--{step.task}--{name}.html"
         parts.append(f'<div class="artifact" data-kind="{esc(kind)}">'
                      + artifact_html(name, kind, artifact, copy_to=copy_to, copy_name=copy_name) + "</div>")
@@ -388,7 +400,8 @@ th{background:#f1f3f5;font-weight:600} table.metrics th{background:#f8f9fa;font-
 iframe{width:100%;height:640px;border:1px solid #dee2e6;border-radius:6px;background:#fff}
 code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f1f3f5;border-radius:3px;padding:1px 4px}
 pre{padding:8px;overflow-x:auto} .tag{color:#495057;font-size:12px;margin-left:6px}
-.markdown table{font-size:13px} .meta{color:#495057} summary{cursor:pointer;color:#1c7ed6}
+.markdown table{font-size:13px} .markdown h1,.markdown h2,.markdown h3{font-size:16px;border:none;margin:12px 0 6px;padding:0}
+.tables{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start} details.data{margin:4px 0} details.data code{margin-left:6px} .meta{color:#495057} summary{cursor:pointer;color:#1c7ed6}
 """
 
 
