@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from loopline import localruns, progress
+from loopline import localruns, progress, runpage
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _PIPELINE_START = re.compile(r"Running pipeline: '(?P<name>[^']+)'")
@@ -417,8 +417,6 @@ def run_and_report(run, *, home: Path, verbose: bool = False, command: str = "",
     """Run `run(on_pipeline)` (the local loop) under a RunConsole; then print the summary, write
     the run page and print where it is. A failed step is raised as a RuntimeError of one line:
     the step, its cause and the log's path."""
-    from loopline import runpage
-
     session = RunConsole(home, verbose=verbose, command=command, terminal=terminal)
     try:
         with session:
@@ -426,7 +424,7 @@ def run_and_report(run, *, home: Path, verbose: bool = False, command: str = "",
     except BaseException as exc:
         if session.record is None:  # the run folder could not be made
             raise
-        _write_page(session, runpage)
+        _write_page(session)
         if isinstance(exc, RuntimeError):
             raise RuntimeError(f"{session.record.error} (the full log: {session.record.log_path})") from exc
         raise
@@ -434,11 +432,11 @@ def run_and_report(run, *, home: Path, verbose: bool = False, command: str = "",
     session.record.save()
     if summary_text is not None:
         session.terminal.line(summary_text(summary))
-    _write_page(session, runpage)
+    _write_page(session)
     return summary
 
 
-def _write_page(session: RunConsole, runpage) -> None:
+def _write_page(session: RunConsole) -> None:
     try:
         page = runpage.write(session.record)
     except Exception as exc:  # noqa: BLE001 - the run's outcome stands; say why there is no page

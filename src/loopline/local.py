@@ -257,10 +257,8 @@ LINEAGE_SHOWN = (
 def format_summary(summary: dict[str, Any]) -> str:
     lines = ["", "=" * 78, "Loopline run summary", "=" * 78]
     for entry in summary["pipelines"]:
+        # each step's line was printed as it ended (loopline.console)
         lines.append(f"\n[{entry['pipeline']}] {entry['seconds']}s  ({entry['run_dir']})")
-        for step in entry["steps"]:
-            out = "" if step["output"] is None else f" -> {step['output']}"
-            lines.append(f"  {step['status']:<8} {step['task']:<16} {step['seconds']:>6.1f}s{out}")
         if "drifted" in entry:
             share = entry.get("share_drifted")
             share_text = f"{share:.0%}" if isinstance(share, (int, float)) else "?"

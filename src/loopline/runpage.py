@@ -178,13 +178,15 @@ def graph_svg(spec: dict[str, Any], steps: dict[str, StepRecord], anchor) -> str
 def markdown_html(text: str) -> str:
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    # a line break in the source is a line break on the page (the reports write "key: value" lines)
+    return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("table").render(text)
 
 
 def metrics_table(metrics: dict[str, Any], *, columns: int = 3) -> str:
     """Name and value per row; a long list is laid out in up to `columns` tables side by side."""
     items = list(metrics.items())
-    per = max(8, -(-len(items) // columns))
+    count = max(1, min(columns, -(-len(items) // 8)))
+    per = max(1, -(-len(items) // count))
     tables = []
     for start in range(0, len(items), per):
         rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_number(v))}</td></tr>" for k, v in items[start:start + per])
@@ -376,7 +378,7 @@ def registry_html(summary: dict[str, Any]) -> str:
     if endpoint and prediction:
         parts.append(f"<p><code>{esc(endpoint)}</code> served v{esc(prediction.get('served_version', ''))}; "
                      f"server {esc(summary.get('server', ''))}</p>"
-                     f"<h4>request</h4><pre>{esc(json.dumps(prediction['request'], indent=1))}</pre>"
+                     f"<h4>request</h4><pre>{esc(json.dumps(prediction['request']))}</pre>"
                      f"<h4>response</h4><pre>{esc(json.dumps(prediction['response']))}</pre>")
     else:
         parts.append("<p>no endpoint is serving</p>")
@@ -400,6 +402,7 @@ th{background:#f1f3f5;font-weight:600} table.metrics th{background:#f8f9fa;font-
 iframe{width:100%;height:640px;border:1px solid #dee2e6;border-radius:6px;background:#fff}
 code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f1f3f5;border-radius:3px;padding:1px 4px}
 pre{padding:8px;overflow-x:auto} .tag{color:#495057;font-size:12px;margin-left:6px}
+.glance{background:#fff;border:1px solid #dee2e6;border-radius:8px;padding:10px 10px 10px 32px;margin:14px 0}
 .markdown table{font-size:13px} .markdown h1,.markdown h2,.markdown h3{font-size:16px;border:none;margin:12px 0 6px;padding:0}
 .tables{display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start} details.data{margin:4px 0} details.data code{margin-left:6px} .meta{color:#495057} summary{cursor:pointer;color:#1c7ed6}
 """
@@ -416,7 +419,7 @@ def render(record: RunRecord, *, files_folder: Path) -> str:
         + (f'<p class="cause">{esc(record.error)}</p>' if record.error else "")
         + "</header>"
     )
-    body = [head]
+    body = [head, glance_html(record)]
     for pipeline in record.pipelines:
         spec = _load_spec(record, pipeline.name)
         steps = {s.task: s for s in record.steps_of(pipeline.name)}
@@ -425,7 +428,7 @@ def render(record: RunRecord, *, files_folder: Path) -> str:
             return f"step-{name}-{task}"
 
         title = {"loopline-training": "Training", "loopline-drift-monitor": "Drift monitor"}.get(pipeline.name, pipeline.name)
-        body.append(f'<section class="pipeline" data-pipeline="{esc(pipeline.name)}"><h2>{esc(title)} pipeline '
+        body.append(f'<section class="pipeline" id="pipeline-{esc(pipeline.name)}" data-pipeline="{esc(pipeline.name)}"><h2>{esc(title)} pipeline '
                     f'<span class="time">{esc(pipeline.name)} · {esc(pipeline.status.lower())}</span></h2>')
         if pipeline.run_dir:
             body.append(f'<p class="meta">artifacts: <code>{esc(pipeline.run_dir)}</code></p>')
@@ -438,6 +441,27 @@ def render(record: RunRecord, *, files_folder: Path) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>Loopline run {esc(record.id)}</title><style>{STYLE}</style></head>"
             f"<body><main>{''.join(body)}</main></body></html>\n")
+
+
+def glance_html(record: RunRecord) -> str:
+    """The run in a few lines: each pipeline's outcome and its deciding steps, the champion."""
+    items = []
+    for pipeline in record.pipelines:
+        steps = record.steps_of(pipeline.name)
+        failed = [s for s in steps if s.status == "FAILURE"]
+        deciding = [s for s in steps if s.component in ("detect-drift", "evaluate-model", "register-model", "deploy-model")]
+        said = "; ".join(s.headline for s in deciding if s.headline)
+        if failed:
+            said = f"{failed[0].task} failed: {failed[0].cause}"
+        items.append(f'<li><a href="#pipeline-{esc(pipeline.name)}">{esc(pipeline.name)}</a>: '
+                     f"{len(steps) - len(failed)} of {len(steps)} steps succeeded · {esc(said)}</li>")
+    aliases = (record.summary or {}).get("aliases") or {}
+    if aliases:
+        named = ", ".join(f"{k} → v{v}" for k, v in sorted(aliases.items()))
+        items.append(f'<li><a href="#registry">registry</a>: {esc(named)}'
+                     + (f' · <a href="#endpoint">endpoint</a> <code>{esc(record.summary["endpoint"])}</code>'
+                        if record.summary.get("endpoint") else "") + "</li>")
+    return f'<ul class="glance">{"".join(items)}</ul>' if items else ""
 
 
 def _load_spec(record: RunRecord, pipeline: str) -> dict[str, Any]:
