@@ -42,7 +42,7 @@ def things(n: int = 2):
     share_things(n=counted.outputs["Output"])
 
 
-def run_things(tmp_path, n: int):
+def run_things(tmp_path, n: int, *, verbose: bool = False):
     from kfp import local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"), raise_on_error=True)
@@ -55,7 +55,7 @@ def run_things(tmp_path, n: int):
         return {}
 
     try:
-        console.run_and_report(run, home=tmp_path / "home", command=f"things {n}", terminal=terminal)
+        console.run_and_report(run, home=tmp_path / "home", command=f"things {n}", terminal=terminal, verbose=verbose)
     except RuntimeError as exc:
         error = exc
     (record,) = localruns.list_runs(tmp_path / "home")
@@ -99,6 +99,16 @@ def test_a_failed_step_prints_its_cause_and_the_log(tmp_path):
     dom = dump_dom(record.page_path)
     assert 'data-task="share-things" data-status="FAILURE"' in dom
     assert "cannot share 3 things between two" in dom
+
+
+def test_verbose_streams_the_whole_log(tmp_path):
+    shown, error, record = run_things(tmp_path, 2, verbose=True)
+    assert error is None
+    log = record.log_path.read_text()
+    assert "NOISE: a line for the log only" in shown and "Got executor_input:" in shown
+    # every line of the log, in order, then where the page and the log are
+    assert shown.index(log.splitlines()[0]) < shown.index(log.splitlines()[-1]) < shown.index("run page:")
+    assert record.status == "SUCCESS" and [s.task for s in record.steps] == ["count-things", "share-things"]
 
 
 def test_progress_lines_become_a_bar_on_a_terminal(tmp_path):

@@ -237,6 +237,7 @@ class StepTracker:
             if match and ("." in match["type"] or match["message"] is not None):
                 kind = match["type"].rsplit(".", 1)[-1]
                 step.cause = f"{kind}: {match['message']}" if match["message"] else kind
+                self._traceback = False  # what follows is the message's other lines, or the next traceback
 
     def _collect_input(self, line: str) -> None:
         """kfp's executor logs the task's executor input as indented JSON; keep its inputs."""
