@@ -175,3 +175,29 @@ def test_the_page_needs_no_network(tmp_path, status):
     assert "<script" not in page
     assert "@import" not in page
     assert not re.search(r"""url\(\s*['"]?(?!#)""", page)  # only references within the page
+
+
+def test_the_cause_is_the_exception_the_step_ended_with(tmp_path):
+    """A chained exception with a message of two lines, as kfp.local streams it."""
+    record = localruns.RunRecord(id="r", folder=str(tmp_path), started=0.0)
+    tracker = console.StepTracker(record, console.Terminal(io.StringIO(), color=False, live=False))
+    streamed = [
+        "Running pipeline: 'p'",
+        "Executing task 'validate-data'",
+        "    Traceback (most recent call last):",
+        '      File "x.py", line 1, in <module>',
+        "    KeyError: 'rows'",
+        "    ",
+        "    During handling of the above exception, another exception occurred:",
+        "    ",
+        "    Traceback (most recent call last):",
+        '      File "x.py", line 3, in <module>',
+        "    loopline.errors.ValidationFailed: data validation failed (block): 2 critical failures",
+        "    columns: amount, hour",
+    ]
+    for line in streamed:
+        tracker.feed(line + "\n")
+    tracker.finish(failed=True)
+    (step,) = record.steps
+    assert step.status == "FAILURE"
+    assert step.cause == "ValidationFailed: data validation failed (block): 2 critical failures"
