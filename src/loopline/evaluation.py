@@ -43,6 +43,9 @@ from loopline.errors import DataError, GateConfigError, ModelError, one_line
 
 log = logging.getLogger(__name__)
 
+# The metrics a log line or a summary shows first.
+HEADLINE_METRICS = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
+
 ROC_POINTS = 101
 LATENCY_METRICS = ("latency_single_p50_ms", "latency_single_p95_ms", "latency_batch_p50_ms", "latency_batch_p95_ms")
 FAIRNESS_METRICS = ("demographic_parity_difference", "slice_auc_gap")
@@ -247,7 +250,7 @@ def directory_size(path: str | Path) -> int:
 
 def load_model(model_dir: str | Path, *, what: str = "model"):
     """A Loopline SavedModel, or a one-line ModelError naming what could not be loaded."""
-    from loopline.training import ServingModel
+    from loopline.model_contract import ServingModel
 
     try:
         return ServingModel(model_dir)
@@ -269,7 +272,7 @@ def evaluate_model_dir(
 ) -> Evaluation:
     """Load a Loopline SavedModel and evaluate it on the holdout split: quality metrics, slices,
     latency and size."""
-    from loopline.training import encode_labels
+    from loopline.model_contract import encode_labels
 
     slices = slice_values(holdout, slice_column) if slice_column else None
     model = load_model(model_dir, what=what)
@@ -293,12 +296,9 @@ def evaluate_model_dir(
     result.metrics["model_size_bytes"] = float(directory_size(model_dir))
     log.info(
         "%s on the holdout (%d rows): %s", what, result.rows,
-        ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k in _HEADLINE),
+        ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k in HEADLINE_METRICS),
     )
     return result
-
-
-_HEADLINE = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
 
 
 # ---------------------------------------------------------------------------------------------

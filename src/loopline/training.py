@@ -19,24 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import progress
-from loopline.data import DatasetSpec
+from loopline import progress, tuning
+from loopline.data import DatasetSpec, read_split
 from loopline.errors import DataError, LooplineError
+from loopline.model_contract import (
+    METADATA_FILE,
+    MISSING_TOKEN,
+    SERVING_VERSION,
+    encode_labels,
+    to_feature_arrays,
+)
 
 log = logging.getLogger(__name__)
 
-MISSING_TOKEN = ""  # categorical missing values are fed as the empty string
-SERVING_VERSION = "1"
-METADATA_FILE = "loopline_model.json"
 STEPS_PER_EXECUTION = 32
-
-DEFAULT_SEARCH_SPACE: dict[str, Any] = {
-    "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
-    "hidden_layers": {"low": 1, "high": 3},
-    "units": {"low": 16, "high": 256, "log": True},
-    "dropout": {"low": 0.0, "high": 0.5},
-    "batch_size": {"choices": [64, 128, 256]},
-}
 
 
 @dataclass
@@ -71,26 +67,6 @@ def _set_seeds(seed: int) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
-
-
-def to_feature_arrays(df: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
-    """Raw features as the model takes them: float32 with NaN, or strings with "" for missing."""
-    arrays: dict[str, np.ndarray] = {}
-    for name in spec.numeric:
-        arrays[name] = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float32)
-    for name in spec.categorical:
-        col = df[name]
-        arrays[name] = col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object)
-    return arrays
-
-
-def encode_labels(df: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    index = {c: i for i, c in enumerate(spec.classes)}
-    labels = df[spec.target].astype(str)
-    unknown = sorted(set(labels) - set(index))
-    if unknown:
-        raise DataError(f"target column '{spec.target}' has classes not seen in training: {unknown[:5]}")
-    return labels.map(index).to_numpy(dtype=np.int32)
 
 
 def build_model(spec: DatasetSpec, train_features: dict[str, np.ndarray], params: dict[str, Any]):
@@ -170,10 +146,6 @@ def _dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_s
     return ds.prefetch(2)
 
 
-def predict_proba(model, features: dict[str, np.ndarray]) -> np.ndarray:
-    return np.asarray(model.predict(_dataset(features, None, 1024), verbose=0))
-
-
 def auc_score(labels: np.ndarray, proba: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -207,24 +179,13 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
-    from loopline.errors import TuningConfigError
-
-    merged = {**DEFAULT_SEARCH_SPACE, **(space or {})}
-    for name, rng in merged.items():
-        if name not in DEFAULT_SEARCH_SPACE:
-            raise TuningConfigError(f"search_space: unknown hyperparameter '{name}' (known: {', '.join(DEFAULT_SEARCH_SPACE)})")
-        if not isinstance(rng, dict) or not ("choices" in rng or {"low", "high"} <= set(rng)):
-            raise TuningConfigError(f"search_space['{name}']: give {{'low': .., 'high': ..}} or {{'choices': [..]}}, got {rng!r}")
-        if "choices" in rng:
-            if not rng["choices"]:
-                raise TuningConfigError(f"search_space['{name}']: choices must not be empty")
-            continue
-        if rng["low"] > rng["high"]:
-            raise TuningConfigError(f"search_space['{name}']: low {rng['low']} is above high {rng['high']}")
-        if rng.get("log") and rng["low"] <= 0:
-            raise TuningConfigError(f"search_space['{name}']: a log range needs low > 0, got {rng['low']}")
-    return merged
+def read_splits(train_path: str, validation_path: str) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
+    """TensorFlow threads sized to the task's CPU limit, then the training and validation splits
+    (what a tuning worker and the final training start from)."""
+    tuning.configure_threads(0)
+    train, spec = read_split(train_path)
+    validation, _ = read_split(validation_path)
+    return train, validation, spec
 
 
 def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str = "the training split") -> None:
@@ -299,8 +260,6 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
     """The Optuna objective: build, fit (pruned by the Keras callback), score on validation."""
     import optuna
     from optuna_integration import KerasPruningCallback
-
-    from loopline import tuning
 
     def objective(trial) -> float:
         params = suggest(trial, settings.search_space)
@@ -388,8 +347,6 @@ def tune(
     grace_period: float | None = None,
 ) -> StudyRun:
     """Run this process's share of the study: trials until it holds `settings.n_trials`."""
-    from loopline import tuning
-
     data = prepare(train, validation, spec)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     storage = tuning.open_storage(
@@ -462,8 +419,6 @@ def tune_and_train(
     With `storage_url` the study is loaded when it exists (a resumed run, or parallel workers
     that ran the trials already) and only the remaining trials run here.
     """
-    from loopline import tuning
-
     settings = tuning.TuningSettings(
         n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds or 0.0,
         objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name, seed=seed,
@@ -537,45 +492,3 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
     (Path(export_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
     log.info("exported SavedModel to %s", target)
     return target
-
-
-class ServingModel:
-    """A loaded Loopline SavedModel: raw rows in, class probabilities out."""
-
-    def __init__(self, model_dir: str | Path):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        self._tf = tf
-        root = Path(model_dir)
-        meta_path = root / METADATA_FILE
-        if not meta_path.is_file():
-            raise DataError(f"{model_dir} is not a Loopline model (no {METADATA_FILE})")
-        self.metadata = json.loads(meta_path.read_text())
-        versions = sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-        if not versions or not (versions[-1] / "saved_model.pb").is_file():
-            raise DataError(f"{model_dir} holds no SavedModel version directory with saved_model.pb")
-        self._loaded = tf.saved_model.load(str(versions[-1]))
-        self._fn = self._loaded.signatures[self.metadata["signature"]]
-        self.features: dict[str, str] = self.metadata["features"]
-        self.classes: list[str] = self.metadata["classes"]
-
-    def predict_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        frame = pd.DataFrame.from_records(rows)
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            raise DataError(f"input rows lack feature columns: {', '.join(missing)}")
-        return self.predict_frame(frame)
-
-    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        tf = self._tf
-        tensors = {}
-        for name, kind in self.features.items():
-            if name not in frame.columns:
-                raise DataError(f"column '{name}' is missing from the data the model was given")
-            col = frame[name]
-            if kind == "numeric":
-                tensors[name] = tf.constant(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32))
-            else:
-                tensors[name] = tf.constant(col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object))
-        return self._fn(**tensors)[self.metadata["output"]].numpy()
