@@ -224,7 +224,7 @@ def confusion_matrix_svg(matrix: dict[str, Any]) -> str:
     for i, row in enumerate(rows):
         for j, count in enumerate(row):
             share = count / peak
-            fill = f"rgba(28,126,214,{0.08 + 0.85 * share:.2f})"
+            fill = f"rgba(112,72,232,{0.08 + 0.85 * share:.2f})"  # not the ROC curve's colour
             ink = "#fff" if share > 0.5 else "#212529"
             x, y = left + j * cell, top + i * cell
             parts.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" stroke="#fff"/>'
