@@ -22,18 +22,20 @@ PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT /
 # Lowest first. A module may import from its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files",
-                    "loopline.logs", "loopline.compiled", "loopline.progress", "loopline.localruns")),
+                    "loopline.logs", "loopline.compiled", "loopline.progress", "loopline.localruns")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines")),
-    ("training, tuning, validation, drift", ("loopline.tuning", "loopline.training", "loopline.tuning_worker",
-                                             "loopline.validation", "loopline.drift")),
-    ("evaluation, registry, submission", ("loopline.evaluation", "loopline.registry", "loopline.vertex",
+    ("training, tuning, validation, drift", ("loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.training", "loopline.tuning_worker",
+                                             "loopline.validation_suite", "loopline.validation_results",
+                                             "loopline.validation_report", "loopline.validation", "loopline.drift")),
+    ("evaluation, registry, submission", ("loopline.holdout_metrics", "loopline.gate_config", "loopline.evaluation", "loopline.registry", "loopline.vertex",
                                           "loopline.submit")),
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.docs",
+                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.bench_tools",
+                                             "loopline.bench_data", "loopline.bench_tuning", "loopline.docs",
                                              "loopline.runpage", "loopline.console")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.

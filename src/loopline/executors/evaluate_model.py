@@ -8,35 +8,22 @@ import tempfile
 
 from loopline import blessing as blessing_lib
 from loopline import data as data_lib
-from loopline import evaluation
-from loopline.errors import GateConfigError
+from loopline import evaluation, gate_config, holdout_metrics
 from loopline.files import write_text
 from loopline.logs import quiet_libraries
 
 log = logging.getLogger(__name__)
 
 
-def run(
-    *,
-    model,
-    holdout,
-    thresholds: dict,
-    metrics,
-    classification_metrics,
-    report,
-    blessing,
-    tracking_uri: str = "",
-    model_name: str = "",
-) -> bool:
+def run(*, model, holdout, metrics, classification_metrics, report, blessing,
+        settings: gate_config.GateSettings) -> bool:
     """Judge the model on the holdout, beside the registered champion; write the report and the
     blessing. Returns whether the gate passed."""
-    config = evaluation.parse_gate_config(thresholds)  # fail closed before any work
-    if config.needs_champion and not (tracking_uri and model_name):
-        raise GateConfigError("relative gates compare with the champion: give tracking_uri and model_name")
+    config, tracking_uri, model_name = settings.config, settings.tracking_uri, settings.model_name
     holdout_df, spec = data_lib.read_split(holdout.path)
     holdout_sha256 = data_lib.file_sha256(holdout.path)
     log.info("judging %s on the holdout %s (%d rows)", model.uri, holdout.uri, len(holdout_df))
-    result = evaluation.evaluate_model_dir(
+    result = holdout_metrics.evaluate_model_dir(
         model.path, holdout_df, spec, slice_column=config.slice_column, min_slice_rows=config.min_slice_rows,
         what="challenger",
     )
@@ -76,7 +63,7 @@ def run(
         champion=champion_record,
         gate_report=evaluation.gate_table_markdown(decision, model_uri=model.uri, rows=result.rows,
                                                    holdout_sha256=holdout_sha256),
-        gate_config=thresholds,
+        gate_config=settings.thresholds,
     )
     blessing.metadata.update({"blessed": decision.passed, "model_uri": model.uri, "holdout_sha256": holdout_sha256,
                               "champion_version": champion_record.get("version", "")})
