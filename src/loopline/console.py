@@ -113,9 +113,6 @@ def _isatty(stream: IO[str]) -> bool:
         return False
 
 
-PIPELINE_TITLES = {"loopline-training": "training", "loopline-drift-monitor": "drift monitor"}
-
-
 class StepTracker:
     """Turns the run log's lines into the run record and the lines a person reads."""
 
@@ -177,7 +174,7 @@ class StepTracker:
         self.pipeline = localruns.PipelineRecord(name=name, started=time.time())
         self.record.pipelines.append(self.pipeline)
         if not self.verbose:
-            title = PIPELINE_TITLES.get(name, name)
+            title = localruns.PIPELINE_TITLES.get(name, name)
             self.terminal.line("")
             self.terminal.line(self.terminal.paint(f"{title} pipeline ({name})", Terminal.BOLD))
         self.record.save()

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 RUNS = "runs"
+# what a person calls each of Loopline's pipelines
+PIPELINE_TITLES = {"loopline-training": "training", "loopline-drift-monitor": "drift monitor"}
 LOG_FILE = "run.log"
 RECORD_FILE = "run.json"
 PAGE_FILE = "index.html"

@@ -427,7 +427,7 @@ def render(record: RunRecord, *, files_folder: Path) -> str:
         def anchor(task: str, name: str = pipeline.name) -> str:
             return f"step-{name}-{task}"
 
-        title = {"loopline-training": "Training", "loopline-drift-monitor": "Drift monitor"}.get(pipeline.name, pipeline.name)
+        title = localruns.PIPELINE_TITLES.get(pipeline.name, pipeline.name).capitalize()
         body.append(f'<section class="pipeline" id="pipeline-{esc(pipeline.name)}" data-pipeline="{esc(pipeline.name)}"><h2>{esc(title)} pipeline '
                     f'<span class="time">{esc(pipeline.name)} · {esc(pipeline.status.lower())}</span></h2>')
         if pipeline.run_dir:
