@@ -203,6 +203,9 @@ def test_the_terminal_of_a_demo_run_is_short_and_the_log_holds_the_rest(closed_l
     log = record.log_path.read_text()
     for quiet in ("Got executor_input", "Executing task", "[loopline progress] final training epochs"):
         assert quiet in log and quiet not in shown
+    # the long steps said how far they were: the bars a terminal shows
+    for done in ("tuning trials 1/1", "smoke test rows 16/16"):
+        assert f"[loopline progress] {done}" in log
     assert "\x1b[" not in result.stdout  # not a terminal: no colours
     assert f"run page: {record.page_path}" in result.stdout
 
