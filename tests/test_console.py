@@ -95,7 +95,10 @@ def test_a_failed_step_prints_its_cause_and_the_log(tmp_path):
     assert str(error) == f"step share-things failed: ValueError: cannot share 3 things between two (the full log: {record.log_path})"
     assert record.status == "FAILURE" and record.steps[-1].status == "FAILURE"
     assert "Traceback" in record.log_path.read_text() and "Traceback" not in shown
-    # the page says it too, in a browser
+
+
+def test_the_page_of_a_failed_run_shows_the_failure_in_a_browser(tmp_path):
+    _, _, record = run_things(tmp_path, 3)
     dom = dump_dom(record.page_path)
     assert 'data-task="share-things" data-status="FAILURE"' in dom
     assert "cannot share 3 things between two" in dom
