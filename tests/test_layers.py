@@ -23,7 +23,7 @@ PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT /
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files",
                     "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site",
-                    "loopline.failures", "loopline.runlock")),  # README.md "Layers" lists the same table
+                    "loopline.failures", "loopline.runlock", "loopline.progress", "loopline.localruns")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
@@ -44,7 +44,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                              "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench",
                                              "loopline.bench_tools", "loopline.bench_data", "loopline.bench_tuning",
                                              "loopline.docs", "loopline.container_runner", "loopline.rehearsal",
-                                             "loopline.bench_containers", "loopline.serving_container")),
+                                             "loopline.bench_containers", "loopline.serving_container",
+                                             "loopline.runpage", "loopline.console")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.
 HEAVY = ("tensorflow", "keras", "optuna", "optuna_integration", "great_expectations", "evidently", "mlflow",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loopline import registry, serving
+from loopline import localruns, registry, runpage, serving
 from loopline.data import demo_transactions
 
 # Small, quick trainings: an absolute floor and a comparison with the champion that tolerates a lot.
@@ -21,14 +22,22 @@ def loopline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "loopline.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.slow
-def test_the_closed_loop_trains_serves_detects_drift_and_retrains(tmp_path):
+@pytest.fixture(scope="module")
+def closed_loop(tmp_path_factory):
+    """One demo run of the whole loop (small), looked at by the tests below."""
+    tmp_path = tmp_path_factory.mktemp("closed-loop")
     home = tmp_path / "home"
     result = loopline(
         "run", "--home", str(home), "--rows", "1500", "--trials", "1", "--max-epochs", "6",
         "--thresholds", json.dumps(LENIENT_GATES), cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    return home, result
+
+
+@pytest.mark.slow
+def test_the_closed_loop_trains_serves_detects_drift_and_retrains(closed_loop):
+    home, result = closed_loop
     summary = json.loads((home / "last_run.json").read_text())
     training, monitor = summary["pipelines"]
     assert [s["task"] for s in training["steps"]] == [
@@ -249,3 +258,63 @@ def test_no_model_server_is_left_after_the_runs_of_this_suite(tmp_path_factory):
         info = serving.ServerInfo(**json.loads(record.read_text()))
         assert not serving.is_alive(info), record
         assert info.port not in listening_ports(), record
+
+
+@pytest.mark.slow
+def test_the_terminal_of_a_demo_run_is_short_and_the_log_holds_the_rest(closed_loop):
+    home, result = closed_loop
+    shown = result.stdout + result.stderr
+    assert len(shown.splitlines()) <= 150, shown
+    (record,) = localruns.list_runs(home)
+    assert result.stdout.splitlines()[0] == f"Loopline run {record.id}   log: {record.log_path}"
+    # a line per step as it starts and as it ends, with what it found
+    ended = [line.split()[1] for line in result.stdout.splitlines() if re.match(r"  \S+ \S+ +\d+\.\ds  ", line)]
+    assert ended == [s.task for s in record.steps] and len(ended) == 14
+    for found in ("expectations met", "best of 1 trials", "gate PASSED", "registered version 2 as challenger",
+                  "rollout PROMOTED", "of features drifted"):
+        assert found in result.stdout
+    # kfp.local's output, the executor inputs and TensorFlow's messages are in the log only
+    log = record.log_path.read_text()
+    for quiet in ("Got executor_input", "Executing task", "[loopline progress] final training epochs"):
+        assert quiet in log and quiet not in shown
+    # the long steps said how far they were: the bars a terminal shows
+    for done in ("tuning trials 1/1", "smoke test rows 16/16"):
+        assert f"[loopline progress] {done}" in log
+    assert "\x1b[" not in result.stdout  # not a terminal: no colours
+    assert f"run page: {record.page_path}" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_run_page_shows_the_steps_the_gate_and_the_curves(closed_loop, tmp_path):
+    from .browser import dump_dom, pixels_of, screenshot
+
+    home, _ = closed_loop
+    (record,) = localruns.list_runs(home)
+    page = record.page_path
+    text = page.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # opens offline
+    dom = re.sub(r">\s+<", "><", dump_dom(page))
+    # each pipeline's graph with every step that ran, and the step that did not (no tuning workers)
+    for pipeline in ("loopline-training", "loopline-drift-monitor"):
+        assert f'data-pipeline="{pipeline}"' in dom
+    assert dom.count('class="node" data-task="deploy-model" data-status="SUCCESS"') == 2
+    assert dom.count('data-task="tune-model" data-status="NOT RUN"') == 2
+    assert 'data-task="trigger-training" data-status="NOT RUN"' in dom
+    # the gate table, rendered from the evaluation's Markdown, beside the champion of the retraining
+    assert "<th>gate</th><th>metric</th><th>challenger</th><th>champion</th>" in dom
+    assert re.search(r"<td>relative</td><td>roc_auc</td><td>[\d.]+</td><td>[\d.]+</td>", dom)
+    # metrics as tables, the curves as pictures, the reports linked next to the page
+    assert dom.count('aria-label="ROC curve"') == 2 and dom.count('aria-label="confusion matrix"') == 2
+    for report, copies in (("validate-data--report", 2), ("train-model--report", 2), ("detect-drift--report", 1)):
+        copied = sorted(record.path.glob(f"files/*{report}.html"))
+        assert len(copied) == copies, report
+        for each in copied:
+            assert f'href="files/{each.name}"' in dom and each.stat().st_size > 1000
+    # the registry and the endpoint
+    assert re.search(r"aliases: challenger → v2, champion → v2", dom)
+    assert "/v1/models/loopline-model:predict" in dom
+    # what a person sees: the ROC curves are drawn, the steps are green
+    png = screenshot(page, tmp_path / "page.png", height=9000)
+    assert pixels_of(png, runpage.ROC_COLOUR) > 500
+    assert pixels_of(png, runpage.COLOURS["SUCCESS"]) > 500
+    assert pixels_of(png, runpage.COLOURS["FAILURE"]) == 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
-from loopline import cluster, serving
+from loopline import cluster, console, serving
 from loopline.cli_remote import (
     add_run_options,
     add_target_options,
@@ -78,8 +79,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not settings.current_uri:
         print("no --current batch given: running the training pipeline only (no drift monitor)")
-    summary = local.run_loop(settings)
-    print(local.format_summary(summary))
+    console.run_and_report(lambda on_pipeline: local.run_loop(settings, on_pipeline=on_pipeline),
+                         home=home, verbose=args.verbose, command=shlex.join(["loopline", *args.argv]),
+                         summary_text=local.format_summary)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    print(console.runs_table(_home(args.home)))
     return 0
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -241,7 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="subprocess: steps in this environment (default); docker: every step in the image its "
                           "compiled YAML names (Docker, or podman's API service started for the run; `make images` first)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. an MLflow server (default: the local SQLite store)")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="stream the run's whole log to the terminal (kfp.local, the steps, the libraries) instead of a line per step")
     run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list the past local runs and their pages",
+                          description="List the runs of `loopline run` kept under the local state directory, newest first.")
+    runs.add_argument("--home", help="local state directory (default: $LOOPLINE_HOME or ./.loopline)")
+    runs.set_defaults(func=cmd_runs)
 
     comp = sub.add_parser("compile", help="compile the pipelines and components to YAML",
                           description="Compile both pipelines and every component to YAML.")
@@ -371,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get("LOOPLINE_DEBUG", "") not in ("", "0")
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging(sys.stderr)  # stdout is for results (--json)
     try:
         return args.func(args)

@@ -118,7 +118,9 @@ def _init_kfp_local(home: Path, runner=None) -> Path:
     return root
 
 
-def _run_pipeline(root: Path, name: str, pipeline, check=None, **arguments) -> PipelineRun:
+def _run_pipeline(root: Path, name: str, pipeline, on_pipeline=None, check=None, **arguments) -> PipelineRun:
+    if on_pipeline is not None:
+        on_pipeline(pipeline)
     before = set(root.iterdir())
     started, wall_started = time.perf_counter(), time.time()
     log.info("running pipeline %s with kfp.local", name)
@@ -146,22 +148,23 @@ def step_failure(pipeline: str, exc: RuntimeError, recorded: dict | None) -> Ste
     named = re.search(r"Inner task failed: '([^']+)'", text)
     step = named.group(1) if named else "a step"
     if recorded is None:
-        return StepFailed(f"pipeline {pipeline}: {step} failed: {one_line(exc)} (its log is above)")
+        return StepFailed(f"pipeline {pipeline}: {step} failed: {one_line(exc)}")
     verdict = recorded.get("type") in ("ValidationFailed", "DriftEscalated")
     return StepFailed(f"pipeline {pipeline}: {step} failed: {recorded.get('message', '')}", verdict=verdict)
 
 
-def run_loop(settings: LoopSettings) -> dict[str, Any]:
+def run_loop(settings: LoopSettings, *, on_pipeline=None) -> dict[str, Any]:
     """Run training, then the drift monitor; return the summary (also printed by the CLI).
+    `on_pipeline(pipeline)` is called with each pipeline before it runs.
 
     One run per local state folder at a time; whatever ends the run, the model servers it started
     are stopped (but the champion's, with `keep_serving`)."""
     settings.home.mkdir(parents=True, exist_ok=True)
     with RunLock(settings.home), ServersOfRun(settings.home, settings.model_name, keep_serving=settings.keep_serving):
-        return _run_loop(settings)
+        return _run_loop(settings, on_pipeline)
 
 
-def _run_loop(settings: LoopSettings) -> dict[str, Any]:
+def _run_loop(settings: LoopSettings, on_pipeline=None) -> dict[str, Any]:
     from loopline.pipelines.drift_monitor import build_drift_monitor
     from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
@@ -190,15 +193,16 @@ def _run_loop(settings: LoopSettings) -> dict[str, Any]:
     # Retries are for services in a cluster; on one machine a failure is reported at once.
     training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))
     if settings.runner == "docker":
-        return _run_loop_in_containers(settings, training, drift_monitor)
+        return _run_loop_in_containers(settings, training, drift_monitor, on_pipeline)
     tracking_uri = settings.tracking_uri or registry.local_tracking_uri(home)
     object_store.check_tracking_artifacts(tracking_uri)
     registry.check_store(tracking_uri)  # a corrupt store is found now, not after training
     root = _init_kfp_local(home)
-    return _run_pipelines(settings, root, training, drift_monitor, tracking_uri, home, settings.data_uri, settings.current_uri)
+    return _run_pipelines(settings, root, training, drift_monitor, tracking_uri, home, settings.data_uri, settings.current_uri,
+                          on_pipeline)
 
 
-def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor) -> dict[str, Any]:
+def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor, on_pipeline=None) -> dict[str, Any]:
     """The same loop with kfp.local's DockerRunner; what steps share lives under the pipeline root."""
     home = settings.home
     images = {**container_runner.step_images(training), **container_runner.step_images(drift_monitor)}
@@ -213,7 +217,7 @@ def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor) -> 
         data_uri = container_runner.visible(settings.data_uri, shared)
         current_uri = container_runner.visible(settings.current_uri, shared)
         _init_kfp_local(home, container_runner.docker_runner())
-        summary = _run_pipelines(settings, root, training, drift_monitor, tracking_uri, shared, data_uri, current_uri,
+        summary = _run_pipelines(settings, root, training, drift_monitor, tracking_uri, shared, data_uri, current_uri, on_pipeline,
                                  check=lambda run: container_runner.check_tasks(run, images))
         container_runner.annotate(summary, images, engine.kind)
     (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -221,7 +225,7 @@ def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor) -> 
 
 
 def _run_pipelines(settings: LoopSettings, root: Path, training, drift_monitor, tracking_uri: str, local_home: Path,
-                   data_uri: str, current_uri: str, check=None) -> dict[str, Any]:
+                   data_uri: str, current_uri: str, on_pipeline=None, check=None) -> dict[str, Any]:
     from loopline.pipelines.training import DEFAULT_THRESHOLDS
 
     home = settings.home
@@ -238,11 +242,11 @@ def _run_pipelines(settings: LoopSettings, root: Path, training, drift_monitor, 
         deploy_target="local",
         local_home=str(local_home),
     )
-    runs = [_run_pipeline(root, "training", training, check=check, data_uri=data_uri, **common)]
+    runs = [_run_pipeline(root, "training", training, on_pipeline, check=check, data_uri=data_uri, **common)]
     if current_uri:
         runs.append(
             _run_pipeline(
-                root, "drift_monitor", drift_monitor, check=check,
+                root, "drift_monitor", drift_monitor, on_pipeline, check=check,
                 reference_data_uri=data_uri, current_data_uri=current_uri,
                 drift_share=settings.drift_share, **common,
             )
@@ -332,11 +336,11 @@ LINEAGE_SHOWN = (
 def format_summary(summary: dict[str, Any]) -> str:
     lines = ["", "=" * 78, "Loopline run summary", "=" * 78]
     for entry in summary["pipelines"]:
+        # each step's line was printed as it ended (loopline.console)
         lines.append(f"\n[{entry['pipeline']}] {entry['seconds']}s  ({entry['run_dir']})")
-        for step in entry["steps"]:
-            out = "" if step["output"] is None else f" -> {step['output']}"
-            image = f"  [{step['image']}]" if step.get("image") else ""
-            lines.append(f"  {step['status']:<8} {step['task']:<16} {step['seconds']:>6.1f}s{out}{image}")
+        for step in entry["steps"]:  # a containerized run: which image ran each step
+            if step.get("image"):
+                lines.append(f"  {step['task']:<16} ran in {step['image']}")
         if "drifted" in entry:
             share = entry.get("share_drifted")
             share_text = f"{share:.0%}" if isinstance(share, (int, float)) else "?"

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from loopline import kserve_modes, serving
+from loopline import kserve_modes, progress, serving
 from loopline.cluster_api import ClusterApi  # noqa: F401 - the rollout's API, also used by its callers
 from loopline.errors import DeploymentError
 
@@ -140,7 +140,8 @@ def smoke_test(predict: Callable[[list[dict]], list[list[float]]], rows: list[di
                limits: SmokeLimits) -> SmokeResult:
     """Send the rows one request each; compare with in-process predictions; check errors and p95."""
     latencies, errors, diffs = [], 0, []
-    for row, want in zip(rows, expected, strict=True):
+    for done, (row, want) in enumerate(zip(rows, expected, strict=True)):
+        progress.report("smoke test rows", done, len(rows))
         started = time.perf_counter()
         try:
             got = np.asarray(predict([row])[0], dtype=float)
@@ -155,6 +156,7 @@ def smoke_test(predict: Callable[[list[dict]], list[list[float]]], rows: list[di
         else:
             diffs.append(float(np.max(np.abs(got - want))))
     n = len(rows)
+    progress.report("smoke test rows", n, n)
     result = SmokeResult(
         passed=False, reason="", rows=n, errors=errors,
         max_abs_diff=max(diffs) if diffs else float("nan"),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import tuning, tuning_mlflow, tuning_report
+from loopline import progress, tuning, tuning_mlflow, tuning_report
 from loopline.data import DatasetSpec, read_split
 from loopline.errors import DataError, LooplineError
 from loopline.keras_model import (
@@ -289,8 +289,13 @@ def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: in
     set_seeds(seed)
     model = build_model(data.spec, full_x, params)
     epoch_log = _epoch_log(None, None, None)
+    import keras
+
+    progress.report("final training epochs", 0, epochs)
+    shown = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: progress.report("final training epochs", epoch + 1, epochs))
     model.fit(make_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed), epochs=epochs,
-              callbacks=[epoch_log], shuffle=False, verbose=0)
+              callbacks=[epoch_log, shown], shuffle=False, verbose=0)
     log.info("retrained the best configuration on %d rows for %d epochs", len(full_y), epochs)
     return model, epoch_log.curves
 

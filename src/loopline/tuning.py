@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopline import progress
 from loopline.errors import TuningConfigError
 
 log = logging.getLogger(__name__)
@@ -379,11 +380,15 @@ def run_trials(
     deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
     ran = 0
     waited_since = None
+    reported = None
     while True:
         with warnings.catch_warnings():  # fail_stale_trials is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats (in memory)
         state = budget_state(study)
+        if state.counted != reported:
+            progress.report("tuning trials", min(state.counted, n_trials), n_trials)
+            reported = state.counted
         if state.counted >= n_trials:
             break
         if deadline is not None and time.monotonic() >= deadline:
