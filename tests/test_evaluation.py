@@ -11,12 +11,21 @@ from loopline.errors import GateConfigError
 from loopline.evaluation import (
     ROC_POINTS,
     evaluate_predictions,
-    gate,
     gate_report_markdown,
+    judge,
+    parse_gate_config,
     parse_thresholds,
 )
 
 BINARY = ["0", "1"]
+
+
+def gate(metrics, thresholds, **kwargs):
+    """The gate with its baseline rule off: the rules tested here are the others (the baseline
+    rule has its own tests in test_baseline.py)."""
+    config = parse_gate_config(thresholds)
+    config.baseline = None
+    return judge(metrics, config, **kwargs)
 
 
 def _binary(p_positive) -> np.ndarray:
@@ -281,12 +290,12 @@ def test_gate_report_markdown_has_checks_and_confusion_matrix():
     assert "Model judged: `gs://bucket/models/7`" in text
     assert "Holdout rows: 5" in text
     assert "Champion: none yet (first model)" in lines
-    assert "| gate | metric | challenger | champion | threshold | verdict | reason |" in lines
+    assert "| gate | metric | challenger | champion | baseline | threshold | verdict | reason |" in lines
     auc = evaluation.metrics["roc_auc"]
-    assert f"| absolute | roc_auc | {auc:.4f} | — | >= 0.6 | pass | roc_auc {auc:.4f} meets >= 0.6 |" in lines
-    assert "| absolute | accuracy | 0.4000 | — | >= 0.5 | FAIL | accuracy 0.4000 misses >= 0.5 |" in lines
+    assert f"| absolute | roc_auc | {auc:.4f} | — | — | >= 0.6 | pass | roc_auc {auc:.4f} meets >= 0.6 |" in lines
+    assert "| absolute | accuracy | 0.4000 | — | — | >= 0.5 | FAIL | accuracy 0.4000 misses >= 0.5 |" in lines
     ll = evaluation.metrics["log_loss"]
-    assert f"| absolute | log_loss | {ll:.4f} | — | <= 2 | pass | log_loss {ll:.4f} meets <= 2 |" in lines
+    assert f"| absolute | log_loss | {ll:.4f} | — | — | <= 2 | pass | log_loss {ll:.4f} meets <= 2 |" in lines
     # confusion matrix: header with class names, rows = actual, columns = predicted
     assert "rows: actual, columns: predicted" in text
     assert "| | legit | fraud |" in lines
@@ -302,8 +311,8 @@ def test_gate_report_markdown_passed_and_not_computed():
     text = gate_report_markdown(evaluation, decision)
     assert text.startswith("## Evaluation gate: FAILED")
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| absolute |")}
-    assert rows["pr_auc"].startswith("| absolute | pr_auc | — | — | >= 0.5 | FAIL | pr_auc: not computed")
-    assert rows["roc_auc"] == "| absolute | roc_auc | 1.0000 | — | >= 0.9 | pass | roc_auc 1.0000 meets >= 0.9 |"
+    assert rows["pr_auc"].startswith("| absolute | pr_auc | — | — | — | >= 0.5 | FAIL | pr_auc: not computed")
+    assert rows["roc_auc"] == "| absolute | roc_auc | 1.0000 | — | — | >= 0.9 | pass | roc_auc 1.0000 meets >= 0.9 |"
     assert "Model judged" not in text
 
     passed = gate(evaluation.metrics, {"roc_auc": 0.9})
@@ -589,6 +598,6 @@ def test_report_compares_challenger_and_champion():
     assert "Champion: version 3 (`models:/fraud/3`), evaluated on the same holdout" in lines
     assert "Holdout rows: 4 (SHA-256 `abababababababab…`)" in lines
     row = next(line for line in lines if line.startswith("| relative | roc_auc |"))
-    assert row.startswith("| relative | roc_auc | 1.0000 | 0.9000 | Δ ≥ +0.05 | pass | roc_auc improves by +0.1000")
+    assert row.startswith("| relative | roc_auc | 1.0000 | 0.9000 | — | Δ ≥ +0.05 | pass | roc_auc improves by +0.1000")
     assert "| metric | challenger | champion | Δ |" in lines
     assert "| roc_auc | 1.0000 | 0.9000 | +0.1000 |" in lines

@@ -14,7 +14,8 @@ or sections (any of them; unknown keys are errors):
       "latency": {"max_single_row_p95_ms": 50, "max_batch_p95_ms": 500},
       "fairness": {"slice_column": "channel", "max_demographic_parity_difference": 0.1,
                    "max_auc_gap": 0.1, "min_slice_rows": 20},
-      "allow_champion_load_failure": false
+      "allow_champion_load_failure": false,
+      "baseline": {"metric": "roc_auc", "tolerance": 0.005}
     }
 
 A bare number is a floor for higher-is-better metrics and a ceiling for lower-is-better ones
@@ -22,6 +23,11 @@ A bare number is a floor for higher-is-better metrics and a ceiling for lower-is
 with no champion yet (the first model) they are skipped and the report says so. A champion that
 cannot be loaded fails the gate unless `allow_champion_load_failure` is true. No rule at all is
 an error, and so is a gate where no rule could be applied.
+
+The baseline rule is on by default: the challenger must be no worse than a logistic regression
+fitted on the training split (`loopline.baseline`) on `metric` (default `roc_auc`), by at most
+`tolerance` (default 0.005). `"baseline": false` turns it off; on its own it does not count as
+a configured threshold.
 """
 
 from __future__ import annotations
@@ -51,7 +57,10 @@ LOWER_IS_BETTER = {"log_loss", "brier", "model_size_bytes", *LATENCY_METRICS, *F
 MAX_SLICES = 50
 MISSING_SLICE = "(missing)"
 
-SECTIONS = ("absolute", "relative", "latency", "fairness", "allow_champion_load_failure")
+SECTIONS = ("absolute", "relative", "latency", "fairness", "allow_champion_load_failure", "baseline")
+BASELINE_KEYS = ("metric", "tolerance")
+DEFAULT_BASELINE_METRIC = "roc_auc"
+DEFAULT_BASELINE_TOLERANCE = 0.005
 RELATIVE_KEYS = ("primary", "min_improvement", "min_improvement_relative", "max_regression", "max_regression_relative")
 LATENCY_KEYS = {"max_single_row_p95_ms": "latency_single_p95_ms", "max_batch_p95_ms": "latency_batch_p95_ms"}
 FAIRNESS_KEYS = {
@@ -89,10 +98,13 @@ def _metric_key(label: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", str(label))
 
 
-def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[str]) -> Evaluation:
-    """Holdout metrics from integer labels and class probabilities."""
+def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[str], *,
+                         threshold: float | None = None) -> Evaluation:
+    """Holdout metrics from integer labels and class probabilities. Classes are predicted with
+    the model's decision threshold when it has one (binary), else by arg-max (`decision.classify`)."""
     from sklearn.metrics import (
         accuracy_score,
+        average_precision_score,
         brier_score_loss,
         confusion_matrix,
         f1_score,
@@ -104,8 +116,10 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
         roc_curve,
     )
 
+    from loopline.decision import classify
+
     n_classes = len(classes)
-    predicted = proba.argmax(axis=1)
+    predicted = classify(proba, threshold)
     all_labels = list(range(n_classes))
     metrics: dict[str, float] = {
         "accuracy": accuracy_score(labels, predicted),
@@ -125,6 +139,8 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
     roc = None
     if n_classes == 2:
         metrics["roc_auc"] = roc_auc_score(labels, proba[:, 1])
+        metrics["average_precision"] = average_precision_score(labels, proba[:, 1])
+        metrics["decision_threshold"] = 0.5 if threshold is None else threshold
         metrics["brier"] = brier_score_loss(labels, proba[:, 1])
         fpr, tpr, thr = roc_curve(labels, proba[:, 1])
         # thin the curve to a bounded number of points for the KFP UI
@@ -134,6 +150,9 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
     else:
         metrics["roc_auc"] = roc_auc_score(labels, proba, multi_class="ovr", average="macro", labels=all_labels)
         onehot = np.eye(n_classes)[labels]
+        present = [i for i in all_labels if onehot[:, i].any()]  # AP is undefined for a class with no row
+        metrics["average_precision"] = float(np.mean([average_precision_score(onehot[:, i], proba[:, i])
+                                                      for i in present]))
         metrics["brier"] = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
     cm = confusion_matrix(labels, predicted, labels=all_labels).tolist()
     return Evaluation(
@@ -161,7 +180,7 @@ def slice_values(frame: pd.DataFrame, column: str) -> pd.Series:
 
 def evaluate_slices(
     labels: np.ndarray, proba: np.ndarray, classes: list[str], slices: pd.Series, *, column: str,
-    min_rows: int = DEFAULT_MIN_SLICE_ROWS,
+    min_rows: int = DEFAULT_MIN_SLICE_ROWS, threshold: float | None = None,
 ) -> tuple[SliceReport, dict[str, float], dict[str, str]]:
     """Per-slice accuracy, ROC AUC and predicted-class rates; the demographic-parity difference
     (largest gap between slices in the rate of predicting any one class) and the per-slice AUC
@@ -169,8 +188,10 @@ def evaluate_slices(
     that could be computed and, for the others, why not."""
     from sklearn.metrics import roc_auc_score
 
+    from loopline.decision import classify
+
     n_classes = len(classes)
-    predicted = proba.argmax(axis=1)
+    predicted = classify(proba, threshold)
     values = np.asarray(slices)
     rows: list[dict[str, Any]] = []
     for name in sorted(set(values)):
@@ -269,6 +290,7 @@ def evaluate_model_dir(
 ) -> Evaluation:
     """Load a Loopline SavedModel and evaluate it on the holdout split: quality metrics, slices,
     latency and size."""
+    from loopline.decision import stored_threshold
     from loopline.training import encode_labels
 
     slices = slice_values(holdout, slice_column) if slice_column else None
@@ -282,10 +304,11 @@ def evaluate_model_dir(
         raise DataError(f"the holdout split lacks the target column '{spec.target}'")
     labels = encode_labels(holdout, spec)
     proba = model.predict_frame(holdout)
-    result = evaluate_predictions(labels, proba, spec.classes)
+    threshold = stored_threshold(model.metadata)
+    result = evaluate_predictions(labels, proba, spec.classes, threshold=threshold)
     if slices is not None:
         result.slices, fairness, result.notes = evaluate_slices(
-            labels, proba, spec.classes, slices, column=slice_column, min_rows=min_slice_rows
+            labels, proba, spec.classes, slices, column=slice_column, min_rows=min_slice_rows, threshold=threshold
         )
         result.metrics.update(fairness)
     if latency:
@@ -298,7 +321,8 @@ def evaluate_model_dir(
     return result
 
 
-_HEADLINE = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
+_HEADLINE = ("accuracy", "roc_auc", "average_precision", "decision_threshold", "log_loss", "brier", "f1_macro",
+             "latency_single_p95_ms")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,12 +351,21 @@ class RelativeRule:
 
 
 @dataclass
+class BaselineRule:
+    """The challenger is no worse than the baseline on `metric` by more than `tolerance`."""
+
+    metric: str = DEFAULT_BASELINE_METRIC
+    tolerance: float = DEFAULT_BASELINE_TOLERANCE
+
+
+@dataclass
 class GateConfig:
     rules: list[Rule] = field(default_factory=list)
     relative: list[RelativeRule] = field(default_factory=list)
     slice_column: str = ""
     min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
     allow_champion_load_failure: bool = False
+    baseline: BaselineRule | None = field(default_factory=BaselineRule)  # None: the rule is off
 
     @property
     def needs_champion(self) -> bool:
@@ -408,6 +441,21 @@ def _parse_relative(section: dict[str, Any]) -> list[RelativeRule]:
     return rules
 
 
+def _parse_baseline(section: Any) -> BaselineRule | None:
+    if section is False:
+        return None
+    if section is True:
+        return BaselineRule()
+    _unknown(_mapping(section, "baseline"), BASELINE_KEYS, "baseline")
+    metric = section.get("metric", DEFAULT_BASELINE_METRIC)
+    if not isinstance(metric, str) or not metric:
+        raise GateConfigError(f"baseline.metric must be a metric name, got {metric!r}")
+    tolerance = _number(section.get("tolerance", DEFAULT_BASELINE_TOLERANCE), "baseline.tolerance")
+    if tolerance < 0:
+        raise GateConfigError(f"baseline.tolerance must not be negative, got {tolerance!r}")
+    return BaselineRule(metric, tolerance)
+
+
 def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
     """Read the gate configuration (see the module docstring); fail on anything unclear."""
     if not config:
@@ -455,7 +503,10 @@ def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
     if not isinstance(allow, bool):
         raise GateConfigError(f"allow_champion_load_failure must be true or false, got {allow!r}")
     out.allow_champion_load_failure = allow
-    if not out.rules and not out.relative:
+    if "baseline" in config:
+        out.baseline = _parse_baseline(config["baseline"])
+    explicit_baseline = out.baseline is not None and config.get("baseline") not in (None, True)
+    if not out.rules and not out.relative and not explicit_baseline:
         raise GateConfigError(
             "no gate thresholds configured: the sections given hold no rule (add an absolute, relative, "
             "latency or fairness threshold)"
@@ -504,6 +555,7 @@ class GateCheck:
     champion: float | None = None
     rule: str = ""  # the threshold as shown in the report
     status: str = ""  # pass | FAIL | skipped | allowed
+    baseline: float | None = None  # the baseline's value of the metric
 
     def __post_init__(self):
         self.rule = self.rule or f"{self.op} {self.threshold:g}"
@@ -515,6 +567,7 @@ class GateDecision:
     passed: bool
     checks: list[GateCheck] = field(default_factory=list)
     champion: Champion | None = None
+    baseline: Evaluation | None = None
 
     @property
     def reason(self) -> str:
@@ -575,17 +628,47 @@ def _relative_check(rule: RelativeRule, metrics: dict[str, float], champion: dic
                      f"{'within' if ok else 'exceeds'} {text}")
 
 
+def _baseline_check(rule: BaselineRule, metrics: dict[str, float], baseline: Evaluation | None) -> GateCheck:
+    sign = 1.0 if _higher_is_better(rule.metric) else -1.0
+    value = metrics.get(rule.metric)
+    base = baseline.metrics.get(rule.metric) if baseline else None
+    text = f"worse by ≤ {rule.tolerance:g}"
+
+    def check(ok: bool, reason: str) -> GateCheck:
+        return GateCheck(rule.metric, value, "<=", rule.tolerance, ok, reason, kind="baseline", rule=text,
+                         baseline=base)
+
+    if baseline is None:
+        return check(False, "the baseline was not evaluated (the gate needs the training split to fit it)")
+    if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
+        who = "challenger" if value is None or not math.isfinite(value) else "baseline"
+        return check(False, f"{rule.metric}: no finite value for the {who}")
+    gain = sign * (value - base)
+    ok = max(0.0, -gain) <= rule.tolerance
+    direction = "worse" if gain < 0 else "better"
+    return check(ok, f"{rule.metric} is {direction} than the {_baseline_name()} by {abs(gain):.4f} "
+                     f"({value:.4f} vs {base:.4f}); {'within' if ok else 'exceeds'} {text}")
+
+
+def _baseline_name() -> str:
+    from loopline.baseline import NAME
+
+    return f"{NAME} baseline"
+
+
 def judge(
     metrics: dict[str, float],
     config: GateConfig,
     *,
     champion: Champion | None = None,
     notes: dict[str, str] | None = None,
+    baseline: Evaluation | None = None,
 ) -> GateDecision:
-    """Apply every rule, fail closed. `champion=None` means there is no champion (first model)."""
+    """Apply every rule, fail closed. `champion=None` means there is no champion (first model);
+    `baseline` is the baseline's evaluation on the same holdout (the baseline rule fails without it)."""
     champion = champion or Champion(status="none")
     notes = notes or {}
-    decision = GateDecision(passed=True, champion=champion)
+    decision = GateDecision(passed=True, champion=champion, baseline=baseline)
     for rule in config.rules:
         decision.checks.append(_absolute_check(rule, metrics, notes, champion.metrics))
     if champion.status == "failed":
@@ -606,8 +689,13 @@ def judge(
                 GateCheck(rule.metric, metrics.get(rule.metric), check.op, rule.threshold, True,
                           f"{why}: relative gate skipped", kind="relative", rule=check.rule, status="skipped")
             )
-    applied = [c for c in decision.checks if c.status in ("pass", "FAIL")]
-    if not applied:
+    if config.baseline is not None:
+        decision.checks.append(_baseline_check(config.baseline, metrics, baseline))
+    if baseline is not None:
+        for c in decision.checks:
+            c.baseline = baseline.metrics.get(c.metric)
+    applied = [c for c in decision.checks if c.status in ("pass", "FAIL") and c.kind != "baseline"]
+    if not applied and config.rules + config.relative:
         decision.checks.append(
             GateCheck("-", None, "", 0.0, False,
                       "no gate could be applied: the only rules are relative and there is no champion to compare "
@@ -619,9 +707,9 @@ def judge(
 
 
 def gate(metrics: dict[str, float], thresholds: dict[str, Any], *, champion: Champion | None = None,
-         notes: dict[str, str] | None = None) -> GateDecision:
+         notes: dict[str, str] | None = None, baseline: Evaluation | None = None) -> GateDecision:
     """Parse `thresholds` and judge `metrics` (see `judge`)."""
-    return judge(metrics, parse_gate_config(thresholds), champion=champion, notes=notes)
+    return judge(metrics, parse_gate_config(thresholds), champion=champion, notes=notes, baseline=baseline)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,15 +735,18 @@ def gate_table_markdown(decision: GateDecision, *, model_uri: str = "", rows: in
     if decision.champion is not None:
         skipped = any(c.kind == "relative" and c.status == "skipped" for c in decision.checks)
         lines.append(f"Champion: {decision.champion.describe()}" + ("; relative gates are skipped" if skipped else ""))
+    if decision.baseline is not None:
+        lines.append(f"Baseline: {_baseline_name()} fitted on the training split, evaluated on the same holdout")
     lines += [
         "",
-        "| gate | metric | challenger | champion | threshold | verdict | reason |",
-        "|---|---|---|---|---|---|---|",
+        "| gate | metric | challenger | champion | baseline | threshold | verdict | reason |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in decision.checks:
         reason = c.reason.replace("|", "\\|")
         lines.append(
-            f"| {c.kind} | {c.metric} | {_fmt(c.value)} | {_fmt(c.champion)} | {c.rule} | {c.status} | {reason} |"
+            f"| {c.kind} | {c.metric} | {_fmt(c.value)} | {_fmt(c.champion)} | {_fmt(c.baseline)} | {c.rule} | "
+            f"{c.status} | {reason} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -671,7 +762,14 @@ def gate_report_markdown(
     champion = decision.champion.evaluation if decision.champion else None
     lines = [gate_table_markdown(decision, model_uri=model_uri, rows=evaluation.rows, holdout_sha256=holdout_sha256)]
     lines += ["### Holdout metrics", ""]
-    if champion:
+    if decision.baseline is not None:
+        others = [("champion", champion.metrics)] if champion else []
+        others.append(("baseline", decision.baseline.metrics))
+        lines += ["| metric | challenger | " + " | ".join(name for name, _ in others) + " |",
+                  "|---|---|" + "---|" * len(others)]
+        for key, value in sorted(evaluation.metrics.items()):
+            lines.append(f"| {key} | {_fmt(value)} | " + " | ".join(_fmt(m.get(key)) for _, m in others) + " |")
+    elif champion:
         lines += ["| metric | challenger | champion | Δ |", "|---|---|---|---|"]
         for key, value in sorted(evaluation.metrics.items()):
             base = champion.metrics.get(key)

@@ -210,6 +210,11 @@ def train_model(
     metrics.log_metric("trials_run_by_this_step", result.ran_here)
     metrics.log_metric("epochs_trained_in_tuning", result.trained_epochs)
     metrics.log_metric("final_epochs", result.epochs)
+    for phase, rows in result.rows.items():  # which rows each phase used
+        metrics.log_metric(f"rows_{phase}", rows)
+    threshold = result.decision.get("decision_threshold")
+    if threshold:
+        metrics.log_metric("decision_threshold", round(threshold["value"], 6))
     for name, values in result.curves.items():
         if values:
             metrics.log_metric(f"final_{name}", round(values[-1], 6))
@@ -226,6 +231,8 @@ def train_model(
         "storage": tuning.masked(storage_url) or "in-memory",
         "trials": states,
         "final_curves": result.curves,
+        "rows": result.rows,
+        **result.decision,
     }
     Path(best_params.path).parent.mkdir(parents=True, exist_ok=True)
     Path(best_params.path).write_text(json.dumps(best, indent=2, sort_keys=True))
@@ -243,6 +250,8 @@ def train_model(
             f"best_validation_{objective}": result.best_value,
             "study_name": result.study_name,
             "trained_on_sha256": spec.source_sha256,
+            "rows": result.rows,
+            **({"decision_threshold": threshold} if threshold else {}),
             **({"mlflow_model_uri": result.model_uri} if result.model_uri else {}),
         }
     )
@@ -304,9 +313,10 @@ def evaluate_model(
     blessing,
     tracking_uri: str = "",
     model_name: str = "",
+    train=None,
 ) -> bool:
-    """Judge the model on the holdout, beside the registered champion; write the report and the
-    blessing. Returns whether the gate passed."""
+    """Judge the model on the holdout, beside the registered champion and a baseline fitted on
+    the training split; write the report and the blessing. Returns whether the gate passed."""
     import tempfile
 
     from loopline import blessing as blessing_lib
@@ -316,6 +326,11 @@ def evaluate_model(
     config = evaluation.parse_gate_config(thresholds)  # fail closed before any work
     if config.needs_champion and not (tracking_uri and model_name):
         raise GateConfigError("relative gates compare with the champion: give tracking_uri and model_name")
+    if config.baseline is not None and train is None:
+        raise GateConfigError(
+            "the baseline gate fits a logistic regression on the training split: connect train, "
+            "or turn the rule off with thresholds {..., \"baseline\": false}"
+        )
     holdout_df, spec = data_lib.read_split(holdout.path)
     holdout_sha256 = data_lib.file_sha256(holdout.path)
     log.info("judging %s on the holdout %s (%d rows)", model.uri, holdout.uri, len(holdout_df))
@@ -333,13 +348,26 @@ def evaluate_model(
                 tracking_uri=tracking_uri, model_name=model_name, holdout=holdout_df, spec=spec, workdir=workdir,
                 slice_column=config.slice_column, min_slice_rows=config.min_slice_rows,
             )
-    decision = evaluation.judge(result.metrics, config, champion=champion, notes=result.notes)
+    baseline = None
+    if config.baseline is not None:
+        from loopline import baseline as baseline_lib
+
+        train_df, _ = data_lib.read_split(train.path)
+        fitted = baseline_lib.fit_baseline(train_df, spec)
+        baseline = evaluation.evaluate_predictions(
+            evaluation_labels(holdout_df, spec), fitted.predict_proba(holdout_df), spec.classes)
+        log.info("baseline (%s, %d training rows) on the holdout: %s", baseline_lib.NAME, fitted.rows,
+                 ", ".join(f"{k}={baseline.metrics[k]:.4f}" for k in ("roc_auc", "accuracy") if k in baseline.metrics))
+    decision = evaluation.judge(result.metrics, config, champion=champion, notes=result.notes, baseline=baseline)
 
     for key, value in result.metrics.items():
         metrics.log_metric(key, round(value, 6))
     if champion.evaluation is not None:
         for key, value in champion.metrics.items():
             metrics.log_metric(f"champion_{key}", round(value, 6))
+    if baseline is not None:
+        for key, value in baseline.metrics.items():
+            metrics.log_metric(f"baseline_{key}", round(value, 6))
     metrics.log_metric("gate_passed", 1.0 if decision.passed else 0.0)
     classification_metrics.log_confusion_matrix(result.classes, result.confusion_matrix)
     if result.roc:
@@ -360,6 +388,7 @@ def evaluate_model(
         reason=decision.reason,
         metrics=result.metrics,
         champion=champion_record,
+        baseline={"model": "logistic_regression", "metrics": baseline.metrics} if baseline else None,
         gate_report=evaluation.gate_table_markdown(decision, model_uri=model.uri, rows=result.rows,
                                                    holdout_sha256=holdout_sha256),
         gate_config=thresholds,
@@ -367,6 +396,13 @@ def evaluate_model(
     blessing.metadata.update({"blessed": decision.passed, "model_uri": model.uri, "holdout_sha256": holdout_sha256,
                               "champion_version": champion_record.get("version", "")})
     return decision.passed
+
+
+def evaluation_labels(frame, spec):
+    """The holdout's labels as class indices."""
+    from loopline.training import encode_labels
+
+    return encode_labels(frame, spec)
 
 
 def register_model(

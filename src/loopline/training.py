@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopline.budget import steps_per_epoch, tuning_rows
 from loopline.data import DatasetSpec
 from loopline.errors import DataError, LooplineError
 
@@ -52,6 +53,8 @@ class TuningResult:
     ran_here: int = 0  # trials this process ran (the rest came from earlier runs or other workers)
     curves: dict[str, list[float]] = field(default_factory=dict)  # the final training, per epoch
     model_uri: str = ""  # MLflow model of the final training, when tracked
+    rows: dict[str, int] = field(default_factory=dict)  # rows each phase used
+    decision: dict[str, Any] = field(default_factory=dict)  # decision threshold and class weights
 
 
 @dataclass
@@ -150,13 +153,16 @@ def _as_model_inputs(features: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_size: int, *, shuffle_seed=None):
+def _dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_size: int, *, shuffle_seed=None,
+             repeat: bool = False):
     import tensorflow as tf
 
     inputs = _as_model_inputs(features)
     ds = tf.data.Dataset.from_tensor_slices(inputs if labels is None else (inputs, labels))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(next(iter(features.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:  # epochs of a fixed number of steps (small data: `budget.steps_per_epoch`)
+        ds = ds.repeat()
     ds = ds.batch(int(batch_size))
     if tf.config.threading.get_intra_op_parallelism_threads() == 1:
         # a worker limited to one core (a tuning pod with a CPU limit of 1): batches are made in
@@ -312,6 +318,11 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
             best_epoch, value = _best_epoch(curves.get(settings.metric, []), settings.direction)
             if not np.isfinite(value):
                 raise tuning.TrialFailed(f"the validation {settings.objective} is not finite (the loss diverged)")
+            if len(data.spec.classes) == 2:  # the trial's best weights: its threshold on the validation split
+                from loopline.decision import THRESHOLD_KEY, choose_threshold
+
+                proba = predict_proba(model, data.val_x)
+                trial.set_user_attr(THRESHOLD_KEY, choose_threshold(data.val_y, proba[:, 1]))
         except optuna.TrialPruned as pruned:
             curves = getattr(pruned, "curves", {})
             trial.set_user_attr("epochs", _epochs(curves))
@@ -361,10 +372,14 @@ def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> 
     # the log first: the others read the objective it adds. The pruning callback reports every
     # epoch's value to the study (with pruner "none" the study's NopPruner never prunes).
     callbacks = [epoch_log, stop, pruning_callback_class(trial, settings.metric)]
+    steps = steps_per_epoch(len(data.train_y), int(params["batch_size"]))
     try:
         model.fit(
-            _dataset(data.train_x, data.train_y, params["batch_size"], shuffle_seed=settings.seed),
+            _dataset(data.train_x, data.train_y, params["batch_size"], shuffle_seed=settings.seed,
+                     repeat=steps is not None),
             epochs=settings.max_epochs,
+            steps_per_epoch=steps,
+            class_weight=_class_weight(data.train_y, data.spec),
             callbacks=callbacks,
             shuffle=False,  # the dataset shuffles itself, seeded
             verbose=0,
@@ -389,6 +404,7 @@ def tune(
     """Run this process's share of the study: trials until it holds `settings.n_trials`."""
     from loopline import tuning
 
+    train, validation = tuning_rows(train, validation, spec.target, seed=settings.seed)
     data = prepare(train, validation, spec)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     storage = tuning.open_storage(
@@ -415,6 +431,12 @@ def tune(
                     tracker=tracker)
 
 
+def _class_weight(labels: np.ndarray, spec: DatasetSpec) -> dict[int, float] | None:
+    from loopline.decision import class_weights
+
+    return class_weights(labels, len(spec.classes))
+
+
 def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: int):
     """Fit a configuration on train + validation together; return the model and its curves."""
     full_x = {k: np.concatenate([data.train_x[k], data.val_x[k]]) for k in data.train_x}
@@ -422,9 +444,12 @@ def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: in
     _set_seeds(seed)
     model = build_model(data.spec, full_x, params)
     epoch_log = _epoch_log(None, None, None)
-    model.fit(_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed), epochs=epochs,
+    steps = steps_per_epoch(len(full_y), int(params["batch_size"]))
+    model.fit(_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed, repeat=steps is not None),
+              epochs=epochs, steps_per_epoch=steps, class_weight=_class_weight(full_y, data.spec),
               callbacks=[epoch_log], shuffle=False, verbose=0)
-    log.info("retrained the best configuration on %d rows for %d epochs", len(full_y), epochs)
+    log.info("retrained the best configuration on %d rows for %d epochs%s", len(full_y), epochs,
+             f" of {steps} steps" if steps else "")
     return model, epoch_log.curves
 
 
@@ -479,12 +504,17 @@ def tune_and_train(
     params = dict(best.params)
     epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or max_epochs)
     model, curves = retrain(data, params, epochs=epochs, seed=seed)
-    export_saved_model(model, spec, export_dir, params=params)
+    decision = _decision_metadata(best, data)
+    export_saved_model(model, spec, export_dir, params=params, decision=decision)
+    tuned_train, tuned_validation = tuning_rows(train, validation, spec.target, seed=seed)
     trials = tuning.trial_summaries(study)
     result = TuningResult(
         best_params=params, best_value=float(best.value), trials=trials, export_dir=str(export_dir),
         objective=objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
         trained_epochs=sum(t["epochs"] or 0 for t in trials), ran_here=run.ran, curves=curves,
+        rows={"tuning_train": len(tuned_train), "tuning_validation": len(tuned_validation),
+              "final_train": len(train) + len(validation)},
+        decision=decision,
     )
     if report_path:
         tuning.report_html(study, settings=settings, study_name=run.study_name,
@@ -500,8 +530,24 @@ def tune_and_train(
     return result
 
 
-def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any]) -> Path:
-    """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature."""
+def _decision_metadata(best_trial, data: PreparedData) -> dict[str, Any]:
+    """The decision threshold (binary: the best trial's, chosen on the validation split) and the
+    class weights training used, as the SavedModel's metadata keeps them."""
+    from loopline.decision import THRESHOLD_KEY, threshold_record
+
+    out: dict[str, Any] = {"class_weight": _class_weight(np.concatenate([data.train_y, data.val_y]), data.spec)}
+    if THRESHOLD_KEY in best_trial.user_attrs:
+        out[THRESHOLD_KEY] = threshold_record(best_trial.user_attrs[THRESHOLD_KEY], data.spec.classes[1],
+                                              rows=len(data.val_y))
+        log.info("decision threshold %.4f (F1 of class '%s' on %d validation rows)",
+                 out[THRESHOLD_KEY]["value"], data.spec.classes[1], len(data.val_y))
+    return out
+
+
+def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any],
+                       decision: dict[str, Any] | None = None) -> Path:
+    """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature;
+    `decision` (the decision threshold, the class weights) goes into its metadata."""
     import tensorflow as tf
     from keras.export import ExportArchive
 
@@ -527,6 +573,7 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
         "signature": "serving_default",
         "output": "probabilities",
         "params": params,
+        **(decision or {}),
     }
     (Path(export_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
     log.info("exported SavedModel to %s", target)
