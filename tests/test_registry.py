@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from loopline import registry
+from loopline import logs, registry
 from loopline.data import read_split
 from loopline.errors import LooplineError
 
 
 @pytest.fixture()
 def tracking_uri(tmp_path):
-    registry.quiet()
+    logs.quiet_libraries()
     return registry.local_tracking_uri(tmp_path / "home")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loopline import registry
+from loopline import logs, registry
 from loopline.data import file_sha256, read_split
 from loopline.errors import BlessingError, RegistryError
 
@@ -26,7 +26,7 @@ BEAT_THE_CHAMPION = {"absolute": {"roc_auc": 0.6}, "relative": {"min_improvement
 
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch):
-    registry.quiet()
+    logs.quiet_libraries()
     monkeypatch.setenv(registry.GIT_COMMIT_ENV, COMMIT)
 
 
@@ -96,9 +96,9 @@ def test_registration_with_signature_input_example_lineage_and_idempotency(train
 def test_registration_saves_the_input_example_without_importing_tensorflow(trained_model, splits, tmp_path):
     code = f"""
 import sys
-from loopline import registry
+from loopline import logs, registry
 from loopline.data import read_split
-registry.quiet()
+logs.quiet_libraries()
 holdout, spec = read_split({str(splits['holdout'])!r})
 version = registry.register({str(trained_model)!r}, tracking_uri=registry.local_tracking_uri({str(tmp_path)!r}),
     model_name="no-tf", pipeline_run="r", tags={{}}, params={{}}, metrics={{}},

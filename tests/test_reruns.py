@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kfp import dsl
 
-from loopline import components, params, registry, reruns, submit
+from loopline import components, logs, params, registry, reruns, submit
 from loopline.compile import _normalise
 from loopline.errors import LooplineError
 
@@ -23,7 +23,7 @@ ARGUMENTS = {"data_uri": "s3://data/current.csv", "target": "is_fraud", "thresho
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory):
     """One real MLflow store (SQLite) for the module; each test has a registered model of its own."""
-    registry.quiet()
+    logs.quiet_libraries()
     return registry.local_tracking_uri(tmp_path_factory.mktemp("home"))
 
 

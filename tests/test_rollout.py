@@ -13,7 +13,7 @@ import yaml
 from loopline import rollout, serving
 from loopline.data import read_split
 from loopline.errors import DeploymentError
-from loopline.training import ServingModel
+from loopline.model_contract import ServingModel
 
 from .conftest import ROOT
 from .standins.kubernetes_api import KubernetesApiStandIn

@@ -10,13 +10,9 @@ import pytest
 
 from loopline.data import read_split
 from loopline.errors import DataError
-from loopline.training import (
-    METADATA_FILE,
-    ServingModel,
-    check_search_space,
-    encode_labels,
-    tune_and_train,
-)
+from loopline.model_contract import METADATA_FILE, ServingModel, encode_labels
+from loopline.training import tune_and_train
+from loopline.tuning import check_search_space
 
 
 def test_export_is_tf_serving_layout_with_metadata(trained_model):

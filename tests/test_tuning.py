@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from kfp import dsl
 
-from loopline import components, tuning
+from loopline import components, tuning, tuning_worker
 from loopline.data import read_split, write_split
 from loopline.errors import DataError, LooplineError, TuningConfigError
 
@@ -258,7 +258,7 @@ def test_failed_trials_are_recorded_and_a_study_without_a_completed_trial_is_an_
 
 
 def _worker(small_splits, url, name, *, n_trials, worker=1, max_epochs=3, threads=1, grace=4.0, log_path=None):
-    command = tuning.worker_command(
+    command = tuning_worker.worker_command(
         train=small_splits["train"], validation=small_splits["validation"], storage_url=url, study_name=name,
         n_trials=n_trials, max_epochs=max_epochs, worker=worker, threads=threads, seed=9, pruner="none",
         search_space=TINY_SPACE, heartbeat_interval=1.0, grace_period=grace,

@@ -1,4 +1,7 @@
-"""KFP component: drift too large to retrain automatically fails the monitor for a person."""
+"""KFP component: drift too large to retrain automatically fails the monitor for a person.
+
+The work is done by `loopline.executors.check_drift_escalation` (src/loopline/executors/check_drift_escalation.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import Input, Metrics
@@ -28,9 +31,10 @@ def check_drift_escalation(
     Returns:
         Output: True when retraining may go ahead (the step fails otherwise).
     """
-    from loopline import steps
+    from loopline.executors import check_drift_escalation as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    return steps.check_drift_escalation(
+    setup_logging()
+    return executor.run(
         metrics=metrics, drift_share=drift_share, escalation_threshold=escalation_threshold, rerun_mode=rerun_mode,
     )

@@ -1,4 +1,7 @@
-"""KFP component: roll a registered model out with KServe (canary, smoke test, promote or roll back)."""
+"""KFP component: roll a registered model out with KServe (canary, smoke test, promote or roll back).
+
+The work is done by `loopline.executors.deploy_model` (src/loopline/executors/deploy_model.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
@@ -65,10 +68,11 @@ def deploy_model(
         report: Markdown account of the rollout: steps, smoke test, decision and reason.
         Output: The rollout action: created, promoted, rolled_back or noop.
     """
-    from loopline import steps
+    from loopline.executors import deploy_model as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    return steps.deploy_model(
+    setup_logging()
+    return executor.run(
         model_name=model_name, model_version=model_version, tracking_uri=tracking_uri, holdout=holdout,
         manifest=manifest, report=report, target=target, namespace=namespace, storage_uri=storage_uri,
         pipeline_run=pipeline_run, canary_percent=canary_percent, deployment_mode=deployment_mode,

@@ -1,4 +1,7 @@
-"""KFP component: data drift between a reference and a current window."""
+"""KFP component: data drift between a reference and a current window.
+
+The work is done by `loopline.executors.detect_drift` (src/loopline/executors/detect_drift.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Markdown, Metrics, Output
@@ -58,10 +61,11 @@ def detect_drift(
         table: JSON table of every feature's statistics and verdict.
         Output: True when the dataset drifted.
     """
-    from loopline import steps
+    from loopline.executors import detect_drift as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    return steps.detect_drift(
+    setup_logging()
+    return executor.run(
         current_data_uri=current_data_uri, target=target, report=report, metrics=metrics,
         summary=summary, table=table, reference_data_uri=reference_data_uri,
         tracking_uri=tracking_uri, model_name=model_name, feature_kinds=feature_kinds,

@@ -1,4 +1,7 @@
-"""KFP component: holdout evaluation beside the champion, and the fail-closed gate."""
+"""KFP component: holdout evaluation beside the champion, and the fail-closed gate.
+
+The work is done by `loopline.executors.evaluate_model` (src/loopline/executors/evaluate_model.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import (
@@ -55,10 +58,11 @@ def evaluate_model(
         blessing: JSON record of the verdict with the exact model URI, model and holdout SHA-256 it judged; registration checks it.
         Output: True when every gate passed.
     """
-    from loopline import steps
+    from loopline.executors import evaluate_model as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    return steps.evaluate_model(
+    setup_logging()
+    return executor.run(
         model=model, holdout=holdout, thresholds=thresholds, metrics=metrics,
         classification_metrics=classification_metrics, report=report, blessing=blessing,
         tracking_uri=tracking_uri, model_name=model_name, train=train,

@@ -1,4 +1,7 @@
-"""KFP component: read a CSV/Parquet dataset and split it into train / validation / holdout."""
+"""KFP component: read a CSV/Parquet dataset and split it into train / validation / holdout.
+
+The work is done by `loopline.executors.load_data` (src/loopline/executors/load_data.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
@@ -35,10 +38,11 @@ def load_data(
         validation: Validation split used for tuning.
         holdout: Holdout split used only by evaluation.
     """
-    from loopline import steps
+    from loopline.executors import load_data as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    steps.load_data(
+    setup_logging()
+    executor.run(
         data_uri=data_uri, target=target, train=train, validation=validation, holdout=holdout,
         feature_kinds=feature_kinds, ignore_columns=ignore_columns,
         validation_fraction=validation_fraction, holdout_fraction=holdout_fraction, seed=seed,

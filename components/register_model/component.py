@@ -1,4 +1,7 @@
-"""KFP component: register a blessed model in MLflow as the `challenger`, with its lineage."""
+"""KFP component: register a blessed model in MLflow as the `challenger`, with its lineage.
+
+The work is done by `loopline.executors.register_model` (src/loopline/executors/register_model.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model
@@ -47,10 +50,11 @@ def register_model(
     Returns:
         Output: The registered model version.
     """
-    from loopline import steps
+    from loopline.executors import register_model as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    return steps.register_model(
+    setup_logging()
+    return executor.run(
         model=model, blessing=blessing, train=train, holdout=holdout, tracking_uri=tracking_uri,
         model_name=model_name, pipeline_run=pipeline_run, pipeline_name=pipeline_name,
         pipeline_run_id=pipeline_run_id, image_refs=image_refs, extra_tags=extra_tags,

@@ -1,4 +1,7 @@
-"""KFP component: Optuna-tuned Keras tabular classifier, exported as a TF Serving SavedModel."""
+"""KFP component: Optuna-tuned Keras tabular classifier, exported as a TF Serving SavedModel.
+
+The work is done by `loopline.executors.train_model` (src/loopline/executors/train_model.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
@@ -54,10 +57,11 @@ def train_model(
         best_params: JSON file with the best hyperparameters, objective, study and the final training curves.
         report: HTML (opens offline) with the optimization history, parameter importances, intermediate values and training curves.
     """
-    from loopline import steps
+    from loopline.executors import train_model as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    steps.train_model(
+    setup_logging()
+    executor.run(
         train=train, validation=validation, model=model, metrics=metrics, best_params=best_params, report=report,
         n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, search_space=search_space,
         seed=seed, objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name,

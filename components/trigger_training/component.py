@@ -1,4 +1,7 @@
-"""KFP component: submit a new run of the compiled training pipeline, with cooldown and dedupe."""
+"""KFP component: submit a new run of the compiled training pipeline, with cooldown and dedupe.
+
+The work is done by `loopline.executors.trigger_training` (src/loopline/executors/trigger_training.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import Markdown, Output, OutputPath
@@ -74,10 +77,11 @@ def trigger_training(
         run: The training run this monitor run started; empty when none.
         Output: True when a training run was started by this monitor run.
     """
-    from loopline import steps
+    from loopline.executors import trigger_training as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    return steps.trigger_training(
+    setup_logging()
+    return executor.run(
         arguments={
             "data_uri": data_uri, "target": target, "tracking_uri": tracking_uri, "model_name": model_name,
             "thresholds": thresholds, "feature_kinds": feature_kinds, "ignore_columns": ignore_columns,

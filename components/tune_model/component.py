@@ -1,4 +1,7 @@
-"""KFP component: one worker of an Optuna study shared through an RDB storage."""
+"""KFP component: one worker of an Optuna study shared through an RDB storage.
+
+The work is done by `loopline.executors.tune_model` (src/loopline/executors/tune_model.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
@@ -49,10 +52,11 @@ def tune_model(
     Returns:
         metrics: Trials and epochs run by this worker, trials in the study, the study's best value.
     """
-    from loopline import steps
+    from loopline.executors import tune_model as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    steps.tune_model(
+    setup_logging()
+    executor.run(
         train=train, validation=validation, metrics=metrics, worker=worker, n_trials=n_trials,
         max_epochs=max_epochs, timeout_seconds=timeout_seconds, search_space=search_space, seed=seed,
         objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name,

@@ -1,4 +1,7 @@
-"""KFP component: validate the splits with a Great Expectations suite inferred from reference data."""
+"""KFP component: validate the splits with a Great Expectations suite inferred from reference data.
+
+The work is done by `loopline.executors.validate_data` (src/loopline/executors/validate_data.py).
+"""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
@@ -46,10 +49,11 @@ def validate_data(
         result: JSON result with the outcome, skew score, failures and every check, for other steps to read.
         Output: True unless the outcome is block.
     """
-    from loopline import steps
+    from loopline.executors import validate_data as executor
+    from loopline.logs import setup_logging
 
-    steps.setup_logging()
-    return steps.validate_data(
+    setup_logging()
+    return executor.run(
         train=train, validation=validation, holdout=holdout, report=report, metrics=metrics,
         summary=summary, result=result, fail_on_error=fail_on_error,
         reference_data_uri=reference_data_uri, suite_uri=suite_uri,

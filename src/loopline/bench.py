@@ -35,7 +35,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.steps import loopline_home
+from loopline import data, drift, local, serving, training, tuning, tuning_worker, validation
+from loopline.data import DEMO_IGNORE, DEMO_TARGET
+from loopline.home import loopline_home
+from loopline.logs import setup_logging
+from loopline.model_contract import ServingModel
+from loopline.training import tune_and_train
+from loopline.validation import ExpectationSpec
 
 ROWS_1M = 1_000_000
 N_NUMERIC = 20
@@ -183,8 +189,6 @@ def evidently_default(reference: pd.DataFrame, current: pd.DataFrame) -> dict[st
 
 
 def bench_drift_1m(home: Path) -> list[dict[str, Any]]:
-    from loopline import drift
-
     folder = home / "drift_1m"
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -308,8 +312,6 @@ def pandas_checks(frame: pd.DataFrame, expectations) -> list[bool]:
 
 
 def bench_validate_1m(home: Path) -> list[dict[str, Any]]:
-    from loopline import validation
-
     folder = home / "validate_1m"
     folder.mkdir(parents=True, exist_ok=True)
     reference = wide_frame(ROWS_1M, seed=1)
@@ -367,8 +369,6 @@ def bench_validate_1m(home: Path) -> list[dict[str, Any]]:
 
 
 def _spec_of(gx_result):
-    from loopline.validation import ExpectationSpec
-
     config = gx_result.expectation_config
     return ExpectationSpec(config.type, dict(config.kwargs))
 
@@ -379,8 +379,6 @@ def _spec_of(gx_result):
 
 def bench_local_loop(home: Path) -> list[dict[str, Any]]:
     """Wall time of every step of `loopline run` on the demo data with default settings."""
-    from loopline import local
-    from loopline.data import DEMO_IGNORE, DEMO_TARGET
 
     home = home / "local_loop"
     if home.exists():
@@ -425,8 +423,6 @@ def _latency_stats(call, batches: list, repeats: int) -> dict[str, float]:
 
 def bench_serving_local(home: Path) -> list[dict[str, Any]]:
     """The local KServe model server against the same SavedModel called in-process."""
-    from loopline import data, serving
-    from loopline.training import ServingModel, tune_and_train
 
     folder = home / "serving-bench"
     if folder.exists():
@@ -461,7 +457,6 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
 
 def _demo_splits(folder: Path, rows: int = 6000) -> dict[str, Path]:
     """The demo data's train and validation splits as Loopline Parquet files."""
-    from loopline import data
 
     folder.mkdir(parents=True, exist_ok=True)
     frame = data.demo_transactions(rows, seed=7)
@@ -478,7 +473,6 @@ PRUNING_TRIALS, PRUNING_MAX_EPOCHS = 16, 20
 
 def bench_tuning_pruning(home: Path) -> list[dict[str, Any]]:
     """Median pruning against none on the demo data, same trials and seed: epochs and best AUC."""
-    from loopline import data, training, tuning
 
     paths = _demo_splits(home / "tuning-pruning")
     train, spec = data.read_split(paths["train"])
@@ -520,12 +514,10 @@ def _run_workers(paths: dict[str, Path], url: str, study: str, *, workers: int, 
     """Start `workers` worker processes on one storage and wait for them; return the wall time."""
     import subprocess
 
-    from loopline import tuning
-
     started = time.perf_counter()
     processes = []
     for worker in range(1, workers + 1):
-        command = tuning.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
+        command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
                                         study_name=study, n_trials=n_trials, max_epochs=max_epochs,
                                         worker=worker, threads=threads, pruner="none")
         log = open(log_dir / f"{study}-worker{worker}.log", "w")  # noqa: SIM115 - closed below
@@ -547,7 +539,6 @@ def bench_tuning_parallel(home: Path) -> list[dict[str, Any]]:
     runs PARALLEL_REPEATS times, alternating, on a fresh study; the fastest run of each counts
     (every run's time is reported). For reference, one worker given every core (TensorFlow's
     default threads) is measured once (`time_ratio_vs_one_worker_all_cores`)."""
-    from loopline import tuning
 
     folder = home / "tuning-parallel"
     if folder.exists():
@@ -601,14 +592,12 @@ def bench_tuning_resume(home: Path) -> list[dict[str, Any]]:
 
     import optuna
 
-    from loopline import tuning
-
     folder = home / "tuning-resume"
     if folder.exists():
         shutil.rmtree(folder)
     paths = _demo_splits(folder, rows=3000)
     url, study_name = f"sqlite:///{folder / 'study.db'}", "resume"
-    command = tuning.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
+    command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
                                     study_name=study_name, n_trials=RESUME_TRIALS, max_epochs=RESUME_MAX_EPOCHS,
                                     pruner="none", heartbeat_interval=1.0, grace_period=5.0)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -690,15 +679,13 @@ def table(entries: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from loopline import steps
-
     parser = argparse.ArgumentParser(prog="python -m loopline.bench", description="Loopline benchmarks")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
-    steps.setup_logging()
+    setup_logging()
     home = loopline_home()
     entries: list[dict[str, Any]] = []
     for name in args.names or BENCHMARKS:

@@ -9,12 +9,13 @@ import logging
 import sys
 from pathlib import Path
 
+from loopline import cluster, cron, logs, params, serving, submit
 from loopline.errors import LooplineError
+from loopline.home import loopline_home, model_cache_dir
+from loopline.logs import quiet_libraries, setup_logging
 
 
 def _home(value: str | None) -> Path:
-    from loopline.steps import loopline_home
-
     return loopline_home(value or "")
 
 
@@ -58,7 +59,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     settings = None
     if args.kubernetes_config:
-        from loopline import cluster
 
         settings = cluster.load(args.kubernetes_config)
     written = compile_all(Path(args.out), registry=args.registry, kubernetes=settings)
@@ -68,12 +68,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from loopline import registry, serving, steps
+    from loopline import registry  # MLflow, pandas
 
-    steps.setup_logging()
+    setup_logging()
     home = _home(args.home)
     tracking_uri = args.tracking_uri or registry.local_tracking_uri(home)
-    registry.quiet()
     current = serving.read_state(home, args.model_name)
     if args.stop:
         if current:
@@ -88,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise LooplineError(f"model '{args.model_name}' has no '{args.alias}' alias in {tracking_uri}; run `loopline run` first")
     if current and serving.is_alive(current):
         serving.stop_server(current)
-    model_dir = registry.saved_model_dir(tracking_uri, args.model_name, str(version), home / "models" / args.model_name / f"v{version}")
+    model_dir = registry.saved_model_dir(tracking_uri, args.model_name, str(version), model_cache_dir(home, args.model_name, str(version)))
     info = serving.start_server(str(model_dir), model_name=args.model_name, version=str(version),
                                 log_dir=home / "serving", port=args.port or None)
     serving.write_state(home, info)
@@ -97,22 +96,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_library_logs() -> None:
-    for noisy in ("great_expectations", "evidently", "numexpr"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    import warnings
-
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the data passes (pass or evolve), 1 when blocked, 2 on input errors."""
     from loopline import validation
     from loopline.data import read_table
 
-    _quiet_library_logs()
+    quiet_libraries()
     user_suite = validation.load_suite_file(args.suite) if args.suite else None
     reference = read_table(args.reference)
     data = read_table(args.data)
@@ -157,7 +146,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from loopline import drift
     from loopline.data import read_table
 
-    _quiet_library_logs()
+    quiet_libraries()
     settings = drift.DriftSettings(
         drift_share=args.drift_share, numeric_test=args.numeric_test, categorical_test=args.categorical_test,
         thresholds=_thresholds(args.threshold), critical_features=list(args.critical or []),
@@ -191,8 +180,6 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def _target(args: argparse.Namespace):
-    from loopline import submit
-
     kfp_chosen = bool(args.kfp_host or args.kfp_in_cluster)
     if args.vertex_project and kfp_chosen:
         raise LooplineError("choose one target: --kfp-host/--kfp-in-cluster or --vertex-project")
@@ -231,7 +218,6 @@ def _labels(items: list[str] | None) -> dict[str, str]:
 
 def _prepare(args: argparse.Namespace):
     """Target, compiled pipeline and checked parameters: everything is checked before sending."""
-    from loopline import params, submit
 
     target = _target(args)
     if target.kind == "kfp" and (args.label or args.kms_key or args.network):
@@ -251,8 +237,6 @@ def _prepare(args: argparse.Namespace):
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from loopline import submit
-
     target, pipeline, values = _prepare(args)
     if args.dry_run:
         print(f"checked: {pipeline.path} ({pipeline.name}) for {target.describe()} with parameters {json.dumps(values, sort_keys=True)}")
@@ -277,8 +261,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from loopline import cron, submit
-
     expression = cron.parse(args.cron or cron.DEFAULT_CRON[args.pipeline])
     target, pipeline, values = _prepare(args)
     name = args.name or f"loopline-{args.pipeline.replace('_', '-')}"
@@ -309,8 +291,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
-    from loopline import submit
-
     target = _target(args)
     if args.action == "list":
         schedules = submit.list_schedules(target)
@@ -453,7 +433,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rows per window in the visual report, seeded sample; 0 for all (default: %(default)s)")
     dri.set_defaults(func=cmd_drift)
 
-
     epilog = ("examples:\n"
               "  loopline {cmd} --pipeline training --kfp-host http://localhost:8080 --params-file training.yaml\n"
               "  loopline {cmd} --pipeline drift_monitor --vertex-project my-project --vertex-location us-central1 \\\n"
@@ -502,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.INFO, format=logs.FORMAT, datefmt=logs.DATE_FORMAT)
     try:
         return args.func(args)
     except LooplineError as exc:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.errors import LooplineError
+from loopline.params import read_yaml_file
 
 # Steps that call a service (object storage, MLflow, the Kubernetes or KFP/Vertex API): retried.
 SERVICE_STEPS = ("load_data", "detect_drift", "register_model", "deploy_model", "trigger_training")
@@ -212,7 +213,6 @@ def _steps(value: Any, known: set[str], where: str) -> list[str]:
 
 def load(path: str | Path) -> ClusterSettings:
     """Read a cluster settings file (YAML)."""
-    from loopline.params import read_yaml_file
 
     return ClusterSettings.from_dict(read_yaml_file(path, "cluster settings file", ClusterConfigError), source=str(path))
 

@@ -9,15 +9,12 @@ import re
 import sys
 from pathlib import Path
 
+import loopline.components
+import loopline.pipelines
 from loopline.images import REGISTRY_ENV
 
-
-def _names(module: str) -> tuple[str, ...]:
-    return tuple(importlib.import_module(module).__all__)
-
-
-COMPONENTS = _names("loopline.components")  # kfp and the standard library only
-PIPELINES = _names("loopline.pipelines")
+COMPONENTS = tuple(loopline.components.__all__)  # kfp and the standard library only
+PIPELINES = tuple(loopline.pipelines.__all__)
 
 
 def _use_registry(registry: str | None) -> None:

@@ -41,7 +41,7 @@ CATEGORICAL_TESTS = ("psi", "jensenshannon", "chisquare")
 P_VALUE_TESTS = ("ks", "chisquare")  # drift below the threshold; the others drift above it
 # Defaults from common practice: PSI > 0.2, KS p < 0.05, Wasserstein (normed) > 0.1,
 # Jensen-Shannon > 0.1, chi-squared p < 0.05.
-DEFAULT_THRESHOLDS = {"psi": 0.2, "ks": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "chisquare": 0.05}
+DEFAULT_TEST_THRESHOLDS = {"psi": 0.2, "ks": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "chisquare": 0.05}
 DEFAULT_NUMERIC_TEST = "psi"
 DEFAULT_CATEGORICAL_TEST = "jensenshannon"
 DEFAULT_NULL_RATE_THRESHOLD = 0.1  # an absolute change of the null rate that counts as drift
@@ -55,7 +55,7 @@ _EVIDENTLY_METHODS = {"psi": "psi", "ks": "ks", "wasserstein": "wasserstein", "j
 
 @dataclass
 class DriftSettings:
-    """How features are judged. Thresholds default to DEFAULT_THRESHOLDS, per test."""
+    """How features are judged. Thresholds default to DEFAULT_TEST_THRESHOLDS, per test."""
 
     drift_share: float = 0.5
     numeric_test: str = DEFAULT_NUMERIC_TEST
@@ -65,7 +65,7 @@ class DriftSettings:
     null_rate_threshold: float = DEFAULT_NULL_RATE_THRESHOLD
 
     def threshold(self, test: str) -> float:
-        return float(self.thresholds.get(test, DEFAULT_THRESHOLDS[test]))
+        return float(self.thresholds.get(test, DEFAULT_TEST_THRESHOLDS[test]))
 
     def check(self) -> None:
         """Raise DataError naming the parameter that is out of range."""
@@ -78,8 +78,8 @@ class DriftSettings:
                 f"categorical_test '{self.categorical_test}' is not one of {', '.join(CATEGORICAL_TESTS)}"
             )
         for test, value in self.thresholds.items():
-            if test not in DEFAULT_THRESHOLDS:
-                raise DataError(f"thresholds: unknown test '{test}' (known: {', '.join(DEFAULT_THRESHOLDS)})")
+            if test not in DEFAULT_TEST_THRESHOLDS:
+                raise DataError(f"thresholds: unknown test '{test}' (known: {', '.join(DEFAULT_TEST_THRESHOLDS)})")
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise DataError(f"thresholds: '{test}' must be a non-negative number, got {value!r}")
             if test in P_VALUE_TESTS and not 0.0 < value < 1.0:
@@ -307,7 +307,7 @@ def last_rows(frame: pd.DataFrame, n: int) -> pd.DataFrame:
 def predict_frames(model_dir: str | Path, reference: pd.DataFrame, current: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The model's predicted score (positive class, or the top class's probability when there are
     more than two) and class on both windows."""
-    from loopline.training import ServingModel
+    from loopline.model_contract import ServingModel
 
     model = ServingModel(model_dir)
     out = []

@@ -44,10 +44,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopline.baseline import NAME as BASELINE_NAME
 from loopline.data import DatasetSpec
+from loopline.decision import classify, stored_threshold
 from loopline.errors import DataError, GateConfigError, ModelError, one_line
 
 log = logging.getLogger(__name__)
+
+# The metrics a log line or a summary shows first.
+HEADLINE_METRICS = ("accuracy", "roc_auc", "average_precision", "decision_threshold", "log_loss", "brier", "f1_macro",
+                    "latency_single_p95_ms")
 
 ROC_POINTS = 101
 LATENCY_METRICS = ("latency_single_p50_ms", "latency_single_p95_ms", "latency_batch_p50_ms", "latency_batch_p95_ms")
@@ -115,8 +121,6 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
         roc_auc_score,
         roc_curve,
     )
-
-    from loopline.decision import classify
 
     n_classes = len(classes)
     predicted = classify(proba, threshold)
@@ -187,8 +191,6 @@ def evaluate_slices(
     gap, over slices with at least `min_rows` rows. Returns the report, the fairness metrics
     that could be computed and, for the others, why not."""
     from sklearn.metrics import roc_auc_score
-
-    from loopline.decision import classify
 
     n_classes = len(classes)
     predicted = classify(proba, threshold)
@@ -268,7 +270,7 @@ def directory_size(path: str | Path) -> int:
 
 def load_model(model_dir: str | Path, *, what: str = "model"):
     """A Loopline SavedModel, or a one-line ModelError naming what could not be loaded."""
-    from loopline.training import ServingModel
+    from loopline.model_contract import ServingModel
 
     try:
         return ServingModel(model_dir)
@@ -290,8 +292,7 @@ def evaluate_model_dir(
 ) -> Evaluation:
     """Load a Loopline SavedModel and evaluate it on the holdout split: quality metrics, slices,
     latency and size."""
-    from loopline.decision import stored_threshold
-    from loopline.training import encode_labels
+    from loopline.model_contract import encode_labels
 
     slices = slice_values(holdout, slice_column) if slice_column else None
     model = load_model(model_dir, what=what)
@@ -316,13 +317,9 @@ def evaluate_model_dir(
     result.metrics["model_size_bytes"] = float(directory_size(model_dir))
     log.info(
         "%s on the holdout (%d rows): %s", what, result.rows,
-        ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k in _HEADLINE),
+        ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k in HEADLINE_METRICS),
     )
     return result
-
-
-_HEADLINE = ("accuracy", "roc_auc", "average_precision", "decision_threshold", "log_loss", "brier", "f1_macro",
-             "latency_single_p95_ms")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,9 +648,7 @@ def _baseline_check(rule: BaselineRule, metrics: dict[str, float], baseline: Eva
 
 
 def _baseline_name() -> str:
-    from loopline.baseline import NAME
-
-    return f"{NAME} baseline"
+    return f"{BASELINE_NAME} baseline"
 
 
 def judge(

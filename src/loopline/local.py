@@ -18,6 +18,10 @@ from typing import Any
 
 from loopline import data as data_lib
 from loopline import registry, serving
+from loopline.cluster import ClusterSettings
+from loopline.evaluation import HEADLINE_METRICS
+from loopline.model_contract import read_metadata
+from loopline.training import check_constant_features
 
 log = logging.getLogger("loopline.run")
 
@@ -121,7 +125,6 @@ def _run_pipeline(root: Path, name: str, pipeline, **arguments) -> PipelineRun:
 
 def run_loop(settings: LoopSettings) -> dict[str, Any]:
     """Run training, then the drift monitor; return the summary (also printed by the CLI)."""
-    from loopline.cluster import ClusterSettings
     from loopline.pipelines.drift_monitor import build_drift_monitor
     from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
@@ -136,7 +139,6 @@ def run_loop(settings: LoopSettings) -> dict[str, Any]:
         settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
         ignore_columns=settings.ignore_columns,
     )
-    from loopline.training import check_constant_features
 
     check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
     if settings.current_uri:
@@ -214,7 +216,7 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
         summary["endpoint"] = state.predict_url
         source = settings.current_uri or settings.data_uri
         row = data_lib.read_table(source).head(1)
-        features = json.loads(Path(state.model_dir, "loopline_model.json").read_text())["features"]
+        features = read_metadata(state.model_dir)["features"]
         row = row[list(features)]
         instance = row.astype(object).where(row.notna(), None).to_dict(orient="records")
         summary["prediction"] = {
@@ -242,7 +244,6 @@ def _gate_report(evaluate: TaskResult) -> str:
         return ""
 
 
-HEADLINE_METRICS = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
 # Lineage tags shown in the summary (the gate report and metrics are shown above it).
 LINEAGE_SHOWN = (
     registry.TAG_DATA_URI, registry.TAG_DATA_SHA256, registry.TAG_HOLDOUT_SHA256, registry.TAG_PIPELINE_NAME,

@@ -17,21 +17,32 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 
-from loopline.errors import LooplineError, RegistryError, one_line
+from loopline.errors import LooplineError
+from loopline.mlflow_store import (  # noqa: F401 - the registry's own API too
+    DEFAULT_RETRY,
+    EXPERIMENT,
+    SAVED_MODEL_ARTIFACT,
+    RetryPolicy,
+    connect,
+    ensure_experiment,
+    is_transient,
+    local_tracking_uri,
+    model_signature,
+    pyfunc_model,
+    safe_uri,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-EXPERIMENT = "loopline"
-SAVED_MODEL_ARTIFACT = "saved_model"
 LOGGED_MODEL_NAME = "model"
 
 # Lineage tags on every model version.
@@ -57,25 +68,6 @@ GIT_COMMIT_ENV = "LOOPLINE_GIT_COMMIT"
 MAX_RUN_TAG = 8000  # MLflow's limit for run tag values
 MAX_VERSION_TAG = 100_000  # and for model version tag values
 
-# MLflow error codes worth another attempt.
-TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED", "ABORTED"}
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Attempts in all, and the exponential backoff between them (seconds)."""
-
-    attempts: int = 4
-    initial_delay: float = 1.0
-    factor: float = 2.0
-    max_delay: float = 30.0
-
-
-DEFAULT_RETRY = RetryPolicy()
-
-
 @dataclass
 class RegisteredVersion:
     name: str
@@ -84,131 +76,6 @@ class RegisteredVersion:
     source: str  # where the registry keeps the files
     created: bool  # False when an earlier attempt of the same pipeline run had registered it
     tags: dict[str, str] | None = None
-
-
-def _pyfunc_class():
-    import mlflow.pyfunc
-
-    class LooplineTFModel(mlflow.pyfunc.PythonModel):
-        """Serves the Loopline SavedModel through MLflow's pyfunc interface (probabilities per class)."""
-
-        def load_context(self, context):
-            from loopline.training import ServingModel
-
-            self.model = ServingModel(context.artifacts[SAVED_MODEL_ARTIFACT])
-
-        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-            proba = self.model.predict_frame(pd.DataFrame(model_input))
-            return pd.DataFrame(proba, columns=self.model.classes)
-
-    return LooplineTFModel
-
-
-def _signature(features: dict[str, str], classes: list[str]):
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    inputs = Schema(
-        [ColSpec("double" if kind == "numeric" else "string", name, required=False) for name, kind in features.items()]
-    )
-    outputs = Schema([ColSpec("double", str(c)) for c in classes])
-    return ModelSignature(inputs=inputs, outputs=outputs)
-
-
-def safe_uri(uri: str) -> str:
-    """The URI without credentials, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return uri
-
-
-def connect(tracking_uri: str):
-    import mlflow
-    from mlflow import MlflowClient
-
-    if not tracking_uri:
-        raise LooplineError("tracking_uri is empty: give the MLflow tracking server URI or a sqlite:/// path")
-    # Loopline's RetryPolicy retries, visibly; MLflow's client would otherwise retry silently for
-    # minutes before the first error reaches it.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-    mlflow.set_tracking_uri(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Connection problems, timeouts, server errors and rate limits; not bad requests."""
-    import requests
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, MlflowException):
-        text = str(exc)
-        return (
-            exc.error_code in TRANSIENT_CODES
-            or text.startswith("API request to")
-            or "database is locked" in text
-        )
-    return False
-
-
-def with_retries(fn: Callable[[], T], *, what: str, tracking_uri: str, retry: RetryPolicy | None = None) -> T:
-    """Run `fn`, retrying transient registry errors with exponential backoff."""
-    retry = retry or DEFAULT_RETRY
-    delay = retry.initial_delay
-    for attempt in range(1, max(1, retry.attempts) + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            reason = one_line(exc, 300)
-            if attempt >= retry.attempts:
-                raise RegistryError(
-                    f"{what} did not complete: the MLflow registry at {safe_uri(tracking_uri)} is still unavailable "
-                    f"after {attempt} attempts ({reason}); the champion alias was not touched"
-                ) from None
-            log.warning(
-                "%s: registry unavailable (attempt %d/%d: %s); retrying in %.1fs",
-                what, attempt, retry.attempts, reason, delay,
-            )
-            time.sleep(delay)
-            delay = min(delay * retry.factor, retry.max_delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def ensure_experiment(client, tracking_uri: str, name: str = EXPERIMENT) -> str:
-    """The id of the experiment `name`, created if needed; with a SQLite store its artifacts live
-    beside the database file rather than in the working directory."""
-    from mlflow.exceptions import MlflowException
-
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if tracking_uri.startswith("sqlite:///"):
-        location = (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # created by a parallel worker in the meantime
-        return client.get_experiment_by_name(name).experiment_id
-
-
-def pyfunc_model():
-    """The MLflow pyfunc wrapper of a Loopline SavedModel."""
-    return _pyfunc_class()()
-
-
-def model_signature(features: dict[str, str], classes: list[str]):
-    """The MLflow signature of a Loopline model: raw named features in, one probability per class out."""
-    return _signature(features, classes)
 
 
 def _registered_model(client, name: str):
@@ -275,7 +142,7 @@ def register(
     Idempotent per `pipeline_run`: a version already registered by the same pipeline run is
     returned (and given `alias`) instead of a second one. `texts` are logged as run artifacts.
     """
-    from loopline.training import METADATA_FILE
+    from loopline.model_contract import METADATA_FILE
 
     meta_file = Path(model_dir) / METADATA_FILE
     if not meta_file.is_file():
@@ -333,9 +200,9 @@ def _log_and_register(client, tracking_uri, model_dir, meta, model_name, pipelin
             # would load the model (and TensorFlow) to validate it.
             mlflow.pyfunc.save_model(
                 str(local),
-                python_model=_pyfunc_class()(),
+                python_model=pyfunc_model(),
                 artifacts={SAVED_MODEL_ARTIFACT: str(model_dir)},
-                signature=_signature(meta["features"], meta["classes"]),
+                signature=model_signature(meta["features"], meta["classes"]),
                 input_example=input_example,
                 pip_requirements=[f"loopline=={__version__}"],
                 mlflow_model=Model(artifact_path=LOGGED_MODEL_NAME, run_id=run_id, model_id=logged.model_id),
@@ -392,7 +259,7 @@ def saved_model_dir(tracking_uri: str, model_name: str, version: str, dst: str |
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{model_name}/{version}", dst_path=str(dst)
     )
-    from loopline.training import METADATA_FILE
+    from loopline.model_contract import METADATA_FILE
 
     found = sorted((Path(local) / "artifacts").glob(f"*/{METADATA_FILE}"))
     if not found:
@@ -464,16 +331,3 @@ def versions(tracking_uri: str, model_name: str) -> list[dict[str, Any]]:
         out.append({"version": str(mv.version), "aliases": sorted(by_version.get(str(mv.version), [])),
                     "tags": dict(mv.tags), "source": mv.source})
     return out
-
-
-def local_tracking_uri(home: str | Path) -> str:
-    """The SQLite store Loopline uses on one machine."""
-    path = Path(home).resolve() / "mlflow.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
-def quiet() -> None:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -25,7 +25,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from loopline.errors import LooplineError
+from loopline import compiled_pipelines, params, registry, submit
+from loopline.errors import GateConfigError, LooplineError
+from loopline.logs import quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +108,6 @@ def target_for(rerun_target: str, *, kfp_host: str = "", vertex_project: str = "
     """The target a drift-triggered run goes to. KFP without a host: the cluster's own API (the
     pod's service account). Vertex AI: the given project and region, else those of the
     environment the step runs in."""
-    from loopline import submit
-
     if rerun_target == "kfp":
         return submit.KfpTarget(host=kfp_host)
     if rerun_target == "vertex":
@@ -171,13 +171,11 @@ def retrain(
 ) -> Decision:
     """Submit a new run of `pipeline` (a compiled training pipeline) to `target`, unless a
     drift-triggered run is still active or started less than `cooldown_hours` ago."""
-    from loopline import params, registry, submit
-
     if cooldown_hours < 0:
         raise LooplineError(f"cooldown_hours must be 0 or more, got {cooldown_hours:g}")
     checked = params.check(pipeline, from_file=arguments, allowed=submit.ALLOWED_VALUES)  # before anything is sent
     now = now or datetime.now(UTC)
-    registry.quiet()
+    quiet_libraries()
     client = registry.connect(tracking_uri)
     tags = _state(client, model_name)
     last_run, last_target = tags.get(TAG_RUN, ""), tags.get(TAG_TARGET, "")
@@ -234,66 +232,24 @@ def trigger_training(
     image_registry: str = "",
     kubernetes_settings: dict | None = None,
 ) -> Decision:
-    """What the `trigger_training` step does: compile the training pipeline as the monitor's
-    own YAML was compiled (same Loopline version, image registry and cluster settings), then
-    `retrain` with it."""
-    from loopline import cluster, params
-    from loopline.compile import compile_pipeline
-    from loopline.errors import GateConfigError
-
+    """What the `trigger_training` step does: take the training pipeline the package ships,
+    adapted to the image registry and cluster settings the monitor was compiled with (no
+    compiler runs inside a KFP task), then `retrain` with it."""
     unknown = sorted(set(arguments) - set(TRAINING_ARGUMENTS))
     if unknown:
         raise LooplineError(f"not arguments of the training pipeline: {', '.join(unknown)}")
     if not arguments.get("thresholds"):
         raise GateConfigError("thresholds is empty: the training run's gate would fail closed; give at least one rule")
     target = target_for(rerun_target, kfp_host=kfp_host, vertex_project=vertex_project, vertex_location=vertex_location)
-    settings = cluster.ClusterSettings.from_dict(kubernetes_settings, source="kubernetes_settings")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = compile_pipeline("training", Path(tmp) / "training.yaml", registry=image_registry or None, kubernetes=settings)
+    text = compiled_pipelines.adapted_yaml("training", image_registry=image_registry,
+                                           kubernetes_settings=kubernetes_settings)
+    with tempfile.TemporaryDirectory() as tmp:  # the KFP client uploads the file itself
+        path = Path(tmp) / "training.yaml"
+        path.write_text(text)
         pipeline = params.read_pipeline(path)
-        log.info("compiled the training pipeline (sha256 %s) for %s", pipeline.sha256[:12], target.describe())
+        log.info("the training pipeline (sha256 %s) goes to %s", pipeline.sha256[:12], target.describe())
         return retrain(
             tracking_uri=arguments["tracking_uri"], model_name=arguments.get("model_name") or "loopline-model",
             target=target, pipeline=pipeline, arguments=arguments, cooldown_hours=cooldown_hours,
             monitor_run=monitor_run, pipeline_root=pipeline_root, service_account=service_account,
         )
-
-
-def trigger_training_isolated(**options) -> Decision:
-    """`trigger_training` in a fresh interpreter. Inside a running KFP task `kfp` is imported in
-    its lean runtime form (`_KFP_RUNTIME=true`: no pipeline compiler, no client), so the step
-    compiles and submits from a process of its own; its log lines are passed on."""
-    import json
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "_KFP_RUNTIME"}
-    done = subprocess.run([sys.executable, "-m", "loopline.reruns"], input=json.dumps(options), env=env,
-                          capture_output=True, text=True)
-    sys.stderr.write(done.stderr)
-    if done.returncode != 0:
-        errors = [line for line in done.stderr.splitlines() if line.startswith("loopline: error: ")]
-        raise LooplineError(errors[-1][len("loopline: error: "):] if errors else f"trigger_training failed (exit {done.returncode})")
-    return Decision(**json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-def main() -> int:
-    """`python -m loopline.reruns`: `trigger_training` with its options as JSON on stdin; the
-    decision as JSON on the last line of stdout."""
-    import dataclasses
-    import json
-    import sys
-
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        decision = trigger_training(**json.loads(sys.stdin.read()))
-    except LooplineError as exc:
-        print(f"loopline: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(dataclasses.asdict(decision)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -129,7 +129,7 @@ def kserve_model_class():
     import kserve
     import numpy as np
 
-    from loopline.training import ServingModel
+    from loopline.model_contract import ServingModel
 
     class LooplineModel(kserve.Model):
         """KServe model over a Loopline SavedModel: V1 `{"instances": [{feature: value}, ...]}`."""

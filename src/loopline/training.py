@@ -19,24 +19,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopline import tuning
 from loopline.budget import steps_per_epoch, tuning_rows
-from loopline.data import DatasetSpec
+from loopline.data import DatasetSpec, read_split
+from loopline.decision import THRESHOLD_KEY, choose_threshold, class_weights, threshold_record
 from loopline.errors import DataError, LooplineError
+from loopline.model_contract import (
+    METADATA_FILE,
+    MISSING_TOKEN,
+    SERVING_VERSION,
+    encode_labels,
+    to_feature_arrays,
+)
 
 log = logging.getLogger(__name__)
 
-MISSING_TOKEN = ""  # categorical missing values are fed as the empty string
-SERVING_VERSION = "1"
-METADATA_FILE = "loopline_model.json"
 STEPS_PER_EXECUTION = 32
-
-DEFAULT_SEARCH_SPACE: dict[str, Any] = {
-    "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
-    "hidden_layers": {"low": 1, "high": 3},
-    "units": {"low": 16, "high": 256, "log": True},
-    "dropout": {"low": 0.0, "high": 0.5},
-    "batch_size": {"choices": [64, 128, 256]},
-}
 
 
 @dataclass
@@ -73,26 +71,6 @@ def _set_seeds(seed: int) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
-
-
-def to_feature_arrays(df: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
-    """Raw features as the model takes them: float32 with NaN, or strings with "" for missing."""
-    arrays: dict[str, np.ndarray] = {}
-    for name in spec.numeric:
-        arrays[name] = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float32)
-    for name in spec.categorical:
-        col = df[name]
-        arrays[name] = col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object)
-    return arrays
-
-
-def encode_labels(df: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    index = {c: i for i, c in enumerate(spec.classes)}
-    labels = df[spec.target].astype(str)
-    unknown = sorted(set(labels) - set(index))
-    if unknown:
-        raise DataError(f"target column '{spec.target}' has classes not seen in training: {unknown[:5]}")
-    return labels.map(index).to_numpy(dtype=np.int32)
 
 
 def build_model(spec: DatasetSpec, train_features: dict[str, np.ndarray], params: dict[str, Any]):
@@ -175,10 +153,6 @@ def _dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_s
     return ds.prefetch(2)
 
 
-def predict_proba(model, features: dict[str, np.ndarray]) -> np.ndarray:
-    return np.asarray(model.predict(_dataset(features, None, 1024), verbose=0))
-
-
 def auc_score(labels: np.ndarray, proba: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -212,24 +186,13 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
-    from loopline.errors import TuningConfigError
-
-    merged = {**DEFAULT_SEARCH_SPACE, **(space or {})}
-    for name, rng in merged.items():
-        if name not in DEFAULT_SEARCH_SPACE:
-            raise TuningConfigError(f"search_space: unknown hyperparameter '{name}' (known: {', '.join(DEFAULT_SEARCH_SPACE)})")
-        if not isinstance(rng, dict) or not ("choices" in rng or {"low", "high"} <= set(rng)):
-            raise TuningConfigError(f"search_space['{name}']: give {{'low': .., 'high': ..}} or {{'choices': [..]}}, got {rng!r}")
-        if "choices" in rng:
-            if not rng["choices"]:
-                raise TuningConfigError(f"search_space['{name}']: choices must not be empty")
-            continue
-        if rng["low"] > rng["high"]:
-            raise TuningConfigError(f"search_space['{name}']: low {rng['low']} is above high {rng['high']}")
-        if rng.get("log") and rng["low"] <= 0:
-            raise TuningConfigError(f"search_space['{name}']: a log range needs low > 0, got {rng['low']}")
-    return merged
+def read_splits(train_path: str, validation_path: str) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
+    """TensorFlow threads sized to the task's CPU limit, then the training and validation splits
+    (what a tuning worker and the final training start from)."""
+    tuning.configure_threads(0)
+    train, spec = read_split(train_path)
+    validation, _ = read_split(validation_path)
+    return train, validation, spec
 
 
 def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str = "the training split") -> None:
@@ -305,8 +268,6 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
     import optuna
     from optuna_integration import KerasPruningCallback
 
-    from loopline import tuning
-
     def objective(trial) -> float:
         params = suggest(trial, settings.search_space)
         trial.set_user_attr(tuning.WORKER_ATTR, worker)
@@ -319,9 +280,7 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
             if not np.isfinite(value):
                 raise tuning.TrialFailed(f"the validation {settings.objective} is not finite (the loss diverged)")
             if len(data.spec.classes) == 2:  # the trial's best weights: its threshold on the validation split
-                from loopline.decision import THRESHOLD_KEY, choose_threshold
-
-                proba = predict_proba(model, data.val_x)
+                proba = np.asarray(model(_as_model_inputs(data.val_x), training=False))
                 trial.set_user_attr(THRESHOLD_KEY, choose_threshold(data.val_y, proba[:, 1]))
         except optuna.TrialPruned as pruned:
             curves = getattr(pruned, "curves", {})
@@ -402,8 +361,6 @@ def tune(
     grace_period: float | None = None,
 ) -> StudyRun:
     """Run this process's share of the study: trials until it holds `settings.n_trials`."""
-    from loopline import tuning
-
     train, validation = tuning_rows(train, validation, spec.target, seed=settings.seed)
     data = prepare(train, validation, spec)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -432,8 +389,6 @@ def tune(
 
 
 def _class_weight(labels: np.ndarray, spec: DatasetSpec) -> dict[int, float] | None:
-    from loopline.decision import class_weights
-
     return class_weights(labels, len(spec.classes))
 
 
@@ -481,8 +436,6 @@ def tune_and_train(
     With `storage_url` the study is loaded when it exists (a resumed run, or parallel workers
     that ran the trials already) and only the remaining trials run here.
     """
-    from loopline import tuning
-
     settings = tuning.TuningSettings(
         n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds or 0.0,
         objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name, seed=seed,
@@ -533,8 +486,6 @@ def tune_and_train(
 def _decision_metadata(best_trial, data: PreparedData) -> dict[str, Any]:
     """The decision threshold (binary: the best trial's, chosen on the validation split) and the
     class weights training used, as the SavedModel's metadata keeps them."""
-    from loopline.decision import THRESHOLD_KEY, threshold_record
-
     out: dict[str, Any] = {"class_weight": _class_weight(np.concatenate([data.train_y, data.val_y]), data.spec)}
     if THRESHOLD_KEY in best_trial.user_attrs:
         out[THRESHOLD_KEY] = threshold_record(best_trial.user_attrs[THRESHOLD_KEY], data.spec.classes[1],
@@ -578,45 +529,3 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
     (Path(export_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
     log.info("exported SavedModel to %s", target)
     return target
-
-
-class ServingModel:
-    """A loaded Loopline SavedModel: raw rows in, class probabilities out."""
-
-    def __init__(self, model_dir: str | Path):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        self._tf = tf
-        root = Path(model_dir)
-        meta_path = root / METADATA_FILE
-        if not meta_path.is_file():
-            raise DataError(f"{model_dir} is not a Loopline model (no {METADATA_FILE})")
-        self.metadata = json.loads(meta_path.read_text())
-        versions = sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-        if not versions or not (versions[-1] / "saved_model.pb").is_file():
-            raise DataError(f"{model_dir} holds no SavedModel version directory with saved_model.pb")
-        self._loaded = tf.saved_model.load(str(versions[-1]))
-        self._fn = self._loaded.signatures[self.metadata["signature"]]
-        self.features: dict[str, str] = self.metadata["features"]
-        self.classes: list[str] = self.metadata["classes"]
-
-    def predict_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        frame = pd.DataFrame.from_records(rows)
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            raise DataError(f"input rows lack feature columns: {', '.join(missing)}")
-        return self.predict_frame(frame)
-
-    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        tf = self._tf
-        tensors = {}
-        for name, kind in self.features.items():
-            if name not in frame.columns:
-                raise DataError(f"column '{name}' is missing from the data the model was given")
-            col = frame[name]
-            if kind == "numeric":
-                tensors[name] = tf.constant(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32))
-            else:
-                tensors[name] = tf.constant(col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object))
-        return self._fn(**tensors)[self.metadata["output"]].numpy()

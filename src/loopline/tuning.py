@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.errors import TuningConfigError
+from loopline.logs import quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,32 @@ ERROR_ATTR = "loopline_error"  # user attr of a trial that failed with an error 
 WORKER_ATTR = "loopline_worker"
 TUNING_EXPERIMENT = "loopline-tuning"
 TAG_STUDY = "loopline.study"
+
+DEFAULT_SEARCH_SPACE: dict[str, Any] = {
+    "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+    "hidden_layers": {"low": 1, "high": 3},
+    "units": {"low": 16, "high": 256, "log": True},
+    "dropout": {"low": 0.0, "high": 0.5},
+    "batch_size": {"choices": [64, 128, 256]},
+}
+
+
+def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
+    merged = {**DEFAULT_SEARCH_SPACE, **(space or {})}
+    for name, rng in merged.items():
+        if name not in DEFAULT_SEARCH_SPACE:
+            raise TuningConfigError(f"search_space: unknown hyperparameter '{name}' (known: {', '.join(DEFAULT_SEARCH_SPACE)})")
+        if not isinstance(rng, dict) or not ("choices" in rng or {"low", "high"} <= set(rng)):
+            raise TuningConfigError(f"search_space['{name}']: give {{'low': .., 'high': ..}} or {{'choices': [..]}}, got {rng!r}")
+        if "choices" in rng:
+            if not rng["choices"]:
+                raise TuningConfigError(f"search_space['{name}']: choices must not be empty")
+            continue
+        if rng["low"] > rng["high"]:
+            raise TuningConfigError(f"search_space['{name}']: low {rng['low']} is above high {rng['high']}")
+        if rng.get("log") and rng["low"] <= 0:
+            raise TuningConfigError(f"search_space['{name}']: a log range needs low > 0, got {rng['low']}")
+    return merged
 
 
 @dataclass
@@ -59,8 +86,6 @@ class TuningSettings:
     tracking_uri: str = ""  # empty: no MLflow tracking
 
     def __post_init__(self) -> None:
-        from loopline.training import check_search_space
-
         if isinstance(self.n_trials, bool) or int(self.n_trials) != self.n_trials or self.n_trials < 1:
             raise TuningConfigError(f"n_trials must be a whole number of at least 1, got {self.n_trials}")
         if self.max_epochs < 1:
@@ -421,15 +446,15 @@ class MlflowTracker:
     resumed processes share it) and one nested run per trial."""
 
     def __init__(self, tracking_uri: str, study_name: str, settings: TuningSettings):
-        from loopline import registry
+        from loopline import mlflow_store
 
-        registry.quiet()
+        quiet_libraries()
         self.tracking_uri = tracking_uri
         self.study_name = study_name
         # workers starting together on a new SQLite store would race to create its tables
         with sqlite_init_lock(tracking_uri):
-            self.client = registry.connect(tracking_uri)
-            self.experiment_id = registry.ensure_experiment(self.client, tracking_uri, TUNING_EXPERIMENT)
+            self.client = mlflow_store.connect(tracking_uri)
+            self.experiment_id = mlflow_store.ensure_experiment(self.client, tracking_uri, TUNING_EXPERIMENT)
             self.parent_id = self._parent(settings)
 
     def _find_parents(self) -> list:
@@ -487,7 +512,7 @@ class MlflowTracker:
         import mlflow
         from mlflow.entities import Metric
 
-        from loopline import __version__, registry
+        from loopline import __version__, mlflow_store
 
         now = int(time.time() * 1000)
         metrics = [Metric(f"final_{name}", float(v), now, step) for name, values in curves.items()
@@ -502,9 +527,9 @@ class MlflowTracker:
         with mlflow.start_run(run_id=self.parent_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=registry.pyfunc_model(),
-                artifacts={registry.SAVED_MODEL_ARTIFACT: str(model_dir)},
-                signature=registry.model_signature(features, classes),
+                python_model=mlflow_store.pyfunc_model(),
+                artifacts={mlflow_store.SAVED_MODEL_ARTIFACT: str(model_dir)},
+                signature=mlflow_store.model_signature(features, classes),
                 input_example=input_example,
                 pip_requirements=[f"loopline=={__version__}"],
             )
@@ -590,7 +615,7 @@ def report_html(study, *, settings: TuningSettings, study_name: str, best_curves
 
 
 # --------------------------------------------------------------------------------------------
-# A worker from the command line: `python -m loopline.tuning --train ... --storage-url ...`
+# TensorFlow's threads (a worker, `loopline.tuning_worker`, and the training step set them)
 
 
 def configure_threads(threads: int) -> None:
@@ -609,79 +634,3 @@ def configure_threads(threads: int) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def worker_command(*, train: str, validation: str, storage_url: str, study_name: str, n_trials: int,
-                   max_epochs: int, worker: int = 1, threads: int = 0, seed: int = 42, pruner: str = "median",
-                   search_space: dict | None = None, heartbeat_interval: float = HEARTBEAT_INTERVAL,
-                   grace_period: float = GRACE_PERIOD) -> list[str]:
-    """The command line of a worker process (`python -m loopline.tuning ...`)."""
-    import sys
-
-    return [
-        sys.executable, "-m", "loopline.tuning", "--train", str(train), "--validation", str(validation),
-        "--storage-url", storage_url, "--study-name", study_name, "--n-trials", str(n_trials),
-        "--max-epochs", str(max_epochs), "--worker", str(worker), "--threads", str(threads), "--seed", str(seed),
-        "--pruner", pruner, "--search-space", json.dumps(search_space or {}),
-        "--heartbeat-interval", str(heartbeat_interval), "--grace-period", str(grace_period),
-    ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one tuning worker on Loopline dataset splits against a shared storage."""
-    import argparse
-
-    from loopline import data as data_lib
-    from loopline import steps
-    from loopline.errors import LooplineError
-
-    parser = argparse.ArgumentParser(prog="python -m loopline.tuning", description=main.__doc__)
-    parser.add_argument("--train", required=True)
-    parser.add_argument("--validation", required=True)
-    parser.add_argument("--storage-url", required=True)
-    parser.add_argument("--study-name", required=True)
-    parser.add_argument("--n-trials", type=int, default=4)
-    parser.add_argument("--max-epochs", type=int, default=15)
-    parser.add_argument("--timeout-seconds", type=float, default=0.0)
-    parser.add_argument("--objective", default="roc_auc")
-    parser.add_argument("--pruner", default="median")
-    parser.add_argument("--search-space", default="{}", help="JSON overrides of the search space")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--worker", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads; 0: the CPU limit or all")
-    parser.add_argument("--tracking-uri", default="")
-    parser.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_INTERVAL)
-    parser.add_argument("--grace-period", type=float, default=GRACE_PERIOD)
-    args = parser.parse_args(argv)
-    steps.setup_logging()
-    try:
-        from loopline.training import tune
-
-        settings = TuningSettings(
-            n_trials=args.n_trials, max_epochs=args.max_epochs, timeout_seconds=args.timeout_seconds,
-            objective=args.objective, pruner=args.pruner, storage_url=args.storage_url,
-            study_name=args.study_name, seed=args.seed, search_space=json.loads(args.search_space),
-            tracking_uri=args.tracking_uri,
-        )
-        train, spec = data_lib.read_split(args.train)
-        validation, _ = data_lib.read_split(args.validation)
-        configure_threads(args.threads)
-        result = tune(train, validation, spec, settings=settings, worker=args.worker,
-                      heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
-    except LooplineError as exc:
-        print(f"loopline.tuning: error: {exc}", flush=True)
-        return 2
-    print(json.dumps({"worker": args.worker, "ran": result.ran, "counted": result.counted}), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    code = main()
-    # Everything is stored and printed by now. Skip the interpreter's teardown: with TensorFlow
-    # loaded it takes 1.5-2 s, and a worker's end is what a parallel study waits for.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
 from loopline.errors import DataError, ValidationFailed
+from loopline.logs import quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -588,9 +589,7 @@ class _Runner:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        # this module sets its own level to INFO and announces every temporary docs directory
-        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+        quiet_libraries()
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = self.context.data_sources.add_pandas(name="loopline")

@@ -1,0 +1,111 @@
+"""The `train_model` step: the study's remaining trials, the best configuration retrained on
+train + validation and exported, the tuning report."""
+
+from __future__ import annotations
+
+import json
+
+from loopline import training, tuning
+from loopline.files import write_text
+
+
+def run(
+    *,
+    train,
+    validation,
+    model,
+    metrics,
+    best_params,
+    report,
+    n_trials: int = 4,
+    max_epochs: int = 15,
+    timeout_seconds: float = 0.0,
+    search_space: dict | None = None,
+    seed: int = 42,
+    objective: str = "roc_auc",
+    pruner: str = "median",
+    storage_url: str = "",
+    study_name: str = "",
+    pipeline_run: str = "",
+    tracking_uri: str = "",
+) -> None:
+    """Run the study's remaining trials (all of them, unless resumed or tuned by workers), retrain
+    the best configuration on train + validation, export it, and report."""
+    tuning.TuningSettings(  # every setting is checked before the data is read
+        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, objective=objective,
+        pruner=pruner, storage_url=storage_url, search_space=search_space or {},
+    )
+    train_df, val_df, spec = training.read_splits(train.path, validation.path)
+    result = training.tune_and_train(
+        train_df,
+        val_df,
+        spec,
+        export_dir=model.path,
+        n_trials=n_trials,
+        max_epochs=max_epochs,
+        timeout_seconds=timeout_seconds or None,
+        search_space=search_space,
+        seed=seed,
+        objective=objective,
+        pruner=pruner,
+        storage_url=storage_url,
+        study_name=study_name,
+        pipeline_run=pipeline_run,
+        tracking_uri=tracking_uri,
+        report_path=report.path,
+    )
+    states = {}
+    for trial in result.trials:
+        states[trial["state"].lower()] = states.get(trial["state"].lower(), 0) + 1
+    metrics.log_metric(f"best_validation_{objective}", round(result.best_value, 6))
+    metrics.log_metric("trials", len(result.trials))
+    for state in ("complete", "pruned", "fail"):
+        metrics.log_metric(f"trials_{state}", states.get(state, 0))
+    metrics.log_metric("trials_run_by_this_step", result.ran_here)
+    metrics.log_metric("epochs_trained_in_tuning", result.trained_epochs)
+    metrics.log_metric("final_epochs", result.epochs)
+    for phase, rows in result.rows.items():  # which rows each phase used
+        metrics.log_metric(f"rows_{phase}", rows)
+    threshold = result.decision.get("decision_threshold")
+    if threshold:
+        metrics.log_metric("decision_threshold", round(threshold["value"], 6))
+    for name, values in result.curves.items():
+        if values:
+            metrics.log_metric(f"final_{name}", round(values[-1], 6))
+    for key, value in result.best_params.items():
+        metrics.log_metric(f"best_{key}", float(value))
+    best = {
+        "objective": objective,
+        "direction": tuning.OBJECTIVES[objective],
+        "best_value": result.best_value,
+        "best_trial": result.best_trial,
+        "params": result.best_params,
+        "final_epochs": result.epochs,
+        "study_name": result.study_name,
+        "storage": tuning.masked(storage_url) or "in-memory",
+        "trials": states,
+        "final_curves": result.curves,
+        "rows": result.rows,
+        **result.decision,
+    }
+    write_text(best_params.path, json.dumps(best, indent=2, sort_keys=True))
+    best_params.metadata.update({"objective": objective, "best_value": result.best_value, "study_name": result.study_name,
+                                 **{f"param_{k}": v for k, v in result.best_params.items()}})
+    report.metadata.update({"study_name": result.study_name, "trials": len(result.trials)})
+    model.metadata.update(
+        {
+            "framework": "tensorflow",
+            "format": "saved_model",
+            "serving_version": "1",
+            "classes": spec.classes,
+            "best_params": result.best_params,
+            "objective": objective,
+            f"best_validation_{objective}": result.best_value,
+            "study_name": result.study_name,
+            "trained_on_sha256": spec.source_sha256,
+            "rows": result.rows,
+            **({"decision_threshold": threshold} if threshold else {}),
+            **({"mlflow_model_uri": result.model_uri} if result.model_uri else {}),
+        }
+    )
+

@@ -1,0 +1,22 @@
+"""The `trigger_training` step: a drift-triggered training run (or not: cooldown, dedupe) and
+the decision written as the step's outputs."""
+
+from __future__ import annotations
+
+import logging
+
+from loopline import reruns
+from loopline.files import write_text
+
+log = logging.getLogger(__name__)
+
+
+def run(*, arguments: dict, summary, reason_path: str, run_path: str, **options) -> bool:
+    """Submit a drift-triggered training run (or not: cooldown, dedupe); write the decision."""
+    decision = reruns.trigger_training(arguments=arguments, **options)
+    for path, text in ((reason_path, decision.reason), (run_path, decision.run_id), (summary.path, decision.markdown())):
+        write_text(path, text)
+    summary.metadata.update({"triggered": decision.triggered, "run": decision.run_id})
+    log.info("drift-triggered training %s: %s", "started" if decision.triggered else "not started", decision.reason)
+    return decision.triggered
+
