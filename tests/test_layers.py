@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                             "loopline.decision")),
     ("training, tuning, validation, drift", ("loopline.tuning", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation", "loopline.drift", "loopline.budget",
-                                             "loopline.baseline")),
+                                             "loopline.baseline", "loopline.streaming")),
     ("evaluation, registry, submission", ("loopline.evaluation", "loopline.registry", "loopline.vertex",
                                           "loopline.submit")),
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns")),

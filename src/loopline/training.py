@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import tuning
-from loopline.budget import steps_per_epoch, tuning_rows
-from loopline.data import DatasetSpec, read_split
+from loopline import streaming, tuning
+from loopline.budget import TUNING_SAMPLE_ROWS, steps_per_epoch, tuning_rows
+from loopline.data import DatasetSpec
 from loopline.decision import THRESHOLD_KEY, choose_threshold, class_weights, threshold_record
 from loopline.errors import DataError, LooplineError
 from loopline.model_contract import (
@@ -186,12 +186,14 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def read_splits(train_path: str, validation_path: str) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
+def read_splits(train_path: str, validation_path: str, *, seed: int = 42
+                ) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
     """TensorFlow threads sized to the task's CPU limit, then the training and validation splits
-    (what a tuning worker and the final training start from)."""
+    (what a tuning worker and the final training start from): stratified samples of
+    `budget.TUNING_SAMPLE_ROWS` rows of larger splits, read in chunks."""
     tuning.configure_threads(0)
-    train, spec = read_split(train_path)
-    validation, _ = read_split(validation_path)
+    train, spec = streaming.read_sample(train_path, TUNING_SAMPLE_ROWS, seed=seed)
+    validation, _ = streaming.read_sample(validation_path, TUNING_SAMPLE_ROWS, seed=seed)
     return train, validation, spec
 
 
@@ -408,6 +410,23 @@ def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: in
     return model, epoch_log.curves
 
 
+def retrain_streaming(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: int, paths: list[str]):
+    """Fit a configuration on every row of the Parquet files, streamed (`streaming`); the
+    preprocessing (medians, scaling, vocabularies) and the class weights come from `data`,
+    the samples tuning used."""
+    sample_x = {k: np.concatenate([data.train_x[k], data.val_x[k]]) for k in data.train_x}
+    sample_y = np.concatenate([data.train_y, data.val_y])
+    _set_seeds(seed)
+    model = build_model(data.spec, sample_x, params)
+    epoch_log = _epoch_log(None, None, None)
+    model.fit(streaming.parquet_dataset(paths, data.spec, int(params["batch_size"]), seed=seed), epochs=epochs,
+              class_weight=_class_weight(sample_y, data.spec), callbacks=[epoch_log], shuffle=False, verbose=0)
+    rows = sum(streaming.count_rows(p) for p in paths)
+    log.info("retrained the best configuration on %d rows streamed from %d files for %d epochs", rows, len(paths),
+             epochs)
+    return model, epoch_log.curves, rows
+
+
 def tune_and_train(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -428,10 +447,15 @@ def tune_and_train(
     report_path: str | Path | None = None,
     heartbeat_interval: float | None = None,
     grace_period: float | None = None,
+    stream_from: list[str] | None = None,
 ) -> TuningResult:
     """Tune with Optuna (seeded TPE, pruning, early stopping) until the study holds `n_trials`,
     retrain the best configuration on train + validation, and export the SavedModel to
     `export_dir/<version>/` with the input schema and class labels.
+
+    Trials use stratified samples of large splits (`budget`). With `stream_from` (the Parquet
+    files of the whole training and validation splits, of which `train` and `validation` are
+    samples) the final model trains on every row of the files, streamed.
 
     With `storage_url` the study is loaded when it exists (a resumed run, or parallel workers
     that ran the trials already) and only the remaining trials run here.
@@ -456,17 +480,21 @@ def tune_and_train(
     data = prepare(train, validation, spec)
     params = dict(best.params)
     epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or max_epochs)
-    model, curves = retrain(data, params, epochs=epochs, seed=seed)
+    tuned_train, tuned_validation = tuning_rows(train, validation, spec.target, seed=seed)
+    if stream_from:
+        model, curves, final_rows = retrain_streaming(data, params, epochs=epochs, seed=seed, paths=stream_from)
+    else:
+        model, curves = retrain(data, params, epochs=epochs, seed=seed)
+        final_rows = len(train) + len(validation)
     decision = _decision_metadata(best, data)
     export_saved_model(model, spec, export_dir, params=params, decision=decision)
-    tuned_train, tuned_validation = tuning_rows(train, validation, spec.target, seed=seed)
     trials = tuning.trial_summaries(study)
     result = TuningResult(
         best_params=params, best_value=float(best.value), trials=trials, export_dir=str(export_dir),
         objective=objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
         trained_epochs=sum(t["epochs"] or 0 for t in trials), ran_here=run.ran, curves=curves,
         rows={"tuning_train": len(tuned_train), "tuning_validation": len(tuned_validation),
-              "final_train": len(train) + len(validation)},
+              "final_train": final_rows},
         decision=decision,
     )
     if report_path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from loopline import training, tuning
+from loopline import streaming, training, tuning
 from loopline.files import write_text
 
 
@@ -35,7 +35,8 @@ def run(
         n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, objective=objective,
         pruner=pruner, storage_url=storage_url, search_space=search_space or {},
     )
-    train_df, val_df, spec = training.read_splits(train.path, validation.path)
+    train_df, val_df, spec = training.read_splits(train.path, validation.path, seed=seed)  # samples above the cap
+    sampled = len(train_df) + len(val_df) < streaming.count_rows(train.path) + streaming.count_rows(validation.path)
     result = training.tune_and_train(
         train_df,
         val_df,
@@ -53,6 +54,7 @@ def run(
         pipeline_run=pipeline_run,
         tracking_uri=tracking_uri,
         report_path=report.path,
+        stream_from=[train.path, validation.path] if sampled else None,  # the final model sees every row
     )
     states = {}
     for trial in result.trials:
