@@ -29,13 +29,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                             "loopline.decision")),
     ("training, tuning, validation, drift", ("loopline.tuning", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation", "loopline.drift", "loopline.budget",
-                                             "loopline.baseline", "loopline.streaming")),
+                                             "loopline.baseline", "loopline.streaming",
+                                             "loopline.reference_profile")),
     ("evaluation, registry, submission", ("loopline.evaluation", "loopline.registry", "loopline.vertex",
                                           "loopline.submit")),
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.docs")),
+                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.docs",
+                                             "loopline.bench_quality")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.
 HEAVY = ("tensorflow", "keras", "optuna", "optuna_integration", "great_expectations", "evidently", "mlflow",

@@ -15,6 +15,8 @@ its own entry and keeps the others.
   Expectations' own validate of the same suite and the same checks written in pandas.
 - `serving_local`: the local KServe model server against the same SavedModel in-process.
 - `tuning_pruning`, `tuning_parallel`, `tuning_resume`: Optuna pruning, shared studies, resuming.
+- `model_quality`: Loopline's holdout ROC AUC, accuracy and average precision beside logistic
+  regression and HistGradientBoosting on the same split (`bench_quality`).
 `python -m loopline.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded.
 """
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from loopline import data, drift, local, serving, training, tuning, tuning_worker, validation
+from loopline.bench_quality import bench_model_quality
 from loopline.data import DEMO_IGNORE, DEMO_TARGET
 from loopline.home import loopline_home
 from loopline.logs import setup_logging
@@ -648,6 +651,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "tuning_pruning": bench_tuning_pruning,
     "tuning_parallel": bench_tuning_parallel,
     "tuning_resume": bench_tuning_resume,
+    "model_quality": bench_model_quality,
 }
 
 

@@ -4,8 +4,9 @@ training's batches streamed from the Parquet files through tf.data.
 Memory stays bounded by the chunk size and the sample, not by the rows of the split: the
 sample is chosen from the target column alone, then collected chunk by chunk; each epoch of the
 final training reads the files again in chunks of `CHUNK_ROWS` rows and shuffles the rows of
-every window of `WINDOW_CHUNKS` chunks anew (the splits are in random order already: Loopline's
-splits are drawn at random).
+every window of `WINDOW_CHUNKS` chunks anew. Splits keep the order of the source's rows, so a
+source sorted (by time, by label) over many more rows than a window gives batches from one part
+of it at a time; shuffle such a source before loading it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from loopline import streaming, training, tuning
+import pandas as pd
+
+from loopline import reference_profile, streaming, training, tuning
 from loopline.files import write_text
 
 
@@ -56,6 +58,9 @@ def run(
         report_path=report.path,
         stream_from=[train.path, validation.path] if sampled else None,  # the final model sees every row
     )
+    # the drift monitor's reference, stored with the model (of the sample above the tuning cap)
+    profile = reference_profile.build(pd.concat([train_df, val_df], ignore_index=True), spec)
+    reference_profile.write(profile, model.path)
     states = {}
     for trial in result.trials:
         states[trial["state"].lower()] = states.get(trial["state"].lower(), 0) + 1
@@ -106,6 +111,7 @@ def run(
             "study_name": result.study_name,
             "trained_on_sha256": spec.source_sha256,
             "rows": result.rows,
+            "reference_profile_rows": profile["rows"],
             **({"decision_threshold": threshold} if threshold else {}),
             **({"mlflow_model_uri": result.model_uri} if result.model_uri else {}),
         }
