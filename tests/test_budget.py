@@ -45,3 +45,13 @@ def test_small_splits_are_used_whole_and_bad_caps_are_errors():
         stratified_sample(train, "y", 0)
     with pytest.raises(DataError, match="lacks the target column 'label'"):
         stratified_sample(train, "label", 10)
+
+
+def test_the_final_training_keeps_the_tuned_gradient_steps_and_sees_every_row():
+    from loopline.budget import final_epochs
+
+    assert final_epochs(12, tuned_rows=100_000, full_rows=1_000_000) == 2  # 1.2 passes, rounded up
+    assert final_epochs(3, tuned_rows=100_000, full_rows=1_000_000) == 1  # at least one pass
+    assert final_epochs(10, tuned_rows=1_000, full_rows=1_000) == 10
+    with pytest.raises(DataError, match="rows must be positive"):
+        final_epochs(3, tuned_rows=0, full_rows=10)

@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
                                              "loopline.local", "loopline.cli", "loopline.bench", "loopline.docs",
-                                             "loopline.bench_quality")),
+                                             "loopline.bench_quality", "loopline.bench_scale")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.
 HEAVY = ("tensorflow", "keras", "optuna", "optuna_integration", "great_expectations", "evidently", "mlflow",

@@ -17,6 +17,8 @@ its own entry and keeps the others.
 - `tuning_pruning`, `tuning_parallel`, `tuning_resume`: Optuna pruning, shared studies, resuming.
 - `model_quality`: Loopline's holdout ROC AUC, accuracy and average precision beside logistic
   regression and HistGradientBoosting on the same split (`bench_quality`).
+- `scale`: the training pipeline's steps at 10k, 100k and 1M rows, each in its own process:
+  seconds and peak RSS per step (`bench_scale`).
 `python -m loopline.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded.
 """
@@ -39,6 +41,7 @@ import pandas as pd
 
 from loopline import data, drift, local, serving, training, tuning, tuning_worker, validation
 from loopline.bench_quality import bench_model_quality
+from loopline.bench_scale import bench_scale
 from loopline.data import DEMO_IGNORE, DEMO_TARGET
 from loopline.home import loopline_home
 from loopline.logs import setup_logging
@@ -652,6 +655,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "tuning_parallel": bench_tuning_parallel,
     "tuning_resume": bench_tuning_resume,
     "model_quality": bench_model_quality,
+    "scale": bench_scale,
 }
 
 

@@ -5,7 +5,8 @@ on for large data.
   that many batches is repeated (reshuffled) within the epoch, so `max_epochs` epochs of 240
   rows at batch 64 are 15 x 50 = 750 steps rather than 60.
 - Large data: tuning trials train on a stratified sample of at most `TUNING_SAMPLE_ROWS`
-  training rows (and as many validation rows); the final model trains on every row.
+  training rows (and as many validation rows); the final model trains on every row, for the
+  gradient steps the best trial took on the sample (`final_epochs`), and at least one pass.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from loopline.errors import DataError
 log = logging.getLogger(__name__)
 
 MIN_STEPS_PER_EPOCH = 50
-TUNING_SAMPLE_ROWS = 200_000
+TUNING_SAMPLE_ROWS = 50_000
 
 
 def steps_per_epoch(rows: int, batch_size: int) -> int | None:
@@ -57,3 +58,11 @@ def tuning_rows(train: pd.DataFrame, validation: pd.DataFrame, target: str, *, c
         log.info("tuning on a stratified sample: %d of %d training rows, %d of %d validation rows",
                  len(sampled_train), len(train), len(sampled_validation), len(validation))
     return sampled_train, sampled_validation
+
+
+def final_epochs(tuned_epochs: int, *, tuned_rows: int, full_rows: int) -> int:
+    """Epochs of the final training on `full_rows` rows: as many gradient steps as `tuned_epochs`
+    epochs took on the `tuned_rows` rows of the sample (rounded up), and at least one epoch."""
+    if tuned_rows < 1 or full_rows < 1:
+        raise DataError(f"rows must be positive, got {tuned_rows} tuned and {full_rows} in all")
+    return max(1, math.ceil(tuned_epochs * tuned_rows / full_rows))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from loopline import streaming, tuning
-from loopline.budget import TUNING_SAMPLE_ROWS, steps_per_epoch, tuning_rows
+from loopline.budget import TUNING_SAMPLE_ROWS, final_epochs, steps_per_epoch, tuning_rows
 from loopline.data import DatasetSpec
 from loopline.decision import THRESHOLD_KEY, choose_threshold, class_weights, threshold_record
 from loopline.errors import DataError, LooplineError
@@ -482,6 +482,8 @@ def tune_and_train(
     epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or max_epochs)
     tuned_train, tuned_validation = tuning_rows(train, validation, spec.target, seed=seed)
     if stream_from:
+        full_rows = sum(streaming.count_rows(p) for p in stream_from)
+        epochs = final_epochs(epochs, tuned_rows=len(train) + len(validation), full_rows=full_rows)
         model, curves, final_rows = retrain_streaming(data, params, epochs=epochs, seed=seed, paths=stream_from)
     else:
         model, curves = retrain(data, params, epochs=epochs, seed=seed)
