@@ -21,7 +21,7 @@ from loopline.errors import DataError
 log = logging.getLogger(__name__)
 
 MIN_STEPS_PER_EPOCH = 50
-TUNING_SAMPLE_ROWS = 50_000
+TUNING_SAMPLE_ROWS = 20_000
 
 
 def steps_per_epoch(rows: int, batch_size: int) -> int | None:
