@@ -28,12 +28,12 @@ def demo_csv(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def splits(demo_csv, tmp_path_factory) -> dict[str, Path]:
-    from loopline.data import load_and_split
+    from loopline.data import SplitSettings, load_and_split
 
     folder = tmp_path_factory.mktemp("splits")
     paths = {name: folder / f"{name}.parquet" for name in ("train", "validation", "holdout")}
     load_and_split(
-        str(demo_csv), target="is_fraud", ignore_columns=["transaction_id"],
+        str(demo_csv), target="is_fraud", settings=SplitSettings(ignore_columns=["transaction_id"]),
         train_path=paths["train"], validation_path=paths["validation"], holdout_path=paths["holdout"],
     )
     return paths
@@ -42,16 +42,14 @@ def splits(demo_csv, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def trained_model(splits, tmp_path_factory) -> Path:
     """One real (small) Optuna + Keras training, exported as a SavedModel."""
+    from loopline import tuning
     from loopline.data import read_split
     from loopline.training import tune_and_train
 
     train, spec = read_split(splits["train"])
     validation, _ = read_split(splits["validation"])
     export = tmp_path_factory.mktemp("model") / "model"
-    tune_and_train(
-        train, validation, spec, export_dir=export, n_trials=2, max_epochs=8, seed=3,
-        search_space=FAST_SEARCH_SPACE,
-    )
+    tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=8, seed=3, search_space=FAST_SEARCH_SPACE), export_dir=export)
     return export
 
 

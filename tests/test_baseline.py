@@ -9,14 +9,9 @@ import pytest
 from loopline.baseline import fit_baseline
 from loopline.data import DatasetSpec
 from loopline.errors import DataError, GateConfigError
-from loopline.evaluation import (
-    Evaluation,
-    evaluate_predictions,
-    gate,
-    gate_report_markdown,
-    gate_table_markdown,
-    parse_gate_config,
-)
+from loopline.evaluation import gate, gate_report_markdown, gate_table_markdown
+from loopline.gate_config import parse_gate_config
+from loopline.holdout_metrics import Evaluation, evaluate_predictions
 
 SPEC = DatasetSpec(target="y", features={"amount": "numeric", "channel": "categorical"}, classes=["no", "yes"])
 

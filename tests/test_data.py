@@ -12,6 +12,7 @@ import pytest
 from loopline.data import (
     CATEGORICAL,
     NUMERIC,
+    SplitSettings,
     demo_transactions,
     load_and_split,
     read_split,
@@ -28,13 +29,14 @@ def _paths(folder: Path) -> dict[str, Path]:
 
 def _load(uri: Path | str, folder: Path, **kwargs):
     paths = _paths(folder)
-    kwargs.setdefault("target", "is_fraud")
+    target = kwargs.pop("target", "is_fraud")
     result = load_and_split(
         str(uri),
+        target=target,
+        settings=SplitSettings(**kwargs),
         train_path=paths["train"],
         validation_path=paths["validation"],
         holdout_path=paths["holdout"],
-        **kwargs,
     )
     return result, paths
 

@@ -14,7 +14,7 @@ from loopline.decision import (
     threshold_record,
 )
 from loopline.errors import DataError
-from loopline.evaluation import evaluate_predictions, evaluate_slices
+from loopline.holdout_metrics import evaluate_predictions, evaluate_slices
 
 
 def _binary(p):

@@ -126,17 +126,17 @@ def test_null_rate_change_is_drift():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (drift.DriftSettings(drift_share=0.0), "drift_share must be in (0, 1]"),
-        (drift.DriftSettings(numeric_test="t"), "numeric_test 't' is not one of psi, ks, wasserstein"),
-        (drift.DriftSettings(categorical_test="ks"), "categorical_test 'ks' is not one of"),
-        (drift.DriftSettings(thresholds={"kl": 0.1}), "thresholds: unknown test 'kl'"),
-        (drift.DriftSettings(thresholds={"ks": 5}), "thresholds: 'ks' is a p-value threshold and must be in (0, 1)"),
-        (drift.DriftSettings(critical_features=["nope"]), "critical_features names columns that are not features: nope"),
+        ({"drift_share": 0.0}, "drift_share must be in (0, 1]"),
+        ({"numeric_test": "t"}, "numeric_test 't' is not one of psi, ks, wasserstein"),
+        ({"categorical_test": "ks"}, "categorical_test 'ks' is not one of"),
+        ({"thresholds": {"kl": 0.1}}, "thresholds: unknown test 'kl'"),
+        ({"thresholds": {"ks": 5}}, "thresholds: 'ks' is a p-value threshold and must be in (0, 1)"),
+        ({"critical_features": ["nope"]}, "critical_features names columns that are not features: nope"),
     ],
 )
 def test_bad_settings_are_named(settings, message):
     with pytest.raises(DataError, match=rf"^{message.replace('(', '[(]').replace(')', '[)]')}"):
-        drift.compute(_frames(seed=1), _frames(seed=2), KINDS, settings)
+        drift.compute(_frames(seed=1), _frames(seed=2), KINDS, drift.DriftSettings(**settings))
 
 
 def test_summary_lists_the_most_drifted_first():

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 
 from loopline.errors import GateConfigError
-from loopline.evaluation import (
-    ROC_POINTS,
-    evaluate_predictions,
-    gate_report_markdown,
-    judge,
-    parse_gate_config,
-    parse_thresholds,
-)
+from loopline.evaluation import gate_report_markdown, judge
+from loopline.gate_config import parse_gate_config, parse_thresholds
+from loopline.holdout_metrics import ROC_POINTS, evaluate_predictions
 
 BINARY = ["0", "1"]
 
@@ -337,7 +332,7 @@ def test_per_class_precision_recall_f1():
 def test_slices_give_demographic_parity_difference_and_auc_gap():
     import pandas as pd
 
-    from loopline.evaluation import evaluate_slices, slice_values
+    from loopline.holdout_metrics import evaluate_slices, slice_values
 
     # slice a: 4 rows, predicts the positive class for 2 (rate 0.5), ranks perfectly (AUC 1)
     # slice b: 4 rows, predicts positive for 2 (rate 0.5), ranks 3 of 4 pairs right (AUC 0.75)
@@ -372,7 +367,7 @@ def test_slice_column_must_exist_and_be_few_valued():
     import pandas as pd
 
     from loopline.errors import DataError
-    from loopline.evaluation import slice_values
+    from loopline.holdout_metrics import slice_values
 
     frame = pd.DataFrame({"id": range(500), "channel": ["a", "b"] * 250})
     with pytest.raises(DataError, match="slice column 'region' is not in the holdout split"):
@@ -384,7 +379,7 @@ def test_slice_column_must_exist_and_be_few_valued():
 def test_measure_latency_times_single_rows_and_batches():
     import pandas as pd
 
-    from loopline.evaluation import LATENCY_METRICS, measure_latency
+    from loopline.holdout_metrics import LATENCY_METRICS, measure_latency
 
     sizes = []
     frame = pd.DataFrame({"x": range(40)})
@@ -402,7 +397,7 @@ def test_measure_latency_times_single_rows_and_batches():
 
 
 def test_legacy_form_and_sections_parse_to_the_same_rules():
-    from loopline.evaluation import parse_gate_config
+    from loopline.gate_config import parse_gate_config
 
     legacy = parse_gate_config({"roc_auc": 0.8, "log_loss": {"max": 0.4}})
     sectioned = parse_gate_config({"absolute": {"roc_auc": 0.8, "log_loss": {"max": 0.4}}})
@@ -451,7 +446,7 @@ def test_legacy_form_and_sections_parse_to_the_same_rules():
     ],
 )
 def test_bad_gate_configurations_are_one_line_errors(config, message):
-    from loopline.evaluation import parse_gate_config
+    from loopline.gate_config import parse_gate_config
 
     with pytest.raises(GateConfigError) as excinfo:
         parse_gate_config(config)

@@ -39,7 +39,8 @@ def training():
 
 def _retrain(target, training, tracking_uri, model, now, monitor_run="monitor-1", **options):
     return reruns.retrain(tracking_uri=tracking_uri, model_name=model, target=target, pipeline=training,
-                          arguments={**ARGUMENTS, "tracking_uri": tracking_uri}, now=now, monitor_run=monitor_run, **options)
+                          arguments={**ARGUMENTS, "tracking_uri": tracking_uri}, now=now, monitor_run=monitor_run,
+                          settings=reruns.RetrainSettings(**options))
 
 
 def _tags(tracking_uri, model) -> dict[str, str]:
@@ -102,7 +103,8 @@ def test_a_failed_submission_leaves_no_claim_behind(kfp_api, training, tracking_
 def test_bad_arguments_are_refused_before_anything_is_sent(kfp_api, training, tracking_uri, model):
     with pytest.raises(params.ParameterError, match="parameter 'n_trials' of loopline-training expects an integer"):
         reruns.retrain(tracking_uri=tracking_uri, model_name=model, target=submit.KfpTarget(host=kfp_api.url),
-                       pipeline=training, arguments={**ARGUMENTS, "tracking_uri": tracking_uri, "n_trials": "four"})
+                       pipeline=training, arguments={**ARGUMENTS, "tracking_uri": tracking_uri, "n_trials": "four"},
+                       settings=reruns.RetrainSettings())
     assert kfp_api.requests == []
 
 

@@ -65,7 +65,7 @@ def test_every_epoch_streams_every_row_once_in_a_new_order(split_files, monkeypa
 
 
 def test_tuning_on_a_sample_and_the_final_model_on_every_row(split_files, monkeypatch, tmp_path):
-    from loopline import training
+    from loopline import training, tuning
     from loopline.model_contract import METADATA_FILE, ServingModel
 
     monkeypatch.setattr(training, "TUNING_SAMPLE_ROWS", 800)
@@ -73,9 +73,10 @@ def test_tuning_on_a_sample_and_the_final_model_on_every_row(split_files, monkey
     paths, spec = split_files
     train, validation, read_spec = training.read_splits(str(paths["train"]), str(paths["validation"]), seed=2)
     assert (len(train), len(validation)) == (800, 600) and read_spec == spec
+    settings = tuning.TuningSettings(n_trials=1, max_epochs=3, seed=2, search_space=FAST_SEARCH_SPACE)
     result = training.tune_and_train(
-        train, validation, spec, export_dir=tmp_path / "m", n_trials=1, max_epochs=3, seed=2,
-        search_space=FAST_SEARCH_SPACE, stream_from=[str(paths["train"]), str(paths["validation"])],
+        train, validation, spec, settings=settings, export_dir=tmp_path / "m",
+        stream_from=[str(paths["train"]), str(paths["validation"])],
     )
     assert result.rows == {"tuning_train": 800, "tuning_validation": 600, "final_train": 3000}
     assert len(result.curves["loss"]) == result.epochs and np.isfinite(result.curves["loss"]).all()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopline import tuning
 from loopline.data import read_split
 from loopline.errors import DataError
 from loopline.model_contract import METADATA_FILE, ServingModel, encode_labels
@@ -68,14 +69,14 @@ def test_same_seed_same_best_params(splits, tmp_path):
     train, spec = read_split(splits["train"])
     validation, _ = read_split(splits["validation"])
     small = train.head(400), validation.head(200)
-    a = tune_and_train(*small, spec, export_dir=tmp_path / "a", n_trials=2, max_epochs=2, seed=11)
-    b = tune_and_train(*small, spec, export_dir=tmp_path / "b", n_trials=2, max_epochs=2, seed=11)
+    a = tune_and_train(*small, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=2, seed=11), export_dir=tmp_path / "a")
+    b = tune_and_train(*small, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=2, seed=11), export_dir=tmp_path / "b")
     assert a.best_params == b.best_params
     assert [t["params"] for t in a.trials] == [t["params"] for t in b.trials]
 
 
 def test_multiclass_target(tmp_path):
-    from loopline.data import build_spec, conform, split
+    from loopline.data import SplitSettings, build_spec, conform, split
 
     rng = np.random.default_rng(0)
     n = 900
@@ -84,11 +85,9 @@ def test_multiclass_target(tmp_path):
     label = np.where(x > 0.5, "high", np.where(x < -0.5, "low", "mid"))
     df = pd.DataFrame({"x": x, "color": color, "label": label})
     spec = build_spec(df, target="label")
-    train, validation, holdout = split(conform(df, spec), spec)
+    train, validation, holdout = split(conform(df, spec), spec, settings=SplitSettings())
     fast = {"learning_rate": {"low": 5e-3, "high": 1e-2, "log": True}, "batch_size": {"choices": [32]}}
-    result = tune_and_train(
-        train, validation, spec, export_dir=tmp_path / "m", n_trials=1, max_epochs=15, seed=1, search_space=fast
-    )
+    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=1, max_epochs=15, seed=1, search_space=fast), export_dir=tmp_path / "m")
     proba = ServingModel(tmp_path / "m").predict_frame(holdout)
     assert proba.shape == (len(holdout), 3)
     assert result.best_value > 0.8  # macro one-vs-rest AUC on an easy problem
@@ -112,7 +111,7 @@ def test_bad_search_space_is_a_clear_error(space, message):
 def test_bad_budgets_are_rejected_before_training(splits, tmp_path, kwargs, message):
     train, spec = read_split(splits["train"])
     with pytest.raises(ValueError, match=message):
-        tune_and_train(train, train, spec, export_dir=tmp_path / "m", **kwargs)
+        tune_and_train(train, train, spec, settings=tuning.TuningSettings(**kwargs), export_dir=tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
 
@@ -140,8 +139,8 @@ def test_multiclass_models_keep_the_argmax_and_report_the_rows_of_each_phase(tmp
     df = pd.DataFrame({"x": x, "label": np.where(x > 0.5, "high", np.where(x < -0.5, "low", "mid"))})
     spec = build_spec(df, target="label")
     train, validation, _ = split(conform(df, spec), spec)
-    result = tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=1, max_epochs=2, seed=1,
-                            search_space={"batch_size": {"choices": [64]}})
+    settings = tuning.TuningSettings(n_trials=1, max_epochs=2, seed=1, search_space={"batch_size": {"choices": [64]}})
+    result = tune_and_train(train, validation, spec, settings=settings, export_dir=tmp_path / "m")
     meta = json.loads((tmp_path / "m" / METADATA_FILE).read_text())
     assert "decision_threshold" not in meta and "decision_threshold" not in result.decision
     assert result.rows == {"tuning_train": len(train), "tuning_validation": len(validation),

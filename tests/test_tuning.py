@@ -123,7 +123,7 @@ def test_a_constant_feature_is_named_before_training(small_splits, tmp_path):
 
     train, validation, spec = _frames(small_splits)
     with pytest.raises(DataError, match="feature column 'channel' is constant in the training split"):
-        tune_and_train(train.assign(channel="chip"), validation, spec, export_dir=tmp_path / "m", n_trials=1)
+        tune_and_train(train.assign(channel="chip"), validation, spec, settings=tuning.TuningSettings(n_trials=1), export_dir=tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
 
@@ -152,8 +152,7 @@ def test_log_loss_objective_minimises_and_every_trial_reports_epochs(small_split
     from loopline.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
-    result = tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=2, max_epochs=3, seed=5,
-                            objective="log_loss", pruner="none", search_space=TINY_SPACE)
+    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=3, seed=5, objective="log_loss", pruner="none", search_space=TINY_SPACE), export_dir=tmp_path / "m")
     values = [t["value"] for t in result.trials if t["state"] == "COMPLETE"]
     assert result.objective == "log_loss" and result.best_value == min(values)
     assert all(1 <= t["epochs"] <= 3 for t in result.trials)
@@ -167,8 +166,7 @@ def test_median_pruning_stops_poor_trials_early(small_splits, tmp_path):
     # a wide learning-rate range: some trials learn slowly, and the median pruner stops them
     space = {**TINY_SPACE, "learning_rate": {"low": 1e-5, "high": 1e-2, "log": True}}
     url = f"sqlite:///{tmp_path}/study.db"
-    result = tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=7, max_epochs=6, seed=2,
-                            pruner="median", search_space=space, storage_url=url, study_name="pruning")
+    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=7, max_epochs=6, seed=2, pruner="median", search_space=space, storage_url=url, study_name="pruning"), export_dir=tmp_path / "m")
     pruned = [t for t in result.trials if t["state"] == "PRUNED"]
     assert pruned, result.trials
     assert all(t["epochs"] < 6 for t in pruned)
@@ -180,8 +178,7 @@ def test_hyperband_pruner_runs(small_splits, tmp_path):
     from loopline.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
-    result = tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=2, max_epochs=2,
-                            pruner="hyperband", objective="accuracy", search_space=TINY_SPACE)
+    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=2, pruner="hyperband", objective="accuracy", search_space=TINY_SPACE), export_dir=tmp_path / "m")
     assert 0.0 <= result.best_value <= 1.0
 
 
@@ -189,8 +186,7 @@ def test_the_timeout_ends_tuning_between_trials(small_splits, tmp_path):
     from loopline.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
-    result = tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=50, max_epochs=2,
-                            timeout_seconds=0.5, search_space=TINY_SPACE)
+    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=50, max_epochs=2, timeout_seconds=0.5, search_space=TINY_SPACE), export_dir=tmp_path / "m")
     assert len(result.trials) == 1 and (tmp_path / "m" / "1" / "saved_model.pb").is_file()
 
 
@@ -204,9 +200,7 @@ def test_mlflow_parent_run_nested_trials_and_the_final_model(small_splits, tmp_p
     train, validation, spec = _frames(small_splits)
     tracking_uri = registry.local_tracking_uri(tmp_path / "mlflow")
     report = tmp_path / "report.html"
-    result = tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=2, max_epochs=3, seed=4,
-                            pruner="none", search_space=TINY_SPACE, tracking_uri=tracking_uri, study_name="tracked",
-                            report_path=report)
+    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=3, seed=4, pruner="none", search_space=TINY_SPACE, tracking_uri=tracking_uri, study_name="tracked"), export_dir=tmp_path / "m", report_path=report)
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(tuning.TUNING_EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
@@ -244,8 +238,7 @@ def test_failed_trials_are_recorded_and_a_study_without_a_completed_trial_is_an_
     tracking_uri = registry.local_tracking_uri(tmp_path / "mlflow")
     diverging = {**TINY_SPACE, "learning_rate": {"low": 1e30, "high": 1e31, "log": True}}
     with pytest.raises(LooplineError, match="tuning finished without a completed trial: "):
-        tune_and_train(train, validation, spec, export_dir=tmp_path / "m", n_trials=2, max_epochs=2,
-                       search_space=diverging, tracking_uri=tracking_uri, study_name="diverging")
+        tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=2, search_space=diverging, tracking_uri=tracking_uri, study_name="diverging"), export_dir=tmp_path / "m")
     assert not (tmp_path / "m").exists()
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(tuning.TUNING_EXPERIMENT)
@@ -258,10 +251,11 @@ def test_failed_trials_are_recorded_and_a_study_without_a_completed_trial_is_an_
 
 
 def _worker(small_splits, url, name, *, n_trials, worker=1, max_epochs=3, threads=1, grace=4.0, log_path=None):
+    settings = tuning.TuningSettings(storage_url=url, study_name=name, n_trials=n_trials, max_epochs=max_epochs, seed=9,
+                                     pruner="none", search_space=TINY_SPACE)
     command = tuning_worker.worker_command(
-        train=small_splits["train"], validation=small_splits["validation"], storage_url=url, study_name=name,
-        n_trials=n_trials, max_epochs=max_epochs, worker=worker, threads=threads, seed=9, pruner="none",
-        search_space=TINY_SPACE, heartbeat_interval=1.0, grace_period=grace,
+        train=small_splits["train"], validation=small_splits["validation"], settings=settings, worker=worker,
+        threads=threads, heartbeat_interval=1.0, grace_period=grace,
     )
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed by the caller's wait
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -12,20 +12,21 @@ import pytest
 from loopline.data import (
     DEMO_IGNORE,
     DEMO_TARGET,
+    SplitSettings,
     build_spec,
     conform,
     demo_transactions,
     split,
 )
 from loopline.errors import DataError, ValidationFailed
-from loopline.validation import (
+from loopline.validation import validate_splits
+from loopline.validation_suite import (
     FINITE_MAX,
     NUMERIC_TYPES,
     ExpectationSpec,
     infer_suite,
     load_suite_file,
     parse_suite,
-    validate_splits,
 )
 
 NUMERIC_COLUMNS = ["amount", "hour", "account_age_days", "tx_last_24h", "distance_km"]
@@ -36,7 +37,7 @@ CATEGORICAL_COLUMNS = ["merchant_category", "channel"]
 def data():
     raw = demo_transactions(2000, seed=7)
     spec = build_spec(raw, target=DEMO_TARGET, ignore_columns=DEMO_IGNORE)
-    train, validation, holdout = split(conform(raw, spec), spec, seed=42)
+    train, validation, holdout = split(conform(raw, spec), spec, settings=SplitSettings(seed=42))
     return spec, train, validation, holdout
 
 

@@ -33,8 +33,9 @@ def check_drift_escalation(
     """
     from loopline.executors import check_drift_escalation as executor
     from loopline.logs import setup_logging
+    from loopline.reruns import EscalationSettings
 
     setup_logging()
-    return executor.run(
-        metrics=metrics, drift_share=drift_share, escalation_threshold=escalation_threshold, rerun_mode=rerun_mode,
-    )
+    settings = EscalationSettings(drift_share=drift_share, escalation_threshold=escalation_threshold,
+                                  rerun_mode=rerun_mode)
+    return executor.run(metrics=metrics, settings=settings)

@@ -70,13 +70,15 @@ def deploy_model(
     """
     from loopline.executors import deploy_model as executor
     from loopline.logs import setup_logging
+    from loopline.rollout import DeploySettings
 
     setup_logging()
-    return executor.run(
-        model_name=model_name, model_version=model_version, tracking_uri=tracking_uri, holdout=holdout,
-        manifest=manifest, report=report, target=target, namespace=namespace, storage_uri=storage_uri,
-        pipeline_run=pipeline_run, canary_percent=canary_percent, deployment_mode=deployment_mode,
-        service_account=service_account, runtime_version=runtime_version, min_replicas=min_replicas,
-        max_replicas=max_replicas, smoke_rows=smoke_rows, tolerance=tolerance, max_p95_ms=max_p95_ms,
-        ready_timeout_seconds=ready_timeout_seconds, local_home=local_home,
+    settings = DeploySettings(
+        target=target, namespace=namespace, storage_uri=storage_uri, canary_percent=canary_percent,
+        deployment_mode=deployment_mode, service_account=service_account, runtime_version=runtime_version,
+        min_replicas=min_replicas, max_replicas=max_replicas, smoke_rows=smoke_rows, tolerance=tolerance,
+        max_p95_ms=max_p95_ms, ready_timeout_seconds=ready_timeout_seconds, local_home=local_home,
     )
+    return executor.run(model_name=model_name, model_version=model_version, tracking_uri=tracking_uri,
+                        holdout=holdout, manifest=manifest, report=report, pipeline_run=pipeline_run,
+                        settings=settings)

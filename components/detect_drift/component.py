@@ -61,16 +61,16 @@ def detect_drift(
         table: JSON table of every feature's statistics and verdict.
         Output: True when the dataset drifted.
     """
+    from loopline.drift import DriftSettings
     from loopline.executors import detect_drift as executor
     from loopline.logs import setup_logging
 
     setup_logging()
-    return executor.run(
-        current_data_uri=current_data_uri, target=target, report=report, metrics=metrics,
-        summary=summary, table=table, reference_data_uri=reference_data_uri,
-        tracking_uri=tracking_uri, model_name=model_name, feature_kinds=feature_kinds,
-        ignore_columns=ignore_columns, drift_share=drift_share, numeric_test=numeric_test,
-        categorical_test=categorical_test, thresholds=thresholds,
-        critical_features=critical_features, current_last_rows=current_last_rows,
-        report_sample_rows=report_sample_rows,
+    settings = DriftSettings(
+        drift_share=drift_share, numeric_test=numeric_test, categorical_test=categorical_test,
+        thresholds=thresholds, critical_features=critical_features, feature_kinds=feature_kinds,
+        ignore_columns=ignore_columns, current_last_rows=current_last_rows, report_sample_rows=report_sample_rows,
     )
+    return executor.run(current_data_uri=current_data_uri, target=target, report=report, metrics=metrics,
+                        summary=summary, table=table, reference_data_uri=reference_data_uri,
+                        tracking_uri=tracking_uri, model_name=model_name, settings=settings)

@@ -59,11 +59,10 @@ def evaluate_model(
         Output: True when every gate passed.
     """
     from loopline.executors import evaluate_model as executor
+    from loopline.gate_config import GateSettings
     from loopline.logs import setup_logging
 
     setup_logging()
-    return executor.run(
-        model=model, holdout=holdout, thresholds=thresholds, metrics=metrics,
-        classification_metrics=classification_metrics, report=report, blessing=blessing,
-        tracking_uri=tracking_uri, model_name=model_name, train=train,
-    )
+    settings = GateSettings(thresholds=thresholds, tracking_uri=tracking_uri, model_name=model_name)
+    return executor.run(model=model, holdout=holdout, metrics=metrics, classification_metrics=classification_metrics,
+                        report=report, blessing=blessing, settings=settings, train=train)

@@ -38,12 +38,12 @@ def load_data(
         validation: Validation split used for tuning.
         holdout: Holdout split used only by evaluation.
     """
+    from loopline.data import SplitSettings
     from loopline.executors import load_data as executor
     from loopline.logs import setup_logging
 
     setup_logging()
-    executor.run(
-        data_uri=data_uri, target=target, train=train, validation=validation, holdout=holdout,
-        feature_kinds=feature_kinds, ignore_columns=ignore_columns,
-        validation_fraction=validation_fraction, holdout_fraction=holdout_fraction, seed=seed,
-    )
+    settings = SplitSettings(feature_kinds=feature_kinds, ignore_columns=ignore_columns,
+                             validation_fraction=validation_fraction, holdout_fraction=holdout_fraction, seed=seed)
+    executor.run(data_uri=data_uri, target=target, train=train, validation=validation, holdout=holdout,
+                 settings=settings)

@@ -52,11 +52,10 @@ def register_model(
     """
     from loopline.executors import register_model as executor
     from loopline.logs import setup_logging
+    from loopline.registry import RegisterSettings
 
     setup_logging()
-    return executor.run(
-        model=model, blessing=blessing, train=train, holdout=holdout, tracking_uri=tracking_uri,
-        model_name=model_name, pipeline_run=pipeline_run, pipeline_name=pipeline_name,
-        pipeline_run_id=pipeline_run_id, image_refs=image_refs, extra_tags=extra_tags,
-        vertex_model_registry=vertex_model_registry,
-    )
+    settings = RegisterSettings(pipeline_name=pipeline_name, pipeline_run_id=pipeline_run_id, image_refs=image_refs,
+                                extra_tags=extra_tags, vertex_model_registry=vertex_model_registry)
+    return executor.run(model=model, blessing=blessing, train=train, holdout=holdout, tracking_uri=tracking_uri,
+                        model_name=model_name, pipeline_run=pipeline_run, settings=settings)

@@ -59,11 +59,11 @@ def train_model(
     """
     from loopline.executors import train_model as executor
     from loopline.logs import setup_logging
+    from loopline.tuning import TuningSettings
 
     setup_logging()
-    executor.run(
-        train=train, validation=validation, model=model, metrics=metrics, best_params=best_params, report=report,
-        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, search_space=search_space,
-        seed=seed, objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name,
-        pipeline_run=pipeline_run, tracking_uri=tracking_uri,
-    )
+    settings = TuningSettings(n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds,
+                              search_space=search_space, seed=seed, objective=objective, pruner=pruner,
+                              storage_url=storage_url, study_name=study_name, tracking_uri=tracking_uri)
+    executor.run(train=train, validation=validation, model=model, metrics=metrics, best_params=best_params,
+                 report=report, settings=settings, pipeline_run=pipeline_run)

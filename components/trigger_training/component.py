@@ -79,8 +79,14 @@ def trigger_training(
     """
     from loopline.executors import trigger_training as executor
     from loopline.logs import setup_logging
+    from loopline.reruns import RetrainSettings
 
     setup_logging()
+    settings = RetrainSettings(
+        rerun_target=rerun_target, kfp_host=kfp_host, vertex_project=vertex_project, vertex_location=vertex_location,
+        pipeline_root=pipeline_root, service_account=service_account, cooldown_hours=cooldown_hours,
+        image_registry=image_registry, kubernetes_settings=kubernetes_settings,
+    )
     return executor.run(
         arguments={
             "data_uri": data_uri, "target": target, "tracking_uri": tracking_uri, "model_name": model_name,
@@ -88,8 +94,5 @@ def trigger_training(
             "n_trials": n_trials, "max_epochs": max_epochs, "timeout_seconds": timeout_seconds, "seed": seed,
             "deploy_target": deploy_target, "namespace": namespace, "storage_uri": storage_uri,
         },
-        rerun_target=rerun_target, kfp_host=kfp_host, vertex_project=vertex_project, vertex_location=vertex_location,
-        pipeline_root=pipeline_root, service_account=service_account, cooldown_hours=cooldown_hours,
-        monitor_run=monitor_run, image_registry=image_registry, kubernetes_settings=kubernetes_settings,
-        summary=summary, reason_path=reason, run_path=run,
+        settings=settings, monitor_run=monitor_run, summary=summary, reason_path=reason, run_path=run,
     )

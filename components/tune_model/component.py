@@ -54,11 +54,11 @@ def tune_model(
     """
     from loopline.executors import tune_model as executor
     from loopline.logs import setup_logging
+    from loopline.tuning import TuningSettings
 
     setup_logging()
-    executor.run(
-        train=train, validation=validation, metrics=metrics, worker=worker, n_trials=n_trials,
-        max_epochs=max_epochs, timeout_seconds=timeout_seconds, search_space=search_space, seed=seed,
-        objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name,
-        pipeline_run=pipeline_run, tracking_uri=tracking_uri,
-    )
+    settings = TuningSettings(n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds,
+                              search_space=search_space, seed=seed, objective=objective, pruner=pruner,
+                              storage_url=storage_url, study_name=study_name, tracking_uri=tracking_uri)
+    executor.run(train=train, validation=validation, metrics=metrics, settings=settings, worker=worker,
+                 pipeline_run=pipeline_run)

@@ -51,11 +51,11 @@ def validate_data(
     """
     from loopline.executors import validate_data as executor
     from loopline.logs import setup_logging
+    from loopline.validation import ValidationSettings
 
     setup_logging()
-    return executor.run(
-        train=train, validation=validation, holdout=holdout, report=report, metrics=metrics,
-        summary=summary, result=result, fail_on_error=fail_on_error,
-        reference_data_uri=reference_data_uri, suite_uri=suite_uri,
-        max_null_fraction=max_null_fraction, skew_threshold=skew_threshold,
-    )
+    settings = ValidationSettings(fail_on_error=fail_on_error, reference_data_uri=reference_data_uri,
+                                  suite_uri=suite_uri, max_null_fraction=max_null_fraction,
+                                  skew_threshold=skew_threshold)
+    return executor.run(train=train, validation=validation, holdout=holdout, report=report, metrics=metrics,
+                        summary=summary, result=result, settings=settings)

@@ -39,7 +39,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import data, drift, local, serving, training, tuning, tuning_worker, validation
+from loopline import (
+    data,
+    drift,
+    local,
+    serving,
+    training,
+    tuning,
+    tuning_worker,
+    validation,
+    validation_report,
+    validation_suite,
+)
 from loopline.bench_quality import bench_model_quality
 from loopline.bench_scale import bench_scale
 from loopline.data import DEMO_IGNORE, DEMO_TARGET
@@ -47,7 +58,7 @@ from loopline.home import loopline_home
 from loopline.logs import setup_logging
 from loopline.model_contract import ServingModel
 from loopline.training import tune_and_train
-from loopline.validation import ExpectationSpec
+from loopline.validation_suite import ExpectationSpec
 
 ROWS_1M = 1_000_000
 N_NUMERIC = 20
@@ -323,17 +334,17 @@ def bench_validate_1m(home: Path) -> list[dict[str, Any]]:
     reference = wide_frame(ROWS_1M, seed=1)
     batch = corrupted_batch(ROWS_1M, seed=3)
     # Warm up both engines (imports, GX's metric registry) on a few rows: not timed.
-    small = validation.infer_suite(reference.head(1000))
+    small = validation_suite.infer_suite(reference.head(1000))
     validation.run_suite({"warm-up": batch.head(1000)}, small)
     print(f"validate_1m: {ROWS_1M:,} rows; Loopline (infer the suite, validate with GX, Data Docs) ...", flush=True)
 
     report_path = folder / "validation.html"
     runs: dict[str, list[float]] = {"infer": [], "run": [], "render": [], "loopline": [], "gx": []}
     for _ in range(REPEATS):  # alternating, best of each: the machine is shared
-        suite, infer_s, _ = timed(lambda: validation.infer_suite(reference))
+        suite, infer_s, _ = timed(lambda: validation_suite.infer_suite(reference))
         report, run_s, run_mb = timed(lambda s=suite: validation.run_suite({"batch": batch}, s))
         _, render_s, _ = timed(
-            lambda r=report, s=suite: report_path.write_text(validation.render_html(r, s), encoding="utf-8"))
+            lambda r=report, s=suite: report_path.write_text(validation_report.render_html(r, s), encoding="utf-8"))
         for key, value in (("infer", infer_s), ("run", run_s), ("render", render_s)):
             runs[key].append(value)
         runs["loopline"].append(round(infer_s + run_s + render_s, 3))
@@ -435,8 +446,8 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
         shutil.rmtree(folder)
     frame = data.demo_transactions(4000, seed=7)
     spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, holdout = data.split(data.conform(frame, spec), spec)
-    tune_and_train(train, validation, spec, export_dir=folder / "model", n_trials=1, max_epochs=3)
+    train, validation, holdout = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
+    tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=1, max_epochs=3), export_dir=folder / "model")
     features = holdout[list(spec.features)]
     records = features.astype(object).where(features.notna(), None).to_dict(orient="records")
     model = ServingModel(folder / "model")
@@ -467,7 +478,7 @@ def _demo_splits(folder: Path, rows: int = 6000) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     frame = data.demo_transactions(rows, seed=7)
     spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, _ = data.split(data.conform(frame, spec), spec)
+    train, validation, _ = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
     paths = {"train": folder / "train.parquet", "validation": folder / "validation.parquet"}
     data.write_split(train, spec, paths["train"])
     data.write_split(validation, spec, paths["validation"])
@@ -523,9 +534,11 @@ def _run_workers(paths: dict[str, Path], url: str, study: str, *, workers: int, 
     started = time.perf_counter()
     processes = []
     for worker in range(1, workers + 1):
-        command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
-                                        study_name=study, n_trials=n_trials, max_epochs=max_epochs,
-                                        worker=worker, threads=threads, pruner="none")
+        settings = tuning.TuningSettings(storage_url=url, study_name=study, n_trials=n_trials, max_epochs=max_epochs,
+                                         pruner="none")
+        command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], settings=settings,
+                                               worker=worker, threads=threads, heartbeat_interval=tuning.HEARTBEAT_INTERVAL,
+                                               grace_period=tuning.GRACE_PERIOD)
         log = open(log_dir / f"{study}-worker{worker}.log", "w")  # noqa: SIM115 - closed below
         processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
     for process, log in processes:
@@ -603,9 +616,10 @@ def bench_tuning_resume(home: Path) -> list[dict[str, Any]]:
         shutil.rmtree(folder)
     paths = _demo_splits(folder, rows=3000)
     url, study_name = f"sqlite:///{folder / 'study.db'}", "resume"
-    command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], storage_url=url,
-                                    study_name=study_name, n_trials=RESUME_TRIALS, max_epochs=RESUME_MAX_EPOCHS,
-                                    pruner="none", heartbeat_interval=1.0, grace_period=5.0)
+    settings = tuning.TuningSettings(storage_url=url, study_name=study_name, n_trials=RESUME_TRIALS,
+                                     max_epochs=RESUME_MAX_EPOCHS, pruner="none")
+    command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], settings=settings,
+                                           worker=1, threads=0, heartbeat_interval=1.0, grace_period=5.0)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def trials():

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import baseline, data, evaluation
+from loopline import baseline, data, holdout_metrics
 from loopline.decision import stored_threshold
 from loopline.model_contract import ServingModel, encode_labels
 from loopline.training import tune_and_train
+from loopline.tuning import TuningSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _histgb(train: pd.DataFrame, spec: data.DatasetSpec, seed: int):
 
 
 def _scores(labels: np.ndarray, proba: np.ndarray, classes: list[str], threshold: float | None = None) -> dict:
-    metrics = evaluation.evaluate_predictions(labels, proba, classes, threshold=threshold).metrics
+    metrics = holdout_metrics.evaluate_predictions(labels, proba, classes, threshold=threshold).metrics
     return {k: round(metrics[k], 4) for k in ("roc_auc", "accuracy", "average_precision")}
 
 
@@ -78,8 +79,8 @@ def one_dataset(name: str, frame: pd.DataFrame, target: str, ignore: list[str], 
     both = pd.concat([train, validation], ignore_index=True)
     with tempfile.TemporaryDirectory(prefix="loopline-quality-") as folder:
         started = time.perf_counter()
-        result = tune_and_train(train, validation, spec, export_dir=Path(folder) / "model", n_trials=N_TRIALS,
-                                max_epochs=MAX_EPOCHS, seed=seed)
+        result = tune_and_train(train, validation, spec, export_dir=Path(folder) / "model",
+                                settings=TuningSettings(n_trials=N_TRIALS, max_epochs=MAX_EPOCHS, seed=seed))
         seconds = time.perf_counter() - started
         model = ServingModel(Path(folder) / "model")
         threshold = stored_threshold(model.metadata)

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loopline.tuning import TuningSettings
+
 SCALE_ROWS = (10_000, 100_000, 1_000_000)
 STEPS = ("load_data", "validate_data", "train_model", "evaluate_model")
 SECONDS_1M_TARGET, STEP_RSS_TARGET_MB = 360.0, 3072.0
@@ -41,7 +43,10 @@ class _Artifact:
 
 def run_step(step: str, folder: Path) -> dict[str, Any]:
     """Run one step on the files in `folder` (in this process); return its metadata."""
+    from loopline.data import SplitSettings
     from loopline.executors import evaluate_model, load_data, train_model, validate_data
+    from loopline.gate_config import GateSettings
+    from loopline.validation import ValidationSettings
 
     a = {name: _Artifact(folder / name) for name in
          ("train", "validation", "holdout", "model", "metrics", "best_params", "report", "summary", "result",
@@ -56,17 +61,20 @@ def run_step(step: str, folder: Path) -> dict[str, Any]:
 
     if step == "load_data":
         load_data.run(data_uri=str(folder / "data.csv"), target="is_fraud", train=a["train"],
-                      validation=a["validation"], holdout=a["holdout"], ignore_columns=["transaction_id"])
+                      validation=a["validation"], holdout=a["holdout"],
+                      settings=SplitSettings(ignore_columns=["transaction_id"]))
     elif step == "validate_data":
         validate_data.run(train=a["train"], validation=a["validation"], holdout=a["holdout"], report=a["report"],
-                          metrics=a["metrics"], summary=a["summary"], result=a["result"], fail_on_error=False)
+                          metrics=a["metrics"], summary=a["summary"], result=a["result"],
+                          settings=ValidationSettings(fail_on_error=False))
     elif step == "train_model":
         train_model.run(train=a["train"], validation=a["validation"], model=a["model"], metrics=a["metrics"],
-                        best_params=a["best_params"], report=a["report"])
+                        best_params=a["best_params"], report=a["report"], settings=TuningSettings(),
+                        pipeline_run="scale")
     elif step == "evaluate_model":
-        evaluate_model.run(model=a["model"], holdout=a["holdout"], train=a["train"], thresholds={"roc_auc": 0.5},
-                           metrics=a["metrics"], classification_metrics=_Classification(folder / "cm"),
-                           report=a["report"], blessing=a["blessing"])
+        evaluate_model.run(model=a["model"], holdout=a["holdout"], train=a["train"], metrics=a["metrics"],
+                           classification_metrics=_Classification(folder / "cm"), report=a["report"],
+                           blessing=a["blessing"], settings=GateSettings(thresholds={"roc_auc": 0.5}))
     else:
         raise ValueError(f"unknown step '{step}'")
     return a["metrics"].metadata

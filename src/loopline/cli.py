@@ -98,11 +98,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the data passes (pass or evolve), 1 when blocked, 2 on input errors."""
-    from loopline import validation
+    from loopline import validation, validation_suite
     from loopline.data import read_table
 
     quiet_libraries()
-    user_suite = validation.load_suite_file(args.suite) if args.suite else None
+    user_suite = validation_suite.load_suite_file(args.suite) if args.suite else None
     reference = read_table(args.reference)
     data = read_table(args.data)
     report_path = Path(args.report) / "validation.html" if args.report else None
@@ -151,7 +151,6 @@ def cmd_drift(args: argparse.Namespace) -> int:
         drift_share=args.drift_share, numeric_test=args.numeric_test, categorical_test=args.categorical_test,
         thresholds=_thresholds(args.threshold), critical_features=list(args.critical or []),
     )
-    settings.check()
     reference = read_table(args.reference)
     current = drift.last_rows(read_table(args.current), args.last_rows)
     ignore = set(args.ignore or [])

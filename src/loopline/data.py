@@ -198,20 +198,30 @@ def conform(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     return out
 
 
-def split(
-    df: pd.DataFrame,
-    spec: DatasetSpec,
-    *,
-    validation_fraction: float = 0.15,
-    holdout_fraction: float = 0.15,
-    seed: int = 42,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True, kw_only=True)
+class SplitSettings:
+    """How `load_data` reads and splits a dataset: the one declaration of these settings and
+    their defaults. Checked on construction."""
+
+    feature_kinds: dict[str, str] = field(default_factory=dict)  # column -> numeric / categorical
+    ignore_columns: list[str] = field(default_factory=list)  # neither features nor the target
+    validation_fraction: float = 0.15
+    holdout_fraction: float = 0.15
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        """The checks of the split settings, each a one-line DataError."""
+        for name in ("validation_fraction", "holdout_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value < 0.5:
+                raise DataError(f"{name} must be between 0 and 0.5, got {value}")
+
+
+def split(df: pd.DataFrame, spec: DatasetSpec, *, settings: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Deterministic stratified split into train / validation / holdout."""
-    for name, value in (("validation_fraction", validation_fraction), ("holdout_fraction", holdout_fraction)):
-        if not 0.0 < value < 0.5:
-            raise DataError(f"{name} must be between 0 and 0.5, got {value}")
+    validation_fraction, holdout_fraction = settings.validation_fraction, settings.holdout_fraction
     df = df[df[spec.target].notna()].reset_index(drop=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(settings.seed)
     parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "holdout": []}
     for label in sorted(df[spec.target].unique()):
         idx = np.flatnonzero(df[spec.target].to_numpy() == label)
@@ -270,29 +280,23 @@ def load_and_split(
     data_uri: str,
     *,
     target: str,
+    settings: SplitSettings,
     train_path: str | Path,
     validation_path: str | Path,
     holdout_path: str | Path,
-    feature_kinds: dict[str, str] | None = None,
-    ignore_columns: list[str] | None = None,
-    validation_fraction: float = 0.15,
-    holdout_fraction: float = 0.15,
-    seed: int = 42,
 ) -> LoadResult:
     """Read `data_uri`, apply the dataset spec and write the three splits."""
     raw = read_table(data_uri)
     spec = build_spec(
         raw,
         target=target,
-        feature_kinds=feature_kinds,
-        ignore_columns=ignore_columns,
+        feature_kinds=settings.feature_kinds,
+        ignore_columns=settings.ignore_columns,
         source_uri=data_uri,
         source_sha256=file_sha256(data_uri),
     )
     data = conform(raw, spec)
-    train, validation, holdout = split(
-        data, spec, validation_fraction=validation_fraction, holdout_fraction=holdout_fraction, seed=seed
-    )
+    train, validation, holdout = split(data, spec, settings=settings)
     rows = {}
     for name, part, path in (
         ("train", train, train_path),

@@ -18,6 +18,7 @@ large; the page says so at its top, next to Loopline's all-row verdicts.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import math
@@ -53,9 +54,11 @@ _EVIDENTLY_METHODS = {"psi": "psi", "ks": "ks", "wasserstein": "wasserstein", "j
                       "chisquare": "chisquare"}
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class DriftSettings:
-    """How features are judged. Thresholds default to DEFAULT_TEST_THRESHOLDS, per test."""
+    """How `detect_drift` reads the windows and judges features: the one declaration of these
+    settings and their defaults. Thresholds default to DEFAULT_TEST_THRESHOLDS, per test.
+    Checked on construction."""
 
     drift_share: float = 0.5
     numeric_test: str = DEFAULT_NUMERIC_TEST
@@ -63,12 +66,16 @@ class DriftSettings:
     thresholds: dict[str, float] = field(default_factory=dict)
     critical_features: list[str] = field(default_factory=list)
     null_rate_threshold: float = DEFAULT_NULL_RATE_THRESHOLD
+    feature_kinds: dict[str, str] = field(default_factory=dict)  # column -> numeric / categorical
+    ignore_columns: list[str] = field(default_factory=list)  # left out of the drift
+    current_last_rows: int = 0  # 0: every row of the current window
+    report_sample_rows: int = DEFAULT_REPORT_SAMPLE  # rows per window in the Evidently report; 0: all
 
     def threshold(self, test: str) -> float:
         return float(self.thresholds.get(test, DEFAULT_TEST_THRESHOLDS[test]))
 
-    def check(self) -> None:
-        """Raise DataError naming the parameter that is out of range."""
+    def __post_init__(self) -> None:
+        """The checks of the drift settings, each a one-line DataError naming the parameter."""
         if not 0.0 < self.drift_share <= 1.0:
             raise DataError(f"drift_share must be in (0, 1], got {self.drift_share}")
         if self.numeric_test not in NUMERIC_TESTS:
@@ -342,7 +349,6 @@ def compute(
 ) -> DriftResult:
     """Every feature's statistics on all rows, the feature verdicts and the dataset verdict."""
     settings = settings or DriftSettings()
-    settings.check()
     columns = list(kinds)
     check_windows(reference, current, columns)
     prediction_columns = [PREDICTION_SCORE, PREDICTION_CLASS] if predictions is not None else []
@@ -520,7 +526,7 @@ def detect(
     Evidently report written to `report_path` when given."""
     settings = settings or DriftSettings()
     if drift_share is not None:
-        settings.drift_share = drift_share
+        settings = dataclasses.replace(settings, drift_share=drift_share)
     kinds = feature_kinds(reference, spec)
     predictions = predict_frames(model_dir, reference, current) if model_dir else None
     result = compute(reference, current, kinds, settings, predictions=predictions)

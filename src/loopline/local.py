@@ -19,7 +19,7 @@ from typing import Any
 from loopline import data as data_lib
 from loopline import registry, serving
 from loopline.cluster import ClusterSettings
-from loopline.evaluation import HEADLINE_METRICS
+from loopline.holdout_metrics import HEADLINE_METRICS
 from loopline.model_contract import read_metadata
 from loopline.training import check_constant_features
 

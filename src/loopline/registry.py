@@ -17,7 +17,7 @@ import os
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,21 @@ GIT_COMMIT_ENV = "LOOPLINE_GIT_COMMIT"
 
 MAX_RUN_TAG = 8000  # MLflow's limit for run tag values
 MAX_VERSION_TAG = 100_000  # and for model version tag values
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterSettings:
+    """What `register_model` records beside the model and where else it uploads it: the one
+    declaration of these settings and their defaults."""
+
+    pipeline_name: str = ""
+    pipeline_run_id: str = ""
+    image_refs: dict[str, str] = field(default_factory=dict)  # image role -> reference; empty: this version's
+    extra_tags: dict[str, Any] = field(default_factory=dict)
+    vertex_model_registry: dict[str, Any] = field(default_factory=dict)  # empty: no Vertex AI upload
+
+    def __post_init__(self) -> None:
+        """The checks of the registration settings (the Vertex AI target is checked with the model)."""
+
 
 @dataclass
 class RegisteredVersion:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,25 +65,32 @@ class Decision:
 # escalation
 
 
-def check_escalation(
-    *,
-    share_drifted: float,
-    feature_scores: dict[str, float],
-    drift_share: float,
-    escalation_threshold: float,
-    rerun_mode: str,
-) -> bool:
+@dataclass(frozen=True, kw_only=True)
+class EscalationSettings:
+    """When drift retrains by itself and when it needs a person (`check_drift_escalation`): the
+    one declaration of these settings and their defaults. Checked on construction."""
+
+    drift_share: float = 0.5  # share of drifted features at which the data counts as drifted
+    escalation_threshold: float = 1.0  # above it the monitor fails for a person (1: never)
+    rerun_mode: str = "nested"
+
+    def __post_init__(self) -> None:
+        """The checks of the escalation settings, each a one-line LooplineError."""
+        if self.rerun_mode not in RERUN_MODES:
+            raise LooplineError(f"rerun_mode must be 'nested' or 'submit', got '{self.rerun_mode}'")
+        if not 0.0 < self.escalation_threshold <= 1.0:
+            raise LooplineError(f"escalation_threshold must be in (0, 1], got {self.escalation_threshold:g}")
+        if self.escalation_threshold < 1.0 and self.escalation_threshold <= self.drift_share:
+            raise LooplineError(
+                f"escalation_threshold ({self.escalation_threshold:g}) must be above drift_share ({self.drift_share:g}): "
+                "every drift would escalate"
+            )
+
+
+def check_escalation(*, share_drifted: float, feature_scores: dict[str, float], settings: EscalationSettings) -> bool:
     """True when retraining may go ahead; raises DriftEscalated when the share of drifted
-    features is above `escalation_threshold` (1.0: never, a share cannot be above it)."""
-    if rerun_mode not in RERUN_MODES:
-        raise LooplineError(f"rerun_mode must be 'nested' or 'submit', got '{rerun_mode}'")
-    if not 0.0 < escalation_threshold <= 1.0:
-        raise LooplineError(f"escalation_threshold must be in (0, 1], got {escalation_threshold:g}")
-    if escalation_threshold < 1.0 and escalation_threshold <= drift_share:
-        raise LooplineError(
-            f"escalation_threshold ({escalation_threshold:g}) must be above drift_share ({drift_share:g}): "
-            "every drift would escalate"
-        )
+    features is above `settings.escalation_threshold` (1.0: never, a share cannot be above it)."""
+    drift_share, escalation_threshold = settings.drift_share, settings.escalation_threshold
     if share_drifted > escalation_threshold:
         # Scores as detect_drift reports them (a distance or a p-value, by feature type and size:
         # the drift report names each feature's method and threshold).
@@ -96,7 +103,7 @@ def check_escalation(
             "then retrain by hand (`loopline submit --pipeline training`) if the new data is right"
         )
     log.info("drift %.0f%% is within the automatic range (escalation above %.0f%%): retraining (%s)",
-             100 * share_drifted, 100 * escalation_threshold, rerun_mode)
+             100 * share_drifted, 100 * escalation_threshold, settings.rerun_mode)
     return True
 
 
@@ -156,6 +163,27 @@ def _write(client, model_name: str, tags: dict[str, str | None]) -> None:
             client.set_registered_model_tag(model_name, key, value)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RetrainSettings:
+    """Where and how often a drift-triggered training run starts (`trigger_training`): the one
+    declaration of these settings and their defaults. Checked on construction."""
+
+    rerun_target: str = "kfp"  # kfp or vertex
+    kfp_host: str = ""  # empty: the cluster the step runs in
+    vertex_project: str = ""  # empty: the project the step runs in
+    vertex_location: str = ""
+    pipeline_root: str = ""  # of the training run
+    service_account: str = ""  # of the training run
+    cooldown_hours: float = 24.0
+    image_registry: str = ""  # what the monitor was compiled with; empty: the default
+    kubernetes_settings: dict[str, Any] = field(default_factory=dict)  # likewise, in the settings file's form
+
+    def __post_init__(self) -> None:
+        """The checks of the retraining settings, each a one-line LooplineError."""
+        if self.cooldown_hours < 0:
+            raise LooplineError(f"cooldown_hours must be 0 or more, got {self.cooldown_hours:g}")
+
+
 def retrain(
     *,
     tracking_uri: str,
@@ -163,16 +191,13 @@ def retrain(
     target,
     pipeline,
     arguments: dict[str, Any],
-    cooldown_hours: float = 24.0,
+    settings: RetrainSettings,
     monitor_run: str = "",
-    pipeline_root: str = "",
-    service_account: str = "",
     now: datetime | None = None,
 ) -> Decision:
     """Submit a new run of `pipeline` (a compiled training pipeline) to `target`, unless a
-    drift-triggered run is still active or started less than `cooldown_hours` ago."""
-    if cooldown_hours < 0:
-        raise LooplineError(f"cooldown_hours must be 0 or more, got {cooldown_hours:g}")
+    drift-triggered run is still active or started less than `settings.cooldown_hours` ago."""
+    cooldown_hours = settings.cooldown_hours
     checked = params.check(pipeline, from_file=arguments, allowed=submit.ALLOWED_VALUES)  # before anything is sent
     now = now or datetime.now(UTC)
     quiet_libraries()
@@ -203,8 +228,8 @@ def retrain(
                                 TAG_MONITOR: monitor_run or None})
     run_name = f"{pipeline.name}-drift-{now:%Y%m%d-%H%M%S}"
     try:
-        result = submit.submit(pipeline, target, params=checked, run_name=run_name, pipeline_root=pipeline_root,
-                               service_account=service_account)
+        result = submit.submit(pipeline, target, params=checked, run_name=run_name, pipeline_root=settings.pipeline_root,
+                               service_account=settings.service_account)
     except Exception:
         _write(client, model_name, previous)  # nothing started: the next detection may try again
         raise
@@ -218,20 +243,7 @@ def retrain(
     return Decision(True, reason, result.run_id, result.url)
 
 
-def trigger_training(
-    *,
-    arguments: dict[str, Any],
-    rerun_target: str,
-    kfp_host: str = "",
-    vertex_project: str = "",
-    vertex_location: str = "",
-    pipeline_root: str = "",
-    service_account: str = "",
-    cooldown_hours: float = 24.0,
-    monitor_run: str = "",
-    image_registry: str = "",
-    kubernetes_settings: dict | None = None,
-) -> Decision:
+def trigger_training(*, arguments: dict[str, Any], settings: RetrainSettings, monitor_run: str) -> Decision:
     """What the `trigger_training` step does: take the training pipeline the package ships,
     adapted to the image registry and cluster settings the monitor was compiled with (no
     compiler runs inside a KFP task), then `retrain` with it."""
@@ -240,9 +252,10 @@ def trigger_training(
         raise LooplineError(f"not arguments of the training pipeline: {', '.join(unknown)}")
     if not arguments.get("thresholds"):
         raise GateConfigError("thresholds is empty: the training run's gate would fail closed; give at least one rule")
-    target = target_for(rerun_target, kfp_host=kfp_host, vertex_project=vertex_project, vertex_location=vertex_location)
-    text = compiled_pipelines.adapted_yaml("training", image_registry=image_registry,
-                                           kubernetes_settings=kubernetes_settings)
+    target = target_for(settings.rerun_target, kfp_host=settings.kfp_host, vertex_project=settings.vertex_project,
+                        vertex_location=settings.vertex_location)
+    text = compiled_pipelines.adapted_yaml("training", image_registry=settings.image_registry,
+                                           kubernetes_settings=settings.kubernetes_settings)
     with tempfile.TemporaryDirectory() as tmp:  # the KFP client uploads the file itself
         path = Path(tmp) / "training.yaml"
         path.write_text(text)
@@ -250,6 +263,5 @@ def trigger_training(
         log.info("the training pipeline (sha256 %s) goes to %s", pipeline.sha256[:12], target.describe())
         return retrain(
             tracking_uri=arguments["tracking_uri"], model_name=arguments.get("model_name") or "loopline-model",
-            target=target, pipeline=pipeline, arguments=arguments, cooldown_hours=cooldown_hours,
-            monitor_run=monitor_run, pipeline_root=pipeline_root, service_account=service_account,
+            target=target, pipeline=pipeline, arguments=arguments, settings=settings, monitor_run=monitor_run,
         )

@@ -38,12 +38,41 @@ TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 VERSION_LABEL = "loopline.dev/model-version"
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeploySettings:
+    """Where and how `deploy_model` rolls a version out and what its smoke test demands: the one
+    declaration of these settings and their defaults. Checked on construction."""
+
+    target: str = "local"  # local (KServe model server on loopback) or kserve (InferenceService)
+    namespace: str = "default"
+    storage_uri: str = ""  # empty: where the registry keeps the version
+    canary_percent: int = 10
+    deployment_mode: str = "Serverless"
+    service_account: str = ""
+    runtime_version: str = ""
+    min_replicas: int = 1
+    max_replicas: int = 1
+    smoke_rows: int = 16
+    tolerance: float = 1e-5  # max |served - in-process| per probability
+    max_p95_ms: float = 1000.0
+    ready_timeout_seconds: float = 600.0
+    local_home: str = ""  # empty: $LOOPLINE_HOME or ./.loopline
+
+    def __post_init__(self) -> None:
+        """The checks of the deployment settings, each a one-line DeploymentError."""
+        if self.target not in TARGETS:
+            raise DeploymentError(f"target must be 'local' or 'kserve', got '{self.target}'")
+
+
+TARGETS = ("local", "kserve")
+
+
 @dataclass
 class SmokeLimits:
-    rows: int = 16
-    tolerance: float = 1e-5  # max |served - in-process| per probability
+    rows: int
+    tolerance: float  # max |served - in-process| per probability
+    max_p95_ms: float
     max_error_rate: float = 0.0
-    max_p95_ms: float = 1000.0
 
 
 @dataclass

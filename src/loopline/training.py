@@ -356,7 +356,7 @@ def tune(
     validation: pd.DataFrame,
     spec: DatasetSpec,
     *,
-    settings,
+    settings: tuning.TuningSettings,
     worker: int = 0,
     pipeline_run: str = "",
     heartbeat_interval: float | None = None,
@@ -364,7 +364,12 @@ def tune(
 ) -> StudyRun:
     """Run this process's share of the study: trials until it holds `settings.n_trials`."""
     train, validation = tuning_rows(train, validation, spec.target, seed=settings.seed)
-    data = prepare(train, validation, spec)
+    return _tune_prepared(prepare(train, validation, spec), len(train), settings=settings, worker=worker,
+                          pipeline_run=pipeline_run, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+
+
+def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.TuningSettings, worker: int,
+                   pipeline_run: str, heartbeat_interval: float | None, grace_period: float | None) -> StudyRun:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     storage = tuning.open_storage(
         settings.storage_url,
@@ -380,7 +385,7 @@ def tune(
         "tuning %s: %d of %d trials done already; %s objective %s, pruner %s, up to %d epochs per trial, "
         "%d training rows%s",
         where, before.counted, settings.n_trials, settings.direction, settings.objective, settings.pruner,
-        settings.max_epochs, len(train), f", worker {worker}" if worker else "",
+        settings.max_epochs, train_rows, f", worker {worker}" if worker else "",
     )
     objective = make_objective(data, settings, worker=worker, tracker=tracker, n_trials=settings.n_trials)
     ran = tuning.run_trials(study, objective, n_trials=settings.n_trials, timeout_seconds=settings.timeout_seconds)
@@ -432,41 +437,29 @@ def tune_and_train(
     validation: pd.DataFrame,
     spec: DatasetSpec,
     *,
+    settings: tuning.TuningSettings,
     export_dir: str | Path,
-    n_trials: int = 4,
-    max_epochs: int = 15,
-    timeout_seconds: float | None = None,
-    search_space: dict[str, Any] | None = None,
-    seed: int = 42,
-    objective: str = "roc_auc",
-    pruner: str = "median",
-    storage_url: str = "",
-    study_name: str = "",
     pipeline_run: str = "",
-    tracking_uri: str = "",
     report_path: str | Path | None = None,
     heartbeat_interval: float | None = None,
     grace_period: float | None = None,
     stream_from: list[str] | None = None,
 ) -> TuningResult:
-    """Tune with Optuna (seeded TPE, pruning, early stopping) until the study holds `n_trials`,
-    retrain the best configuration on train + validation, and export the SavedModel to
-    `export_dir/<version>/` with the input schema and class labels.
+    """Tune with Optuna (seeded TPE, pruning, early stopping) until the study holds
+    `settings.n_trials`, retrain the best configuration on train + validation, and export the
+    SavedModel to `export_dir/<version>/` with the input schema and class labels.
 
     Trials use stratified samples of large splits (`budget`). With `stream_from` (the Parquet
     files of the whole training and validation splits, of which `train` and `validation` are
     samples) the final model trains on every row of the files, streamed.
 
-    With `storage_url` the study is loaded when it exists (a resumed run, or parallel workers
-    that ran the trials already) and only the remaining trials run here.
+    With `settings.storage_url` the study is loaded when it exists (a resumed run, or parallel
+    workers that ran the trials already) and only the remaining trials run here.
     """
-    settings = tuning.TuningSettings(
-        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds or 0.0,
-        objective=objective, pruner=pruner, storage_url=storage_url, study_name=study_name, seed=seed,
-        search_space=search_space or {}, tracking_uri=tracking_uri,
-    )
-    run = tune(train, validation, spec, settings=settings, pipeline_run=pipeline_run,
-               heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    tuned_train, tuned_validation = tuning_rows(train, validation, spec.target, seed=settings.seed)
+    data = prepare(tuned_train, tuned_validation, spec)
+    run = _tune_prepared(data, len(tuned_train), settings=settings, worker=0, pipeline_run=pipeline_run,
+                         heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     study = run.study
     completed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not completed:
@@ -475,25 +468,25 @@ def tune_and_train(
         reason = f": {errors[0]}" if errors else " (every trial was pruned or timed out)"
         raise LooplineError(f"tuning finished without a completed trial{reason}")
     best = study.best_trial
-    log.info("best trial %d: validation %s %.4f", best.number, objective, best.value)
-
-    data = prepare(train, validation, spec)
+    log.info("best trial %d: validation %s %.4f", best.number, settings.objective, best.value)
     params = dict(best.params)
-    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or max_epochs)
-    tuned_train, tuned_validation = tuning_rows(train, validation, spec.target, seed=seed)
+    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or settings.max_epochs)
     if stream_from:
         full_rows = sum(streaming.count_rows(p) for p in stream_from)
-        epochs = final_epochs(epochs, tuned_rows=len(train) + len(validation), full_rows=full_rows)
-        model, curves, final_rows = retrain_streaming(data, params, epochs=epochs, seed=seed, paths=stream_from)
+        epochs = final_epochs(epochs, tuned_rows=len(tuned_train) + len(tuned_validation), full_rows=full_rows)
+        model, curves, final_rows = retrain_streaming(data, params, epochs=epochs, seed=settings.seed,
+                                                      paths=stream_from)
     else:
-        model, curves = retrain(data, params, epochs=epochs, seed=seed)
+        sampled = len(tuned_train) < len(train) or len(tuned_validation) < len(validation)
+        model, curves = retrain(prepare(train, validation, spec) if sampled else data, params, epochs=epochs,
+                                seed=settings.seed)
         final_rows = len(train) + len(validation)
     decision = _decision_metadata(best, data)
     export_saved_model(model, spec, export_dir, params=params, decision=decision)
     trials = tuning.trial_summaries(study)
     result = TuningResult(
         best_params=params, best_value=float(best.value), trials=trials, export_dir=str(export_dir),
-        objective=objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
+        objective=settings.objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
         trained_epochs=sum(t["epochs"] or 0 for t in trials), ran_here=run.ran, curves=curves,
         rows={"tuning_train": len(tuned_train), "tuning_validation": len(tuned_validation),
               "final_train": final_rows},
@@ -506,7 +499,7 @@ def tune_and_train(
         example = validation[list(spec.features)].head(3)
         result.model_uri = run.tracker.log_final(
             model_dir=str(export_dir), features=spec.features, classes=spec.classes,
-            best={"metric": objective, "value": result.best_value, "trial": best.number, "params": params,
+            best={"metric": settings.objective, "value": result.best_value, "trial": best.number, "params": params,
                   "epochs": epochs, "study": run.study_name},
             curves=curves, input_example=example, report_path=str(report_path) if report_path else None,
         )

@@ -70,9 +70,11 @@ def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class TuningSettings:
-    """What a study is asked to do; checked before any data is read."""
+    """What a study is asked to do: the one declaration of the tuning settings and their
+    defaults (`train_model` and `tune_model` build it from their parameters). Checked on
+    construction, before any data is read."""
 
     n_trials: int = 4
     max_epochs: int = 15
@@ -82,16 +84,17 @@ class TuningSettings:
     storage_url: str = ""  # empty: in memory
     study_name: str = ""
     seed: int = 42
-    search_space: dict[str, Any] = field(default_factory=dict)
+    search_space: dict[str, Any] = field(default_factory=dict)  # overrides of DEFAULT_SEARCH_SPACE
     tracking_uri: str = ""  # empty: no MLflow tracking
 
     def __post_init__(self) -> None:
+        """The checks of every tuning setting, each a one-line TuningConfigError."""
         if isinstance(self.n_trials, bool) or int(self.n_trials) != self.n_trials or self.n_trials < 1:
             raise TuningConfigError(f"n_trials must be a whole number of at least 1, got {self.n_trials}")
         if self.max_epochs < 1:
             raise TuningConfigError(f"max_epochs must be at least 1, got {self.max_epochs}")
         if self.timeout_seconds is None:
-            self.timeout_seconds = 0.0
+            object.__setattr__(self, "timeout_seconds", 0.0)
         if not math.isfinite(self.timeout_seconds) or self.timeout_seconds < 0:
             raise TuningConfigError(f"timeout_seconds must be 0 (no limit) or positive, got {self.timeout_seconds}")
         if self.objective not in OBJECTIVES:
@@ -99,7 +102,14 @@ class TuningSettings:
         if self.pruner not in PRUNERS:
             raise TuningConfigError(f"pruner '{self.pruner}' is not one of {', '.join(PRUNERS)}")
         check_storage_url(self.storage_url)
-        self.search_space = check_search_space(self.search_space or {})
+        object.__setattr__(self, "search_space", check_search_space(self.search_space or {}))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TuningSettings:
+        return cls(**json.loads(text))
 
     @property
     def direction(self) -> str:

@@ -6,14 +6,10 @@ from loopline import data as data_lib
 from loopline import reruns
 
 
-def run(*, metrics, drift_share: float, escalation_threshold: float, rerun_mode: str) -> bool:
-
+def run(*, metrics, settings: reruns.EscalationSettings) -> bool:
+    """Whether retraining may go ahead, from the drift metrics of `detect_drift`."""
     meta = dict(getattr(metrics, "metadata", {}) or {})
     if "share_drifted" not in meta:
         raise data_lib.DataError("drift metrics lack 'share_drifted': connect the metrics output of detect_drift")
     scores = {k[len("drift_"):]: float(v) for k, v in meta.items() if k.startswith("drift_") and isinstance(v, (int, float))}
-    return reruns.check_escalation(
-        share_drifted=float(meta["share_drifted"]), feature_scores=scores, drift_share=drift_share,
-        escalation_threshold=escalation_threshold, rerun_mode=rerun_mode,
-    )
-
+    return reruns.check_escalation(share_drifted=float(meta["share_drifted"]), feature_scores=scores, settings=settings)

@@ -16,38 +16,15 @@ from loopline.model_contract import ServingModel
 log = logging.getLogger(__name__)
 
 
-def run(
-    *,
-    model_name: str,
-    model_version: str,
-    tracking_uri: str,
-    holdout,
-    manifest,
-    report,
-    target: str = "local",
-    namespace: str = "default",
-    storage_uri: str = "",
-    pipeline_run: str = "",
-    canary_percent: int = 10,
-    deployment_mode: str = "Serverless",
-    service_account: str = "",
-    runtime_version: str = "",
-    min_replicas: int = 1,
-    max_replicas: int = 1,
-    smoke_rows: int = 16,
-    tolerance: float = 1e-5,
-    max_p95_ms: float = 1000.0,
-    ready_timeout_seconds: float = 600.0,
-    local_home: str = "",
-) -> str:
+def run(*, model_name: str, model_version: str, tracking_uri: str, holdout, manifest, report, pipeline_run: str,
+        settings: rollout.DeploySettings) -> str:
     """Build the InferenceService, roll the version out (canary, smoke test, promote or roll
     back) and move `champion` only when the new version serves. Returns the rollout action."""
     quiet_libraries()
-    if target not in ("local", "kserve"):
-        raise DeploymentError(f"target must be 'local' or 'kserve', got '{target}'")
-    home = loopline_home(local_home)
+    target, namespace, storage_uri = settings.target, settings.namespace, settings.storage_uri
+    home = loopline_home(settings.local_home)
     holdout_df, spec = data_lib.read_split(holdout.path)
-    sample = holdout_df[list(spec.features)].head(max(1, smoke_rows))
+    sample = holdout_df[list(spec.features)].head(max(1, settings.smoke_rows))
     rows = sample.astype(object).where(sample.notna(), None).to_dict(orient="records")
 
     # The registered files are what gets served; the smoke test compares the server's answers
@@ -68,11 +45,11 @@ def run(
         model_name=model_name,
         model_version=model_version,
         pipeline_run=pipeline_run,
-        runtime_version=runtime_version,
-        service_account=service_account,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        deployment_mode=deployment_mode,
+        runtime_version=settings.runtime_version,
+        service_account=settings.service_account,
+        min_replicas=settings.min_replicas,
+        max_replicas=settings.max_replicas,
+        deployment_mode=settings.deployment_mode,
     )
     text = serving.manifest_yaml(isvc)
     write_text(manifest.path, text)
@@ -81,16 +58,16 @@ def run(
     manifests.mkdir(parents=True, exist_ok=True)
     (manifests / f"{isvc.metadata.name}-v{model_version}.yaml").write_text(text)
 
-    limits = rollout.SmokeLimits(rows=len(rows), tolerance=tolerance, max_p95_ms=max_p95_ms)
+    limits = rollout.SmokeLimits(rows=len(rows), tolerance=settings.tolerance, max_p95_ms=settings.max_p95_ms)
     if target == "kserve":
         result = rollout.rollout_cluster(
             rollout.ClusterApi(), serving.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
-            canary_percent=canary_percent, ready_timeout=ready_timeout_seconds,
+            canary_percent=settings.canary_percent, ready_timeout=settings.ready_timeout_seconds,
         )
     else:
         result = rollout.rollout_local(
             home=home, model_name=model_name, version=model_version, model_dir=str(local_dir), rows=rows,
-            expected=expected, limits=limits, ready_timeout=min(ready_timeout_seconds, 300.0),
+            expected=expected, limits=limits, ready_timeout=min(settings.ready_timeout_seconds, 300.0),
         )
     write_text(report.path, result.markdown())
     report.metadata.update({"action": result.action, "reason": result.reason, "endpoint": result.endpoint,

@@ -7,48 +7,22 @@ import json
 import logging
 
 from loopline import data as data_lib
-from loopline import drift, reference_profile
+from loopline import drift, reference_profile, registry
 from loopline.files import write_text
 
 log = logging.getLogger(__name__)
 
 
-def run(
-    *,
-    current_data_uri: str,
-    target: str,
-    report,
-    metrics,
-    summary,
-    table,
-    reference_data_uri: str = "",
-    tracking_uri: str = "",
-    model_name: str = "",
-    feature_kinds: dict | None = None,
-    ignore_columns: list | None = None,
-    drift_share: float = 0.5,
-    numeric_test: str = "psi",
-    categorical_test: str = "jensenshannon",
-    thresholds: dict | None = None,
-    critical_features: list | None = None,
-    current_last_rows: int = 0,
-    report_sample_rows: int = 50_000,
-) -> bool:
+def run(*, current_data_uri: str, target: str, report, metrics, summary, table, reference_data_uri: str,
+        tracking_uri: str, model_name: str, settings: drift.DriftSettings) -> bool:
     """Drift of the current window against the reference (by default the champion's training
     data, as recorded at registration); every output is written before the verdict returns."""
-    settings = drift.DriftSettings(
-        drift_share=drift_share, numeric_test=numeric_test, categorical_test=categorical_test,
-        thresholds=dict(thresholds or {}), critical_features=list(critical_features or []),
-    )
-    settings.check()  # before any data is read
     if not reference_data_uri:
-        from loopline import registry
-
         profile, version = _champion_profile(tracking_uri, model_name)
         if profile is not None:
             log.info("reference: the profile stored with the champion (version %s) of %d training rows",
                      version, profile["rows"])
-            current_raw = drift.last_rows(data_lib.read_table(current_data_uri), current_last_rows)
+            current_raw = drift.last_rows(data_lib.read_table(current_data_uri), settings.current_last_rows)
             kinds = {name: entry["kind"] for name, entry in profile["features"].items()}
             spec = data_lib.DatasetSpec(target=profile["target"], features=kinds, classes=[])
             result = reference_profile.compute(profile, data_lib.conform(current_raw, spec), settings)
@@ -60,14 +34,14 @@ def run(
         log.info("reference window: the champion's training data %s", reference_data_uri)
     reference_raw = data_lib.read_table(reference_data_uri)
     spec = data_lib.build_spec(
-        reference_raw, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns,
+        reference_raw, target=target, feature_kinds=settings.feature_kinds, ignore_columns=settings.ignore_columns,
         source_uri=reference_data_uri,
     )
-    current_raw = drift.last_rows(data_lib.read_table(current_data_uri), current_last_rows)
+    current_raw = drift.last_rows(data_lib.read_table(current_data_uri), settings.current_last_rows)
     drift.check_windows(reference_raw, current_raw, list(spec.features))
     reference, current = data_lib.conform(reference_raw, spec), data_lib.conform(current_raw, spec)
     result = drift.detect(reference, current, spec, report_path=report.path, settings=settings,
-                          report_sample_rows=report_sample_rows)
+                          report_sample_rows=settings.report_sample_rows)
     return _outputs(result, metrics, summary, table, report, reference_uri=reference_data_uri,
                     current_uri=current_data_uri)
 
@@ -92,8 +66,6 @@ def _champion_profile(tracking_uri: str, model_name: str) -> tuple[dict | None, 
     """The reference profile stored with the champion, and its version; (None, "") when there is
     no registry to ask or the champion has no profile (trained before profiles were stored)."""
     import tempfile
-
-    from loopline import registry
 
     if not tracking_uri or not model_name:
         return None, ""

@@ -9,7 +9,7 @@ import tempfile
 from loopline import baseline as baseline_lib
 from loopline import blessing as blessing_lib
 from loopline import data as data_lib
-from loopline import evaluation
+from loopline import evaluation, gate_config, holdout_metrics
 from loopline.errors import GateConfigError
 from loopline.files import write_text
 from loopline.logs import quiet_libraries
@@ -18,24 +18,11 @@ from loopline.model_contract import encode_labels
 log = logging.getLogger(__name__)
 
 
-def run(
-    *,
-    model,
-    holdout,
-    thresholds: dict,
-    metrics,
-    classification_metrics,
-    report,
-    blessing,
-    tracking_uri: str = "",
-    model_name: str = "",
-    train=None,
-) -> bool:
+def run(*, model, holdout, metrics, classification_metrics, report, blessing,
+        settings: gate_config.GateSettings, train=None) -> bool:
     """Judge the model on the holdout, beside the registered champion and a baseline fitted on
-    the training split; write the report and the blessing. Returns whether the gate passed."""
-    config = evaluation.parse_gate_config(thresholds)  # fail closed before any work
-    if config.needs_champion and not (tracking_uri and model_name):
-        raise GateConfigError("relative gates compare with the champion: give tracking_uri and model_name")
+    the training split (`train`); write the report and the blessing. Returns whether the gate passed."""
+    config, tracking_uri, model_name = settings.config, settings.tracking_uri, settings.model_name
     if config.baseline is not None and train is None:
         raise GateConfigError(
             "the baseline gate fits a logistic regression on the training split: connect train, "
@@ -44,7 +31,7 @@ def run(
     holdout_df, spec = data_lib.read_split(holdout.path)
     holdout_sha256 = data_lib.file_sha256(holdout.path)
     log.info("judging %s on the holdout %s (%d rows)", model.uri, holdout.uri, len(holdout_df))
-    result = evaluation.evaluate_model_dir(
+    result = holdout_metrics.evaluate_model_dir(
         model.path, holdout_df, spec, slice_column=config.slice_column, min_slice_rows=config.min_slice_rows,
         what="challenger",
     )
@@ -89,7 +76,7 @@ def run(
         baseline={"model": "logistic_regression", "metrics": baseline.metrics} if baseline else None,
         gate_report=evaluation.gate_table_markdown(decision, model_uri=model.uri, rows=result.rows,
                                                    holdout_sha256=holdout_sha256),
-        gate_config=thresholds,
+        gate_config=settings.thresholds,
     )
     blessing.metadata.update({"blessed": decision.passed, "model_uri": model.uri, "holdout_sha256": holdout_sha256,
                               "champion_version": champion_record.get("version", "")})
@@ -97,12 +84,12 @@ def run(
 
 
 
-def _evaluate_baseline(train, holdout_df, spec) -> evaluation.Evaluation:
+def _evaluate_baseline(train, holdout_df, spec) -> holdout_metrics.Evaluation:
     """The logistic-regression baseline, fitted on the training split, on the same holdout."""
     train_df, _ = data_lib.read_split(train.path)
     fitted = baseline_lib.fit_baseline(train_df, spec)
-    result = evaluation.evaluate_predictions(encode_labels(holdout_df, spec), fitted.predict_proba(holdout_df),
-                                             spec.classes)
+    result = holdout_metrics.evaluate_predictions(encode_labels(holdout_df, spec),
+                                                  fitted.predict_proba(holdout_df), spec.classes)
     log.info("baseline (%s, %d training rows) on the holdout: %s", baseline_lib.NAME, fitted.rows,
              ", ".join(f"{k}={result.metrics[k]:.4f}" for k in ("roc_auc", "average_precision", "accuracy")))
     return result

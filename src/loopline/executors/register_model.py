@@ -19,21 +19,8 @@ from loopline.model_contract import METADATA_FILE
 log = logging.getLogger(__name__)
 
 
-def run(
-    *,
-    model,
-    blessing,
-    train,
-    holdout,
-    tracking_uri: str,
-    model_name: str,
-    pipeline_run: str,
-    pipeline_name: str = "",
-    pipeline_run_id: str = "",
-    image_refs: dict | None = None,
-    extra_tags: dict | None = None,
-    vertex_model_registry: dict | None = None,
-) -> str:
+def run(*, model, blessing, train, holdout, tracking_uri: str, model_name: str, pipeline_run: str,
+        settings: registry.RegisterSettings) -> str:
     """Check the blessing, register the model version with its lineage (alias `challenger`),
     and optionally upload it to Vertex AI Model Registry. Returns the MLflow version."""
     quiet_libraries()
@@ -43,19 +30,19 @@ def run(
         record, model_uri=model.uri, model_sha256=blessing_lib.directory_sha256(model.path),
         holdout_sha256=holdout_sha256,
     )
-    target = vertex_lib.parse_target(vertex_model_registry, model_name=model_name, model_uri=model.uri)
+    target = vertex_lib.parse_target(settings.vertex_model_registry, model_name=model_name, model_uri=model.uri)
     holdout_df, spec = data_lib.read_split(holdout.path)
     train_meta = dict(getattr(train, "metadata", {}) or {})
     params = _hyperparameters(model)
-    images = {role: (image_refs or {}).get(role) or image(role) for role in ROLES}
+    images = {role: settings.image_refs.get(role) or image(role) for role in ROLES}
     tags = {
         registry.TAG_DATA_SHA256: spec.source_sha256,
         registry.TAG_DATA_URI: spec.source_uri,
         registry.TAG_HOLDOUT_SHA256: holdout_sha256,
         registry.TAG_MODEL_ARTIFACT: model.uri,
         registry.TAG_MODEL_SHA256: record["model_sha256"],
-        registry.TAG_PIPELINE_NAME: pipeline_name,
-        registry.TAG_PIPELINE_RUN_ID: pipeline_run_id,
+        registry.TAG_PIPELINE_NAME: settings.pipeline_name,
+        registry.TAG_PIPELINE_RUN_ID: settings.pipeline_run_id,
         registry.TAG_VERSION: __version__,
         registry.TAG_HYPERPARAMETERS: json_dump(params),
         registry.TAG_METRICS: json_dump({k: round(v, 6) for k, v in record["metrics"].items()}),
@@ -63,7 +50,7 @@ def run(
         registry.TAG_GATE_CHAMPION: str(record.get("champion", {}).get("version") or "none"),
         "loopline.train_rows": str(train_meta.get("rows", "")),
         **{f"{registry.TAG_IMAGE_PREFIX}{role}": ref for role, ref in images.items()},
-        **{k: str(v) for k, v in (extra_tags or {}).items()},
+        **{k: str(v) for k, v in settings.extra_tags.items()},
     }
     commit = registry.git_commit()
     if commit:

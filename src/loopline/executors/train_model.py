@@ -11,60 +11,22 @@ from loopline import reference_profile, streaming, training, tuning
 from loopline.files import write_text
 
 
-def run(
-    *,
-    train,
-    validation,
-    model,
-    metrics,
-    best_params,
-    report,
-    n_trials: int = 4,
-    max_epochs: int = 15,
-    timeout_seconds: float = 0.0,
-    search_space: dict | None = None,
-    seed: int = 42,
-    objective: str = "roc_auc",
-    pruner: str = "median",
-    storage_url: str = "",
-    study_name: str = "",
-    pipeline_run: str = "",
-    tracking_uri: str = "",
-) -> None:
+def run(*, train, validation, model, metrics, best_params, report, settings: tuning.TuningSettings,
+        pipeline_run: str) -> None:
     """Run the study's remaining trials (all of them, unless resumed or tuned by workers), retrain
     the best configuration on train + validation, export it, and report."""
-    tuning.TuningSettings(  # every setting is checked before the data is read
-        n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds, objective=objective,
-        pruner=pruner, storage_url=storage_url, search_space=search_space or {},
-    )
-    train_df, val_df, spec = training.read_splits(train.path, validation.path, seed=seed)  # samples above the cap
+    train_df, val_df, spec = training.read_splits(train.path, validation.path, seed=settings.seed)  # samples above the cap
     sampled = len(train_df) + len(val_df) < streaming.count_rows(train.path) + streaming.count_rows(validation.path)
-    result = training.tune_and_train(
-        train_df,
-        val_df,
-        spec,
-        export_dir=model.path,
-        n_trials=n_trials,
-        max_epochs=max_epochs,
-        timeout_seconds=timeout_seconds or None,
-        search_space=search_space,
-        seed=seed,
-        objective=objective,
-        pruner=pruner,
-        storage_url=storage_url,
-        study_name=study_name,
-        pipeline_run=pipeline_run,
-        tracking_uri=tracking_uri,
-        report_path=report.path,
-        stream_from=[train.path, validation.path] if sampled else None,  # the final model sees every row
-    )
+    result = training.tune_and_train(train_df, val_df, spec, settings=settings, export_dir=model.path,
+                                     pipeline_run=pipeline_run, report_path=report.path,
+                                     stream_from=[train.path, validation.path] if sampled else None)
     # the drift monitor's reference, stored with the model (of the sample above the tuning cap)
     profile = reference_profile.build(pd.concat([train_df, val_df], ignore_index=True), spec)
     reference_profile.write(profile, model.path)
     states = {}
     for trial in result.trials:
         states[trial["state"].lower()] = states.get(trial["state"].lower(), 0) + 1
-    metrics.log_metric(f"best_validation_{objective}", round(result.best_value, 6))
+    metrics.log_metric(f"best_validation_{settings.objective}", round(result.best_value, 6))
     metrics.log_metric("trials", len(result.trials))
     for state in ("complete", "pruned", "fail"):
         metrics.log_metric(f"trials_{state}", states.get(state, 0))
@@ -82,21 +44,21 @@ def run(
     for key, value in result.best_params.items():
         metrics.log_metric(f"best_{key}", float(value))
     best = {
-        "objective": objective,
-        "direction": tuning.OBJECTIVES[objective],
+        "objective": settings.objective,
+        "direction": tuning.OBJECTIVES[settings.objective],
         "best_value": result.best_value,
         "best_trial": result.best_trial,
         "params": result.best_params,
         "final_epochs": result.epochs,
         "study_name": result.study_name,
-        "storage": tuning.masked(storage_url) or "in-memory",
+        "storage": tuning.masked(settings.storage_url) or "in-memory",
         "trials": states,
         "final_curves": result.curves,
         "rows": result.rows,
         **result.decision,
     }
     write_text(best_params.path, json.dumps(best, indent=2, sort_keys=True))
-    best_params.metadata.update({"objective": objective, "best_value": result.best_value, "study_name": result.study_name,
+    best_params.metadata.update({"objective": settings.objective, "best_value": result.best_value, "study_name": result.study_name,
                                  **{f"param_{k}": v for k, v in result.best_params.items()}})
     report.metadata.update({"study_name": result.study_name, "trials": len(result.trials)})
     model.metadata.update(
@@ -106,8 +68,8 @@ def run(
             "serving_version": "1",
             "classes": spec.classes,
             "best_params": result.best_params,
-            "objective": objective,
-            f"best_validation_{objective}": result.best_value,
+            "objective": settings.objective,
+            f"best_validation_{settings.objective}": result.best_value,
             "study_name": result.study_name,
             "trained_on_sha256": spec.source_sha256,
             "rows": result.rows,

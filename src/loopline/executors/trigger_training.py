@@ -11,12 +11,12 @@ from loopline.files import write_text
 log = logging.getLogger(__name__)
 
 
-def run(*, arguments: dict, summary, reason_path: str, run_path: str, **options) -> bool:
+def run(*, arguments: dict, settings: reruns.RetrainSettings, monitor_run: str, summary, reason_path: str,
+        run_path: str) -> bool:
     """Submit a drift-triggered training run (or not: cooldown, dedupe); write the decision."""
-    decision = reruns.trigger_training(arguments=arguments, **options)
+    decision = reruns.trigger_training(arguments=arguments, settings=settings, monitor_run=monitor_run)
     for path, text in ((reason_path, decision.reason), (run_path, decision.run_id), (summary.path, decision.markdown())):
         write_text(path, text)
     summary.metadata.update({"triggered": decision.triggered, "run": decision.run_id})
     log.info("drift-triggered training %s: %s", "started" if decision.triggered else "not started", decision.reason)
     return decision.triggered
-

@@ -7,28 +7,17 @@ import json
 
 from loopline import data as data_lib
 from loopline import validation as validation_lib
+from loopline import validation_report, validation_suite
 from loopline.errors import ValidationFailed
 from loopline.files import write_text
 
 
-def run(
-    *,
-    train,
-    validation,
-    holdout,
-    report,
-    metrics,
-    summary,
-    result,
-    fail_on_error: bool = True,
-    reference_data_uri: str = "",
-    suite_uri: str = "",
-    max_null_fraction: float = 0.1,
-    skew_threshold: float = 0.1,
-) -> bool:
+def run(*, train, validation, holdout, report, metrics, summary, result,
+        settings: validation_lib.ValidationSettings) -> bool:
     """Validate the three splits against a suite inferred from the training split (or from
-    `reference_data_uri`), merged with the user's suite file; write every output, then fail
-    when blocked and `fail_on_error`."""
+    `settings.reference_data_uri`), merged with the user's suite file; write every output, then
+    fail when blocked and `settings.fail_on_error`."""
+    reference_data_uri, suite_uri = settings.reference_data_uri, settings.suite_uri
     frames = {}
     spec = None
     for name, artifact in (("train", train), ("validation", validation), ("holdout", holdout)):
@@ -40,10 +29,11 @@ def run(
         if missing:
             raise data_lib.DataError(f"reference data {reference_data_uri} lacks columns: {', '.join(missing)}")
         reference = data_lib.conform(raw, spec)
-    user_suite = validation_lib.load_suite_file(suite_uri) if suite_uri else None
+    user_suite = validation_suite.load_suite_file(suite_uri) if suite_uri else None
     outcome = validation_lib.validate_splits(
         frames, spec, report_path=report.path, fail_on_error=False, reference=reference,
-        suite_expectations=user_suite, max_null_fraction=max_null_fraction, skew_threshold=skew_threshold,
+        suite_expectations=user_suite, max_null_fraction=settings.max_null_fraction,
+        skew_threshold=settings.skew_threshold,
     )
     metrics.log_metric("success_percent", outcome.success_percent)
     metrics.log_metric("skew_score", round(outcome.skew_score, 6))
@@ -52,12 +42,12 @@ def run(
     metrics.log_metric("failed_warning", outcome.failed_warning)
     metrics.log_metric("expectations_evaluated", outcome.evaluated)
     metrics.log_metric("expectations_failed", outcome.failed)
-    write_text(summary.path, validation_lib.summary_markdown(outcome))
+    write_text(summary.path, validation_report.summary_markdown(outcome))
     write_text(result.path, json.dumps(outcome.to_dict(), indent=1, default=str))
     for artifact in (report, result):
         artifact.metadata.update({"outcome": outcome.outcome, "passed": outcome.passed,
                                   "skew_score": round(outcome.skew_score, 6)})
-    if not outcome.passed and fail_on_error:
+    if not outcome.passed and settings.fail_on_error:
         raise ValidationFailed(f"data validation failed ({outcome.outcome}): {outcome.failure_summary()}")
     return outcome.passed
 
