@@ -34,8 +34,9 @@ def evaluate_model(
     """Evaluates the model on the golden holdout beside the current champion and a baseline, and applies the gate.
 
     Metrics: accuracy; precision, recall and F1 per class and macro; ROC AUC (one-vs-rest macro
-    for multiclass); log loss; Brier score; p50/p95 latency for single rows and batches; model
-    size; per-slice metrics when a fairness slice column is set. The champion (alias `champion`
+    for multiclass); average precision (PR AUC); log loss; Brier score; the decision threshold
+    the classes are counted with (a binary model's own, chosen on the validation split); p50/p95
+    latency for single rows and batches; model size; per-slice metrics when a fairness slice column is set. The champion (alias `champion`
     of model_name) is downloaded and evaluated on the same holdout. The gate fails closed: no
     rule at all is an error, a metric that cannot be computed fails its rule, and a champion
     that cannot be loaded fails the gate unless allow_champion_load_failure is true. A baseline
