@@ -52,7 +52,7 @@ from loopline import (
     validation_suite,
 )
 from loopline.bench_quality import bench_model_quality
-from loopline.bench_scale import bench_scale
+from loopline.bench_scale import bench_scale, bench_scale_sample_200k
 from loopline.data import DEMO_IGNORE, DEMO_TARGET
 from loopline.home import loopline_home
 from loopline.logs import setup_logging
@@ -670,6 +670,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "tuning_resume": bench_tuning_resume,
     "model_quality": bench_model_quality,
     "scale": bench_scale,
+    "scale_sample_200k": bench_scale_sample_200k,
 }
 
 

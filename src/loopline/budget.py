@@ -49,9 +49,11 @@ def stratified_sample(frame: pd.DataFrame, target: str, rows: int, *, seed: int 
     return pd.concat(parts).sort_index()
 
 
-def tuning_rows(train: pd.DataFrame, validation: pd.DataFrame, target: str, *, cap: int = TUNING_SAMPLE_ROWS,
+def tuning_rows(train: pd.DataFrame, validation: pd.DataFrame, target: str, *, cap: int | None = None,
                 seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training and validation rows tuning trials use: stratified samples above `cap`."""
+    """The training and validation rows tuning trials use: stratified samples above `cap`
+    (default `TUNING_SAMPLE_ROWS`)."""
+    cap = TUNING_SAMPLE_ROWS if cap is None else cap
     sampled_train = stratified_sample(train, target, cap, seed=seed)
     sampled_validation = stratified_sample(validation, target, cap, seed=seed)
     if len(sampled_train) < len(train) or len(sampled_validation) < len(validation):

@@ -477,10 +477,12 @@ def tune_and_train(
         model, curves, final_rows = retrain_streaming(data, params, epochs=epochs, seed=settings.seed,
                                                       paths=stream_from)
     else:
+        final_rows = len(train) + len(validation)
         sampled = len(tuned_train) < len(train) or len(tuned_validation) < len(validation)
+        if sampled:  # the gradient steps of the best trial, over every row
+            epochs = final_epochs(epochs, tuned_rows=len(tuned_train) + len(tuned_validation), full_rows=final_rows)
         model, curves = retrain(prepare(train, validation, spec) if sampled else data, params, epochs=epochs,
                                 seed=settings.seed)
-        final_rows = len(train) + len(validation)
     decision = _decision_metadata(best, data)
     export_saved_model(model, spec, export_dir, params=params, decision=decision)
     trials = tuning.trial_summaries(study)
