@@ -132,13 +132,13 @@ def test_the_model_carries_its_decision_threshold_and_class_weights(trained_mode
 
 
 def test_multiclass_models_keep_the_argmax_and_report_the_rows_of_each_phase(tmp_path):
-    from loopline.data import build_spec, conform, split
+    from loopline.data import SplitSettings, build_spec, conform, split
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=600)
     df = pd.DataFrame({"x": x, "label": np.where(x > 0.5, "high", np.where(x < -0.5, "low", "mid"))})
     spec = build_spec(df, target="label")
-    train, validation, _ = split(conform(df, spec), spec)
+    train, validation, _ = split(conform(df, spec), spec, settings=SplitSettings())
     settings = tuning.TuningSettings(n_trials=1, max_epochs=2, seed=1, search_space={"batch_size": {"choices": [64]}})
     result = tune_and_train(train, validation, spec, settings=settings, export_dir=tmp_path / "m")
     meta = json.loads((tmp_path / "m" / METADATA_FILE).read_text())

@@ -74,7 +74,7 @@ def _scores(labels: np.ndarray, proba: np.ndarray, classes: list[str], threshold
 
 def one_dataset(name: str, frame: pd.DataFrame, target: str, ignore: list[str], *, seed: int = 42) -> dict[str, Any]:
     spec = data.build_spec(frame, target=target, ignore_columns=ignore)
-    train, validation, holdout = data.split(data.conform(frame, spec), spec, seed=seed)
+    train, validation, holdout = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings(seed=seed))
     labels = encode_labels(holdout, spec)
     both = pd.concat([train, validation], ignore_index=True)
     with tempfile.TemporaryDirectory(prefix="loopline-quality-") as folder:

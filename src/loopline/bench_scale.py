@@ -141,7 +141,7 @@ def bench_scale_sample_200k(home: Path) -> list[dict[str, Any]]:
 
     frame = data.demo_transactions(SAMPLE_COMPARISON_ROWS, seed=7)
     spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, holdout = data.split(data.conform(frame, spec), spec)
+    train, validation, holdout = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
     labels = encode_labels(holdout, spec)
     found: dict[str, Any] = {}
     cap = budget.TUNING_SAMPLE_ROWS
