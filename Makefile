@@ -10,7 +10,7 @@ REGISTRY ?= $(or $(LOOPLINE_IMAGE_REGISTRY),ghcr.io/loopline)
 ROLES := base trainer deployer
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast compile check-compiled lint bench images lock clean
+.PHONY: help install run test test-fast compile check-compiled docs lint bench images lock clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,8 +39,11 @@ compile: install ## compile pipelines and components to compiled/
 check-compiled: install ## fail when compiled/ differs from a fresh compile
 	$(BIN)/python -m loopline.compile --check compiled
 
+docs: install ## regenerate the components' README input/output tables from the components
+	$(BIN)/python -m loopline.docs
+
 lint: install ## ruff
-	$(BIN)/python -m ruff check src components pipelines tests
+	$(BIN)/python -m ruff check setup.py src components pipelines tests
 
 bench: install ## run the benchmarks (or BENCH="drift_1m validate_1m"); print a table and write .loopline/bench.json
 	$(BIN)/python -m loopline.bench $(BENCH)

@@ -22,22 +22,24 @@ PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT /
 # Lowest first. A module may import from its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files",
-                    "loopline.logs", "loopline.compiled")),
+                    "loopline.logs", "loopline.compiled")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
-                            "loopline.decision")),
-    ("training, tuning, validation, drift", ("loopline.tuning", "loopline.training", "loopline.tuning_worker",
+                            "loopline.keras_model", "loopline.decision")),
+    ("training, tuning, validation, drift", ("loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation_suite", "loopline.validation_results",
-                                             "loopline.validation_report", "loopline.validation", "loopline.drift",
-                                             "loopline.budget", "loopline.baseline", "loopline.streaming",
-                                             "loopline.reference_profile")),
+                                             "loopline.validation_report", "loopline.validation", "loopline.drift_settings",
+                                             "loopline.drift_report", "loopline.drift", "loopline.budget", "loopline.baseline",
+                                             "loopline.streaming", "loopline.reference_profile")),
     ("evaluation, registry, submission", ("loopline.holdout_metrics", "loopline.gate_config", "loopline.evaluation", "loopline.registry", "loopline.vertex",
-                                          "loopline.submit")),
+                                          "loopline.submit_targets", "loopline.submit_kfp",
+                                          "loopline.submit_vertex", "loopline.submit")),
     ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.bench", "loopline.docs",
+                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench", "loopline.bench_tools",
+                                             "loopline.bench_data", "loopline.bench_tuning", "loopline.docs",
                                              "loopline.bench_quality", "loopline.bench_scale")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.

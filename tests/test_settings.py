@@ -86,3 +86,23 @@ def test_settings_are_frozen_and_keyword_only(name):
     cls = SETTINGS[name]
     assert cls.__dataclass_params__.frozen
     assert all(f.kw_only for f in dataclasses.fields(cls) if f.init)
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_the_component_hands_every_setting_on_to_its_executor(name):
+    """The body builds the settings object from its parameters of the same names, each one passed
+    (`drift_share=drift_share`), and gives it to `loopline.executors.<name>.run`."""
+    import ast
+    import textwrap
+
+    cls = SETTINGS[name]
+    source = textwrap.dedent(inspect.getsource(getattr(components, name).python_func))
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
+    (built,) = [c for c in calls if getattr(c.func, "id", "") == cls.__name__]
+    passed = {k.arg: k.value.id for k in built.keywords if isinstance(k.value, ast.Name)}
+    parameters = set(inspect.signature(getattr(components, name).python_func).parameters)
+    expected = {f.name for f in dataclasses.fields(cls) if f.init} & parameters
+    assert passed == {key: key for key in expected}
+    (run,) = [c for c in calls if isinstance(c.func, ast.Attribute) and c.func.attr == "run"]
+    assert run.func.value.id == "executor" and any(k.arg == "settings" and k.value.id == "settings" for k in run.keywords)
+    assert f"from loopline.executors import {name} as executor" in source

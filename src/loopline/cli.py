@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from loopline import cluster, cron, logs, params, serving, submit
+from loopline import cluster, serving
+from loopline.cli_remote import (
+    add_run_options,
+    add_target_options,
+    cmd_schedule,
+    cmd_schedules,
+    cmd_submit,
+)
 from loopline.errors import LooplineError
 from loopline.home import loopline_home, model_cache_dir
 from loopline.logs import quiet_libraries, setup_logging
@@ -17,7 +23,6 @@ from loopline.logs import quiet_libraries, setup_logging
 
 def _home(value: str | None) -> Path:
     return loopline_home(value or "")
-
 
 def cmd_run(args: argparse.Namespace) -> int:
     from loopline import local
@@ -53,7 +58,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(local.format_summary(summary))
     return 0
 
-
 def cmd_compile(args: argparse.Namespace) -> int:
     from loopline.compile import compile_all
 
@@ -65,7 +69,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0
-
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from loopline import registry  # MLflow, pandas
@@ -94,7 +97,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving {args.model_name} v{version} ({args.alias}) at {info.predict_url} (pid {info.pid})")
     print(f"stop it with: loopline serve --stop --model-name {args.model_name}")
     return 0
-
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the data passes (pass or evolve), 1 when blocked, 2 on input errors."""
@@ -127,7 +129,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"loopline: data validation failed ({report.outcome}): {report.failure_summary()}", file=sys.stderr)
     return 0 if report.passed else 1
 
-
 def _thresholds(items: list[str] | None) -> dict[str, float]:
     out = {}
     for item in items or []:
@@ -139,7 +140,6 @@ def _thresholds(items: list[str] | None) -> dict[str, float]:
         if not sep:
             raise LooplineError(f"--threshold '{item}' is not TEST=VALUE (for example psi=0.25)")
     return out
-
 
 def cmd_drift(args: argparse.Namespace) -> int:
     """Exit 0 when not drifted, 1 when drifted, 2 on input errors."""
@@ -172,182 +172,6 @@ def cmd_drift(args: argparse.Namespace) -> int:
         if report_path:
             print(f"report: {report_path}")
     return 1 if result.drifted else 0
-
-
-# --------------------------------------------------------------------------------------------
-# submit, schedule, schedules
-
-
-def _target(args: argparse.Namespace):
-    kfp_chosen = bool(args.kfp_host or args.kfp_in_cluster)
-    if args.vertex_project and kfp_chosen:
-        raise LooplineError("choose one target: --kfp-host/--kfp-in-cluster or --vertex-project")
-    if args.vertex_project:
-        if not args.vertex_location:
-            raise LooplineError("--vertex-location is required with --vertex-project (for example us-central1)")
-        return submit.VertexTarget(project=args.vertex_project, location=args.vertex_location,
-                                   api_endpoint=args.vertex_api_endpoint or "")
-    if not kfp_chosen:
-        raise LooplineError(
-            "choose a target: --kfp-host URL (or $KF_PIPELINES_ENDPOINT), --kfp-in-cluster, "
-            "or --vertex-project PROJECT --vertex-location REGION"
-        )
-    token = ""
-    if args.kfp_token_file:
-        path = Path(args.kfp_token_file)
-        if not path.is_file():
-            raise LooplineError(f"--kfp-token-file {path}: file not found")
-        token = path.read_text().strip()
-    return submit.KfpTarget(
-        host=args.kfp_host or "", namespace=args.kfp_namespace or "", token=token, client_id=args.kfp_client_id or "",
-        ssl_ca_cert=args.kfp_ssl_ca_cert or "", kube_context=args.kfp_kube_context or "",
-        experiment=getattr(args, "experiment", None) or "loopline",
-    )
-
-
-def _labels(items: list[str] | None) -> dict[str, str]:
-    labels = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LooplineError(f"--label '{item}' is not KEY=VALUE")
-        labels[key] = value
-    return labels
-
-
-def _prepare(args: argparse.Namespace):
-    """Target, compiled pipeline and checked parameters: everything is checked before sending."""
-
-    target = _target(args)
-    if target.kind == "kfp" and (args.label or args.kms_key or args.network):
-        raise LooplineError("--label, --kms-key and --network are Vertex AI options; KFP does not use them")
-    path = Path(args.package) if args.package else Path(args.compiled) / f"{args.pipeline}.yaml"
-    pipeline = params.read_pipeline(path)
-    checked = params.check(
-        pipeline,
-        from_file=params.load_params_file(args.params_file) if args.params_file else {},
-        assignments=params.parse_assignments(args.param),
-        allowed=submit.ALLOWED_VALUES,
-    )
-    checked = submit.with_rerun_defaults(
-        pipeline, target, checked, pipeline_root=args.pipeline_root or "", service_account=args.service_account or "",
-    )
-    return target, pipeline, checked
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    target, pipeline, values = _prepare(args)
-    if args.dry_run:
-        print(f"checked: {pipeline.path} ({pipeline.name}) for {target.describe()} with parameters {json.dumps(values, sort_keys=True)}")
-        return 0
-    if target.kind == "vertex":
-        result = submit.submit_vertex(
-            pipeline, target, params=values, pipeline_root=args.pipeline_root or "", run_name=args.run_name or "",
-            service_account=args.service_account or "", network=args.network or "", labels=_labels(args.label),
-            kms_key=args.kms_key or "",
-        )
-    else:
-        result = submit.submit_kfp(
-            pipeline, target, params=values, run_name=args.run_name or "", pipeline_root=args.pipeline_root or "",
-            service_account=args.service_account or "",
-        )
-    print(f"submitted {pipeline.name} to {result.target}: run {result.run_name}")
-    print(f"  run id: {result.run_id}")
-    if result.pipeline_version:
-        print(f"  pipeline version: {result.pipeline_version} ({pipeline.path}, sha256 {pipeline.sha256[:12]})")
-    print(f"  {result.url}")
-    return 0
-
-
-def cmd_schedule(args: argparse.Namespace) -> int:
-    expression = cron.parse(args.cron or cron.DEFAULT_CRON[args.pipeline])
-    target, pipeline, values = _prepare(args)
-    name = args.name or f"loopline-{args.pipeline.replace('_', '-')}"
-    if target.kind == "kfp":
-        converted = expression.for_kfp()
-        print(f"loopline: cron '{expression.standard}' is sent to KFP as '{converted}' (6 fields, seconds first)", file=sys.stderr)
-    if args.dry_run:
-        print(f"checked: {pipeline.path} ({pipeline.name}) for {target.describe()}, cron '{expression.standard}', "
-              f"parameters {json.dumps(values, sort_keys=True)}")
-        return 0
-    if target.kind == "vertex":
-        schedule = submit.schedule_vertex(
-            pipeline, target, cron=expression, name=name, params=values, pipeline_root=args.pipeline_root or "",
-            service_account=args.service_account or "", network=args.network or "", labels=_labels(args.label),
-            kms_key=args.kms_key or "", max_concurrency=args.max_concurrency,
-        )
-    else:
-        schedule = submit.schedule_kfp(
-            pipeline, target, cron=expression, name=name, params=values, pipeline_root=args.pipeline_root or "",
-            service_account=args.service_account or "", max_concurrency=args.max_concurrency,
-            no_catchup=not args.catchup,
-        )
-    print(f"scheduled {pipeline.name} on {target.describe()}: {schedule.name} ({schedule.cron})")
-    print(f"  schedule id: {schedule.id}")
-    if schedule.detail:
-        print(f"  {schedule.detail}")
-    return 0
-
-
-def cmd_schedules(args: argparse.Namespace) -> int:
-    target = _target(args)
-    if args.action == "list":
-        schedules = submit.list_schedules(target)
-        if not schedules:
-            print(f"no schedules on {target.describe()}")
-        for s in schedules:
-            print(f"{s.id}\t{s.name}\t{s.cron}\t{s.state}" + (f"\t{s.detail}" if s.detail else ""))
-        return 0
-    if not args.schedule_id:
-        raise LooplineError(f"`loopline schedules {args.action}` needs the schedule id (see `loopline schedules list`)")
-    submit.change_schedule(target, args.schedule_id, args.action)
-    done = {"pause": "paused", "resume": "resumed", "delete": "deleted"}[args.action]
-    print(f"{done} schedule {args.schedule_id} on {target.describe()}")
-    return 0
-
-
-def _add_target_options(parser: argparse.ArgumentParser) -> None:
-    import os
-
-    kfp = parser.add_argument_group("KFP cluster (authentication: the KFP client's usual options, or in-cluster credentials)")
-    kfp.add_argument("--kfp-host", default=os.environ.get("KF_PIPELINES_ENDPOINT"), metavar="URL",
-                     help="KFP API endpoint, e.g. http://localhost:8080 after `kubectl port-forward svc/ml-pipeline-ui` "
-                     "(default: $KF_PIPELINES_ENDPOINT)")
-    kfp.add_argument("--kfp-in-cluster", action="store_true",
-                     help="use the cluster's own KFP API with the pod's service-account token (inside a pod), "
-                     "or the current kube config")
-    kfp.add_argument("--kfp-namespace", metavar="NS", help="Kubernetes namespace of a multi-user KFP (your profile)")
-    kfp.add_argument("--kfp-token-file", metavar="FILE", help="file holding a bearer token for the KFP API (never the token itself on the command line)")
-    kfp.add_argument("--kfp-client-id", metavar="ID", help="OAuth client id of an IAP-protected KFP (also $KF_PIPELINES_IAP_OAUTH2_CLIENT_ID)")
-    kfp.add_argument("--kfp-ssl-ca-cert", metavar="FILE", help="CA certificate to verify the KFP endpoint")
-    kfp.add_argument("--kfp-kube-context", metavar="CONTEXT", help="kube config context (with --kfp-in-cluster outside a pod)")
-    vertex = parser.add_argument_group("Vertex AI (credentials: Application Default Credentials)")
-    vertex.add_argument("--vertex-project", metavar="PROJECT", help="Google Cloud project: submit to Vertex AI Pipelines")
-    vertex.add_argument("--vertex-location", metavar="REGION", help="Vertex AI region, e.g. us-central1 (required with --vertex-project)")
-    vertex.add_argument("--vertex-api-endpoint", metavar="ENDPOINT",
-                        help="Vertex AI API endpoint instead of the regional default (a private endpoint)")
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline", required=True, choices=("training", "drift_monitor"), help="which pipeline")
-    parser.add_argument("--compiled", default="compiled", metavar="DIR",
-                        help="directory of the compiled pipelines; DIR/<pipeline>.yaml is sent (default: %(default)s)")
-    parser.add_argument("--package", metavar="FILE", help="a compiled pipeline YAML to send instead of DIR/<pipeline>.yaml")
-    parser.add_argument("--param", action="append", metavar="NAME=VALUE",
-                        help="a pipeline parameter (repeatable); lists and mappings as JSON, lists also as a,b,c; "
-                        "overrides --params-file")
-    parser.add_argument("--params-file", metavar="FILE", help="YAML mapping of pipeline parameters")
-    parser.add_argument("--pipeline-root", metavar="URI",
-                        help="where the run's artifacts go (KFP: s3://, minio://, gs://; default: the cluster's; "
-                        "Vertex AI: a gs:// URI, required)")
-    parser.add_argument("--service-account", metavar="NAME",
-                        help="KFP: Kubernetes service account of the run's pods; Vertex AI: the service account e-mail the run uses")
-    parser.add_argument("--label", action="append", metavar="KEY=VALUE", help="Vertex AI: a label on the run (repeatable)")
-    parser.add_argument("--kms-key", metavar="KEY", help="Vertex AI: CMEK key (projects/P/locations/L/keyRings/R/cryptoKeys/K)")
-    parser.add_argument("--network", metavar="NETWORK", help="Vertex AI: VPC network to peer (projects/NUMBER/global/networks/NAME)")
-    parser.add_argument("--experiment", default="loopline", help="KFP: experiment of the runs (default: %(default)s)")
-    parser.add_argument("--dry-run", action="store_true", help="check the pipeline and the parameters, send nothing")
-
 
 def build_parser() -> argparse.ArgumentParser:
     from loopline import __version__
@@ -443,9 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
         "version named after the Loopline version and the file's SHA-256, and the run refers to it.",
         epilog=epilog.format(cmd="submit"), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_run_options(submit_cmd)
+    add_run_options(submit_cmd)
     submit_cmd.add_argument("--run-name", metavar="NAME", help="name of the run (default: <pipeline>-<UTC time>)")
-    _add_target_options(submit_cmd)
+    add_target_options(submit_cmd)
     submit_cmd.set_defaults(func=cmd_submit)
 
     schedule = sub.add_parser(
@@ -456,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Default: training weekly (Mondays 03:00), the drift monitor daily (02:00).",
         epilog=epilog.format(cmd="schedule"), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_run_options(schedule)
+    add_run_options(schedule)
     schedule.add_argument("--cron", metavar="CRON",
                           help="standard 5-field cron, e.g. '0 3 * * 1'; Vertex AI also 'TZ=Europe/Berlin 0 3 * * 1' "
                           "(default: training '0 3 * * 1', drift_monitor '0 2 * * *')")
@@ -465,22 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
                           help="runs of this schedule at the same time (default: %(default)s)")
     schedule.add_argument("--catchup", action="store_true",
                           help="KFP: start the runs missed while paused (default: no catch-up, only the latest)")
-    _add_target_options(schedule)
+    add_target_options(schedule)
     schedule.set_defaults(func=cmd_schedule)
 
     schedules = sub.add_parser("schedules", help="list, pause, resume or delete schedules on KFP or Vertex AI",
                                description="Manage KFP recurring runs or Vertex AI pipeline schedules.")
     schedules.add_argument("action", choices=("list", "pause", "resume", "delete"), help="what to do")
     schedules.add_argument("schedule_id", nargs="?", help="the schedule id (from `loopline schedules list`)")
-    _add_target_options(schedules)
+    add_target_options(schedules)
     schedules.set_defaults(func=cmd_schedules)
     return parser
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=logs.FORMAT, datefmt=logs.DATE_FORMAT)
+    setup_logging(sys.stderr)  # stdout is for results (--json)
     try:
         return args.func(args)
     except LooplineError as exc:
@@ -492,7 +315,6 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:  # a pipeline task failed; kfp.local printed its log above
         print(f"loopline: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

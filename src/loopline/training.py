@@ -4,11 +4,13 @@ The exported SavedModel has a `serving_default` signature that takes one 1-D ten
 feature (float32 for numeric, string for categorical; NaN / "" mean missing) and returns
 `probabilities` (batch x classes). It is laid out as TF Serving expects
 (`<dir>/<version>/saved_model.pb`), so KServe's TensorFlow runtime serves it as is.
+
+The model itself (its layers, input pipeline and export) is `keras_model`; this module tunes it
+with Optuna and retrains the best configuration.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -19,23 +21,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import streaming, tuning
+from loopline import streaming, tuning, tuning_mlflow, tuning_report
 from loopline.budget import TUNING_SAMPLE_ROWS, final_epochs, steps_per_epoch, tuning_rows
 from loopline.data import DatasetSpec
 from loopline.decision import THRESHOLD_KEY, choose_threshold, class_weights, threshold_record
 from loopline.errors import DataError, LooplineError
+from loopline.keras_model import (
+    as_model_inputs,
+    build_model,
+    export_saved_model,
+    make_dataset,
+    set_seeds,
+)
 from loopline.model_contract import (
-    METADATA_FILE,
-    MISSING_TOKEN,
-    SERVING_VERSION,
     encode_labels,
     to_feature_arrays,
 )
 
 log = logging.getLogger(__name__)
-
-STEPS_PER_EXECUTION = 32
-
 
 @dataclass
 class TuningResult:
@@ -54,7 +57,6 @@ class TuningResult:
     rows: dict[str, int] = field(default_factory=dict)  # rows each phase used
     decision: dict[str, Any] = field(default_factory=dict)  # decision threshold and class weights
 
-
 @dataclass
 class StudyRun:
     """A study after one process's trials: what `tune` returns."""
@@ -66,100 +68,12 @@ class StudyRun:
     counted: int
     tracker: Any = None
 
-
-def _set_seeds(seed: int) -> None:
-    import keras
-
-    keras.utils.set_random_seed(seed)
-
-
-def build_model(spec: DatasetSpec, train_features: dict[str, np.ndarray], params: dict[str, Any]):
-    """The Keras functional model: raw named inputs -> preprocessing -> MLP -> softmax."""
-    import keras
-    from keras import layers, ops
-
-    inputs: dict[str, Any] = {}
-    encoded = []
-    for name in spec.numeric:
-        values = train_features[name]
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            raise DataError(f"numeric column '{name}' has no values in the training split")
-        fill = float(np.median(finite))
-        inp = keras.Input(shape=(1,), name=name, dtype="float32")
-        inputs[name] = inp
-        missing = ops.cast(ops.logical_not(ops.isfinite(inp)), "float32")
-        filled = ops.where(ops.isfinite(inp), inp, ops.full_like(inp, fill))
-        norm = layers.Normalization(name=f"norm_{name}")
-        norm.adapt(np.where(np.isfinite(values), values, fill).reshape(-1, 1))
-        encoded.append(norm(filled))
-        if (~np.isfinite(values)).any():
-            encoded.append(missing)
-    for name in spec.categorical:
-        vocab = sorted({v for v in train_features[name] if v != MISSING_TOKEN})
-        inp = keras.Input(shape=(1,), name=name, dtype="string")
-        inputs[name] = inp
-        lookup = layers.StringLookup(
-            vocabulary=vocab, num_oov_indices=1, mask_token=None, output_mode="one_hot", name=f"lookup_{name}"
-        )
-        # missing ("") is out of vocabulary: it shares the OOV bucket with unseen categories
-        encoded.append(lookup(inp))
-    x = layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
-    for i in range(int(params["hidden_layers"])):
-        x = layers.Dense(int(params["units"]), activation="relu", name=f"dense_{i}")(x)
-        if params["dropout"] > 0:
-            x = layers.Dropout(float(params["dropout"]), name=f"dropout_{i}")(x)
-    outputs = layers.Dense(len(spec.classes), activation="softmax", name="probabilities")(x)
-    model = keras.Model(inputs=inputs, outputs=outputs, name="loopline_classifier")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(params["learning_rate"])),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        # several batches per call into TensorFlow: the same updates, far less Python per batch
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
-    return model
-
-
-def _as_model_inputs(features: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Column arrays as (rows, 1) tensors: strings as tf.string, numbers as float32."""
-    import tensorflow as tf
-
-    return {
-        k: tf.constant(v.reshape(-1, 1).astype(str) if v.dtype == object else v.reshape(-1, 1))
-        for k, v in features.items()
-    }
-
-
-def _dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_size: int, *, shuffle_seed=None,
-             repeat: bool = False):
-    import tensorflow as tf
-
-    inputs = _as_model_inputs(features)
-    ds = tf.data.Dataset.from_tensor_slices(inputs if labels is None else (inputs, labels))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(next(iter(features.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
-    if repeat:  # epochs of a fixed number of steps (small data: `budget.steps_per_epoch`)
-        ds = ds.repeat()
-    ds = ds.batch(int(batch_size))
-    if tf.config.threading.get_intra_op_parallelism_threads() == 1:
-        # a worker limited to one core (a tuning pod with a CPU limit of 1): batches are made in
-        # the training thread; a prefetch thread would only take turns with it on the one core
-        options = tf.data.Options()
-        options.threading.private_threadpool_size = 1
-        options.threading.max_intra_op_parallelism = 1
-        options.autotune.enabled = False
-        return ds.with_options(options)
-    return ds.prefetch(2)
-
-
 def auc_score(labels: np.ndarray, proba: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     if proba.shape[1] == 2:
         return float(roc_auc_score(labels, proba[:, 1]))
     return float(roc_auc_score(labels, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1]))))
-
 
 def objective_score(objective: str, labels: np.ndarray, proba: np.ndarray) -> float:
     """The tuning objective on a split: roc_auc and accuracy (higher is better), log_loss (lower)."""
@@ -173,7 +87,6 @@ def objective_score(objective: str, labels: np.ndarray, proba: np.ndarray) -> fl
         return float(log_loss(labels, proba, labels=list(range(proba.shape[1]))))
     raise ValueError(f"unknown objective '{objective}'")
 
-
 def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     params = {}
     for name, rng in space.items():
@@ -185,7 +98,6 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
             params[name] = trial.suggest_float(name, float(rng["low"]), float(rng["high"]), log=bool(rng.get("log", False)))
     return params
 
-
 def read_splits(train_path: str, validation_path: str, *, seed: int = 42
                 ) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
     """TensorFlow threads sized to the task's CPU limit, then the training and validation splits
@@ -195,7 +107,6 @@ def read_splits(train_path: str, validation_path: str, *, seed: int = 42
     train, spec = streaming.read_sample(train_path, TUNING_SAMPLE_ROWS, seed=seed)
     validation, _ = streaming.read_sample(validation_path, TUNING_SAMPLE_ROWS, seed=seed)
     return train, validation, spec
-
 
 def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str = "the training split") -> None:
     """A feature with one value in every row (missing counts as a value) teaches nothing."""
@@ -208,7 +119,6 @@ def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str =
                 "drop it with ignore_columns"
             )
 
-
 @dataclass
 class PreparedData:
     spec: DatasetSpec
@@ -217,13 +127,11 @@ class PreparedData:
     val_x: dict[str, np.ndarray]
     val_y: np.ndarray
 
-
 def prepare(train: pd.DataFrame, validation: pd.DataFrame, spec: DatasetSpec) -> PreparedData:
     """Check the splits and turn them into the model's input arrays."""
     check_constant_features(train, spec)
     return PreparedData(spec, to_feature_arrays(train, spec), encode_labels(train, spec),
                         to_feature_arrays(validation, spec), encode_labels(validation, spec))
-
 
 def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y: np.ndarray | None):
     """A Keras callback that adds `val_loss` and `val_<objective>` (one pass over the validation
@@ -231,7 +139,7 @@ def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y
     every epoch's logs."""
     import keras
 
-    inputs = _as_model_inputs(val_x) if val_x is not None else None
+    inputs = as_model_inputs(val_x) if val_x is not None else None
 
     class EpochLog(keras.callbacks.Callback):
         def __init__(self):
@@ -253,7 +161,6 @@ def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y
 
     return EpochLog()
 
-
 def _best_epoch(values: list[float], direction: str) -> tuple[int, float]:
     """(1-based epoch, value) of the best epoch."""
     finite = [(v, i) for i, v in enumerate(values) if np.isfinite(v)]
@@ -264,7 +171,6 @@ def _best_epoch(values: list[float], direction: str) -> tuple[int, float]:
         index = next(i for v, i in finite if v == value)
     return index + 1, float(value)
 
-
 def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=None, n_trials: int | None = None):
     """The Optuna objective: build, fit (pruned by the Keras callback), score on validation."""
     import optuna
@@ -273,7 +179,7 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
     def objective(trial) -> float:
         params = suggest(trial, settings.search_space)
         trial.set_user_attr(tuning.WORKER_ATTR, worker)
-        _set_seeds(settings.seed + trial.number)
+        set_seeds(settings.seed + trial.number)
         started = time.perf_counter()
         try:
             model = build_model(data.spec, data.train_x, params)
@@ -282,7 +188,7 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
             if not np.isfinite(value):
                 raise tuning.TrialFailed(f"the validation {settings.objective} is not finite (the loss diverged)")
             if len(data.spec.classes) == 2:  # the trial's best weights: its threshold on the validation split
-                proba = np.asarray(model(_as_model_inputs(data.val_x), training=False))
+                proba = np.asarray(model(as_model_inputs(data.val_x), training=False))
                 trial.set_user_attr(THRESHOLD_KEY, choose_threshold(data.val_y, proba[:, 1]))
         except optuna.TrialPruned as pruned:
             curves = getattr(pruned, "curves", {})
@@ -317,10 +223,8 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
 
     return objective
 
-
 def _epochs(curves: dict[str, list[float]]) -> int:
     return max((len(v) for v in curves.values()), default=0)
-
 
 def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> dict[str, list[float]]:
     """Fit one trial with early stopping and pruning on the validation objective; return the
@@ -336,8 +240,8 @@ def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> 
     steps = steps_per_epoch(len(data.train_y), int(params["batch_size"]))
     try:
         model.fit(
-            _dataset(data.train_x, data.train_y, params["batch_size"], shuffle_seed=settings.seed,
-                     repeat=steps is not None),
+            make_dataset(data.train_x, data.train_y, params["batch_size"], shuffle_seed=settings.seed,
+                         repeat=steps is not None),
             epochs=settings.max_epochs,
             steps_per_epoch=steps,
             class_weight=_class_weight(data.train_y, data.spec),
@@ -349,7 +253,6 @@ def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> 
         exc.curves = epoch_log.curves
         raise
     return epoch_log.curves
-
 
 def tune(
     train: pd.DataFrame,
@@ -367,7 +270,6 @@ def tune(
     return _tune_prepared(prepare(train, validation, spec), len(train), settings=settings, worker=worker,
                           pipeline_run=pipeline_run, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
 
-
 def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.TuningSettings, worker: int,
                    pipeline_run: str, heartbeat_interval: float | None, grace_period: float | None) -> StudyRun:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -378,7 +280,7 @@ def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.Tuni
     )
     study_name = tuning.study_name_for(settings.study_name, pipeline_run)
     study = tuning.load_study(settings, storage, study_name=study_name)
-    tracker = tuning.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
+    tracker = tuning_mlflow.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
     before = tuning.budget_state(study)
     where = f"study '{study_name}' in {tuning.masked(settings.storage_url)}" if storage is not None else "an in-memory study"
     log.info(
@@ -394,7 +296,6 @@ def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.Tuni
     return StudyRun(study=study, study_name=study_name, settings=settings, ran=ran, counted=after.counted,
                     tracker=tracker)
 
-
 def _class_weight(labels: np.ndarray, spec: DatasetSpec) -> dict[int, float] | None:
     return class_weights(labels, len(spec.classes))
 
@@ -403,17 +304,16 @@ def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: in
     """Fit a configuration on train + validation together; return the model and its curves."""
     full_x = {k: np.concatenate([data.train_x[k], data.val_x[k]]) for k in data.train_x}
     full_y = np.concatenate([data.train_y, data.val_y])
-    _set_seeds(seed)
+    set_seeds(seed)
     model = build_model(data.spec, full_x, params)
     epoch_log = _epoch_log(None, None, None)
     steps = steps_per_epoch(len(full_y), int(params["batch_size"]))
-    model.fit(_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed, repeat=steps is not None),
+    model.fit(make_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed, repeat=steps is not None),
               epochs=epochs, steps_per_epoch=steps, class_weight=_class_weight(full_y, data.spec),
               callbacks=[epoch_log], shuffle=False, verbose=0)
     log.info("retrained the best configuration on %d rows for %d epochs%s", len(full_y), epochs,
              f" of {steps} steps" if steps else "")
     return model, epoch_log.curves
-
 
 def retrain_streaming(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: int, paths: list[str]):
     """Fit a configuration on every row of the Parquet files, streamed (`streaming`); the
@@ -421,7 +321,7 @@ def retrain_streaming(data: PreparedData, params: dict[str, Any], *, epochs: int
     the samples tuning used."""
     sample_x = {k: np.concatenate([data.train_x[k], data.val_x[k]]) for k in data.train_x}
     sample_y = np.concatenate([data.train_y, data.val_y])
-    _set_seeds(seed)
+    set_seeds(seed)
     model = build_model(data.spec, sample_x, params)
     epoch_log = _epoch_log(None, None, None)
     model.fit(streaming.parquet_dataset(paths, data.spec, int(params["batch_size"]), seed=seed), epochs=epochs,
@@ -495,7 +395,7 @@ def tune_and_train(
         decision=decision,
     )
     if report_path:
-        tuning.report_html(study, settings=settings, study_name=run.study_name,
+        tuning_report.report_html(study, settings=settings, study_name=run.study_name,
                            best_curves=best.user_attrs.get("curves", {}), final_curves=curves, path=report_path)
     if run.tracker:
         example = validation[list(spec.features)].head(3)
@@ -518,39 +418,3 @@ def _decision_metadata(best_trial, data: PreparedData) -> dict[str, Any]:
         log.info("decision threshold %.4f (F1 of class '%s' on %d validation rows)",
                  out[THRESHOLD_KEY]["value"], data.spec.classes[1], len(data.val_y))
     return out
-
-
-def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any],
-                       decision: dict[str, Any] | None = None) -> Path:
-    """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature;
-    `decision` (the decision threshold, the class weights) goes into its metadata."""
-    import tensorflow as tf
-    from keras.export import ExportArchive
-
-    signature = {
-        name: tf.TensorSpec(shape=(None,), dtype=tf.float32 if kind == "numeric" else tf.string, name=name)
-        for name, kind in spec.features.items()
-    }
-
-    def serve(features):
-        batch = {k: tf.reshape(v, (-1, 1)) for k, v in features.items()}
-        return {"probabilities": model(batch, training=False)}
-
-    archive = ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[signature])
-    target = Path(export_dir) / SERVING_VERSION
-    target.parent.mkdir(parents=True, exist_ok=True)
-    archive.write_out(str(target), verbose=False)
-    metadata = {
-        "features": spec.features,
-        "classes": spec.classes,
-        "target": spec.target,
-        "signature": "serving_default",
-        "output": "probabilities",
-        "params": params,
-        **(decision or {}),
-    }
-    (Path(export_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
-    log.info("exported SavedModel to %s", target)
-    return target

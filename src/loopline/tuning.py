@@ -7,8 +7,9 @@ pruned, or failed with an error). A trial left RUNNING by a killed process stops
 heartbeats; after the grace period it is marked FAIL and counts for nothing, so a restarted or
 parallel worker runs a trial in its place.
 
-Nothing here imports TensorFlow; the trial objective itself lives in `loopline.training`.
-"""
+Nothing here imports TensorFlow; the trial objective itself lives in `loopline.training`, a
+study's MLflow runs in `tuning_mlflow`, the report in `tuning_report`, a worker process in
+`tuning_worker`."""
 
 from __future__ import annotations
 
@@ -26,21 +27,27 @@ from pathlib import Path
 from typing import Any
 
 from loopline.errors import TuningConfigError
-from loopline.logs import quiet_libraries
 
 log = logging.getLogger(__name__)
 
-# objective name -> direction; every objective is measured on the validation split
 OBJECTIVES = {"roc_auc": "maximize", "accuracy": "maximize", "log_loss": "minimize"}
+
 PRUNERS = ("median", "hyperband", "none")
+
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
-# The storage password can come from the environment (a Kubernetes secret), never the YAML.
+
 PASSWORD_ENV = "LOOPLINE_TUNING_STORAGE_PASSWORD"
+
 HEARTBEAT_INTERVAL = 10.0  # seconds between a running trial's heartbeats
+
 GRACE_PERIOD = 40.0  # seconds without a heartbeat after which a RUNNING trial is stale
+
 ERROR_ATTR = "loopline_error"  # user attr of a trial that failed with an error (it counts)
+
 WORKER_ATTR = "loopline_worker"
+
 TUNING_EXPERIMENT = "loopline-tuning"
+
 TAG_STUDY = "loopline.study"
 
 DEFAULT_SEARCH_SPACE: dict[str, Any] = {
@@ -50,7 +57,6 @@ DEFAULT_SEARCH_SPACE: dict[str, Any] = {
     "dropout": {"low": 0.0, "high": 0.5},
     "batch_size": {"choices": [64, 128, 256]},
 }
-
 
 def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
     merged = {**DEFAULT_SEARCH_SPACE, **(space or {})}
@@ -68,7 +74,6 @@ def check_search_space(space: dict[str, Any]) -> dict[str, Any]:
         if rng.get("log") and rng["low"] <= 0:
             raise TuningConfigError(f"search_space['{name}']: a log range needs low > 0, got {rng['low']}")
     return merged
-
 
 @dataclass(frozen=True, kw_only=True)
 class TuningSettings:
@@ -123,7 +128,6 @@ class TuningSettings:
     def better(self, a: float, b: float) -> bool:
         return a > b if self.direction == "maximize" else a < b
 
-
 def study_name_for(study_name: str, pipeline_run: str) -> str:
     """The study name: given, else derived from the pipeline run (a rerun of the run resumes it)."""
     if study_name:
@@ -133,15 +137,9 @@ def study_name_for(study_name: str, pipeline_run: str) -> str:
     run = pipeline_run.split("/", 1)[0]
     return f"loopline-{run}" if run else "loopline"
 
-
-# --------------------------------------------------------------------------------------------
-# Storage
-
-
 def masked(url: str) -> str:
     """The URL with its password hidden, for messages and tags."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
 
 def check_storage_url(url: str) -> None:
     """Reject what cannot be a storage URL before anything runs (no connection is made)."""
@@ -161,7 +159,6 @@ def check_storage_url(url: str) -> None:
                 "(or leave storage_url empty for an in-memory study)"
             )
 
-
 def _with_password(url: str) -> str:
     """Insert the password from $LOOPLINE_TUNING_STORAGE_PASSWORD when the URL has none."""
     password = os.environ.get(PASSWORD_ENV, "")
@@ -171,7 +168,6 @@ def _with_password(url: str) -> str:
 
         return f"{match.group(1)}{match.group(2)}:{quote(password, safe='')}@{match.group(3)}"
     return url
-
 
 def open_storage(
     url: str, *, heartbeat_interval: float = HEARTBEAT_INTERVAL, grace_period: float = GRACE_PERIOD
@@ -222,12 +218,10 @@ def open_storage(
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
 
-
 def sqlite_file(url: str) -> Path | None:
     """The database file of a `sqlite:///` URL (absolute), None for any other URL."""
     prefix = "sqlite:///"
     return Path(url[len(prefix):]).expanduser().resolve() if url.startswith(prefix) else None
-
 
 def _optuna_sqlite_ready(url: str) -> bool:
     """Whether the SQLite file of `url` holds a complete Optuna schema (Optuna stamps its
@@ -242,7 +236,6 @@ def _optuna_sqlite_ready(url: str) -> bool:
             return db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] > 0
     except sqlite3.Error:  # no such table yet, or not a database: open it under the lock
         return False
-
 
 @contextlib.contextmanager
 def sqlite_init_lock(url: str):
@@ -262,7 +255,6 @@ def sqlite_init_lock(url: str):
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
 def make_pruner(name: str, *, max_epochs: int):
     import optuna
 
@@ -274,7 +266,6 @@ def make_pruner(name: str, *, max_epochs: int):
     if name == "none":
         return optuna.pruners.NopPruner()
     raise TuningConfigError(f"pruner '{name}' is not one of {', '.join(PRUNERS)}")
-
 
 def make_sampler(seed: int, *, shared: bool):
     """Optuna's TPE sampler, seeded per trial: trial n draws from the stream of `seed + n`.
@@ -319,7 +310,6 @@ def make_sampler(seed: int, *, shared: bool):
 
     return TrialSeededTPESampler()
 
-
 def load_study(settings: TuningSettings, storage, *, study_name: str):
     """Create the study, or load it when the storage holds it already (a resume, or a worker)."""
     import optuna
@@ -345,17 +335,11 @@ def load_study(settings: TuningSettings, storage, *, study_name: str):
         study.set_user_attr("settings", {k: v for k, v in asdict(settings).items() if k not in ("storage_url", "tracking_uri")})
     return study
 
-
-# --------------------------------------------------------------------------------------------
-# The shared trial budget
-
-
 @dataclass
 class BudgetState:
     counted: int  # complete + pruned + failed with an error
     running: int
     stale: int  # failed because their process died; not counted
-
 
 def budget_state(study) -> BudgetState:
     from optuna.trial import TrialState
@@ -373,10 +357,8 @@ def budget_state(study) -> BudgetState:
             running += 1
     return BudgetState(counted, running, stale)
 
-
 class TrialFailed(Exception):
     """Raised by an objective for a trial that failed; the study records it and goes on."""
-
 
 def run_trials(
     study,
@@ -420,7 +402,6 @@ def run_trials(
             on_trial()
     return ran
 
-
 def trial_summaries(study) -> list[dict[str, Any]]:
     return [
         {
@@ -436,197 +417,11 @@ def trial_summaries(study) -> list[dict[str, Any]]:
         for t in study.get_trials(deepcopy=False)
     ]
 
-
 def state_counts(study) -> dict[str, int]:
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
     return counts
-
-
-# --------------------------------------------------------------------------------------------
-# MLflow: a parent run per study, a nested run per trial
-
-
-_MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
-
-
-class MlflowTracker:
-    """Logs a study to MLflow: one parent run (found again by the study's name, so workers and
-    resumed processes share it) and one nested run per trial."""
-
-    def __init__(self, tracking_uri: str, study_name: str, settings: TuningSettings):
-        from loopline import mlflow_store
-
-        quiet_libraries()
-        self.tracking_uri = tracking_uri
-        self.study_name = study_name
-        # workers starting together on a new SQLite store would race to create its tables
-        with sqlite_init_lock(tracking_uri):
-            self.client = mlflow_store.connect(tracking_uri)
-            self.experiment_id = mlflow_store.ensure_experiment(self.client, tracking_uri, TUNING_EXPERIMENT)
-            self.parent_id = self._parent(settings)
-
-    def _find_parents(self) -> list:
-        runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{TAG_STUDY}` = '{self.study_name}'",
-            order_by=["attributes.start_time ASC"],
-        )
-        return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
-
-    def _parent(self, settings: TuningSettings) -> str:
-        found = self._find_parents()
-        if found:
-            return found[0].info.run_id
-        run = self.client.create_run(
-            self.experiment_id, run_name=self.study_name,
-            tags={TAG_STUDY: self.study_name, "loopline.storage": masked(settings.storage_url) or "in-memory"},
-        )
-        params = {k: v for k, v in asdict(settings).items() if k not in ("tracking_uri", "search_space")}
-        params["storage_url"] = masked(settings.storage_url)
-        params["search_space"] = json.dumps(settings.search_space, sort_keys=True)
-        from mlflow.entities import Param
-
-        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
-        # two workers starting together may both have created one: all keep the oldest
-        found = self._find_parents()
-        chosen = found[0].info.run_id if found else run.info.run_id
-        if chosen != run.info.run_id:
-            self.client.delete_run(run.info.run_id)
-        return chosen
-
-    def log_trial(self, trial, *, state: str, value: float | None, metric: str, curves: dict[str, list[float]],
-                  error: str = "") -> None:
-        from mlflow.entities import Metric, Param
-
-        now = int(time.time() * 1000)
-        run = self.client.create_run(
-            self.experiment_id, run_name=f"trial-{trial.number}",
-            tags={"mlflow.parentRunId": self.parent_id, TAG_STUDY: self.study_name,
-                  "loopline.trial": str(trial.number), "loopline.trial_state": state.lower(),
-                  **({"loopline.error": error[:500]} if error else {})},
-        )
-        metrics = [Metric(name, float(v), now, step) for name, values in curves.items()
-                   for step, v in enumerate(values) if v is not None and math.isfinite(v)]
-        if value is not None and math.isfinite(value):
-            metrics.append(Metric(f"best_{metric}", float(value), now, 0))
-        params = [Param(k, str(v)) for k, v in trial.params.items()]
-        for start in range(0, max(len(metrics), 1), 900):  # MLflow takes at most 1000 per batch
-            self.client.log_batch(run.info.run_id, metrics=metrics[start:start + 900],
-                                  params=params if start == 0 else [])
-        self.client.set_terminated(run.info.run_id, status=_MLFLOW_STATUS.get(state, "FAILED"))
-
-    def log_final(self, *, model_dir: str, features: dict[str, str], classes: list[str], best: dict[str, Any],
-                  curves: dict[str, list[float]], input_example=None, report_path: str | None = None) -> str:
-        """The final model (pyfunc, with signature and input example) and its curves on the parent run."""
-        import mlflow
-        from mlflow.entities import Metric
-
-        from loopline import __version__, mlflow_store
-
-        now = int(time.time() * 1000)
-        metrics = [Metric(f"final_{name}", float(v), now, step) for name, values in curves.items()
-                   for step, v in enumerate(values) if math.isfinite(v)]
-        metrics.append(Metric(f"best_{best['metric']}", float(best["value"]), now, 0))
-        self.client.log_batch(self.parent_id, metrics=metrics[:900])
-        self.client.set_tag(self.parent_id, "loopline.best_trial", str(best["trial"]))
-        self.client.log_dict(self.parent_id, best, "best_params.json")
-        if report_path:
-            self.client.log_artifact(self.parent_id, report_path)
-        mlflow.set_tracking_uri(self.tracking_uri)
-        with mlflow.start_run(run_id=self.parent_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=mlflow_store.pyfunc_model(),
-                artifacts={mlflow_store.SAVED_MODEL_ARTIFACT: str(model_dir)},
-                signature=mlflow_store.model_signature(features, classes),
-                input_example=input_example,
-                pip_requirements=[f"loopline=={__version__}"],
-            )
-        self.client.set_terminated(self.parent_id, status="FINISHED")
-        return info.model_uri
-
-
-# --------------------------------------------------------------------------------------------
-# The report: Optuna's plots and the final model's training curves, one offline HTML file
-
-
-def _curve_figure(title: str, curves: dict[str, list[float]]):
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for name, values in curves.items():
-        fig.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=name))
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title="value", height=420)
-    return fig
-
-
-def report_html(study, *, settings: TuningSettings, study_name: str, best_curves: dict[str, list[float]],
-                final_curves: dict[str, list[float]], path: str | Path) -> Path:
-    """Optimization history, parameter importances, intermediate values and training curves.
-
-    plotly.js is inlined once, so the file opens offline (no CDN).
-    """
-    import html
-
-    import optuna.visualization as vis
-    from plotly.offline import get_plotlyjs
-
-    sections: list[tuple[str, Any, str]] = []
-    plots = [
-        ("Optimization history", lambda: vis.plot_optimization_history(study)),
-        ("Intermediate values (the objective after each epoch; pruned trials stop early)",
-         lambda: vis.plot_intermediate_values(study)),
-        ("Parameter importances (fANOVA)", lambda: vis.plot_param_importances(study)),
-    ]
-    for title, make in plots:
-        try:
-            sections.append((title, make(), ""))
-        except Exception as exc:  # e.g. importances need two completed trials with different params
-            sections.append((title, None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
-    if best_curves:
-        sections.append(("Best trial: training curves", _curve_figure("Best trial", best_curves), ""))
-    if final_curves:
-        sections.append(("Final model (train + validation): training curves",
-                         _curve_figure("Final model", final_curves), ""))
-
-    counts = state_counts(study)
-    rows = []
-    try:
-        best = study.best_trial
-        rows = [f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in best.params.items()]
-        headline = (f"Best {settings.objective} on validation: <b>{best.value:.5f}</b> (trial {best.number}, "
-                    f"{settings.direction})")
-    except ValueError:
-        headline = "No completed trial."
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>Loopline tuning: {html.escape(study_name)}</title>",
-        f"<script type='text/javascript'>{get_plotlyjs()}</script>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>",
-        f"<h1>Tuning: {html.escape(study_name)}</h1>",
-        f"<p>{headline}</p>",
-        "<p>Trials: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
-        f". Pruner: {html.escape(settings.pruner)}. Storage: {html.escape(masked(settings.storage_url) or 'in memory')}.</p>",
-        "<table><tr><th>hyperparameter</th><th>best value</th></tr>" + "".join(rows) + "</table>",
-    ]
-    for title, fig, note in sections:
-        parts.append(f"<h2>{html.escape(title)}</h2>")
-        if fig is None:
-            parts.append(f"<p>Not available: {html.escape(note)}</p>")
-        else:
-            parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
-    parts.append("</body></html>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
-
-
-# --------------------------------------------------------------------------------------------
-# TensorFlow's threads (a worker, `loopline.tuning_worker`, and the training step set them)
-
 
 def configure_threads(threads: int) -> None:
     """Limit TensorFlow's thread pools (before TensorFlow runs anything).
