@@ -39,3 +39,29 @@ def test_adapted_yaml_equals_a_fresh_compile(tmp_path, registry, settings):
     expected = [d for d in yaml.safe_load_all(compiled.read_text()) if d]
     adapted = [d for d in yaml.safe_load_all(adapted_yaml("training", image_registry=registry, kubernetes_settings=settings)) if d]
     assert adapted == expected
+
+
+def test_the_training_pipeline_is_adapted_inside_a_running_kfp_task():
+    """Inside a KFP task `kfp` is imported in its runtime form (no `dsl.component`, no compiler):
+    the trigger_training step reads and adapts the shipped YAML there, importing no component,
+    and makes a KFP client."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import kfp.dsl\n"
+        "from loopline.executors import trigger_training\n"
+        "from loopline.compiled_pipelines import adapted_yaml\n"
+        "text = adapted_yaml('training', image_registry='my.registry.example/team', kubernetes_settings={'retries': {'count': 0}})\n"
+        "print('my.registry.example/team/loopline-base' in text, 'loopline.components' in sys.modules)\n"
+        "from loopline import submit\n"
+        "try:\n"
+        "    submit.KfpTarget(host='http://127.0.0.1:9').client()\n"
+        "except submit.SubmitError as exc:\n"
+        "    print(str(exc).startswith('cannot reach KFP'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "_KFP_RUNTIME": "true"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "False", "True"]  # the KFP client imports, and tries the host

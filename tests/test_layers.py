@@ -78,6 +78,9 @@ def imports(module: str, path: Path) -> list[tuple[str, bool]]:
             elif isinstance(child, ast.ImportFrom):
                 base = _absolute(child, module, path.name == "__init__.py")
                 found.extend((f"{base}.{alias.name}", local) for alias in child.names)
+            elif (isinstance(child, ast.Call) and getattr(child.func, "attr", getattr(child.func, "id", "")) == "import_module"
+                  and child.args and isinstance(child.args[0], ast.Constant) and isinstance(child.args[0].value, str)):
+                found.append((child.args[0].value, local))  # importlib.import_module("loopline.x") imports too
             visit(child, inner)
 
     visit(tree, False)

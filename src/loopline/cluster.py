@@ -27,6 +27,7 @@ import this at compile time.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,9 +171,11 @@ def _whole(value: Any) -> Any:
 
 
 def _step_names() -> list[str]:
-    import importlib
-
-    return list(importlib.import_module("loopline.components").__all__)
+    """The steps: one per component folder, read from the files without importing the components
+    (they sit in a layer above, and a running KFP task cannot import them)."""
+    spec = importlib.util.find_spec("loopline.components")
+    folders = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    return sorted(d.name for folder in folders for d in folder.iterdir() if (d / "component.py").is_file())
 
 
 def _no_unknown(data: dict, known: set[str], where: str) -> None:

@@ -54,12 +54,16 @@ class KfpTarget:
         return f"KFP at {self.host}" if self.host else "KFP (in-cluster API)"
 
     def client(self):
-        import kfp
+        # Inside a running KFP task (a drift-triggered run) kfp is imported in its runtime form: its
+        # __init__ exports no Client, and kfp.client imports the compiler, which needs kfp.dsl's
+        # modules in the order kfp.dsl's own __init__ imports them outside a task.
+        import kfp.dsl.component_decorator  # noqa: F401
+        from kfp.client import Client
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # "This client only works with KFP v2.0.0-beta.2 and later"
             with kfp_errors(self):
-                return kfp.Client(
+                return Client(
                     host=self.host or None,
                     namespace=self.namespace or "kubeflow",
                     existing_token=self.token or None,
