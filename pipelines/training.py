@@ -158,6 +158,7 @@ def build_training(settings: cluster.ClusterSettings | None = None):
         evaluate = step(evaluate_model(
             model=train.outputs["model"],
             holdout=load.outputs["holdout"],
+            train=load.outputs["train"],
             thresholds=thresholds,
             tracking_uri=tracking_uri,
             model_name=model_name,

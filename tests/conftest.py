@@ -88,6 +88,7 @@ def evaluate_step(model_dir, loaded, tmp_path, thresholds, **kwargs):
         "report": art(dsl.Markdown, tmp_path, "report"),
         "blessing": art(dsl.Artifact, tmp_path, "blessing"),
     }
+    kwargs.setdefault("train", loaded["train"])  # the baseline is fitted on it
     passed = loopline_components.evaluate_model.python_func(
         model=model, holdout=loaded["holdout"], thresholds=thresholds, **outs, **kwargs
     )

@@ -367,3 +367,42 @@ def test_detect_drift_reference_defaults_to_the_champions_training_data(tmp_path
             current_data_uri=str(current), target="is_fraud", tracking_uri=tracking_uri, model_name="other",
             **_drift_outputs(tmp_path / "other"),
         )
+
+
+def test_detect_drift_compares_with_the_profile_stored_with_the_champion(tmp_path, demo_csv, trained_model, loaded):
+    """A champion trained with a reference profile is the reference itself: its training data is not read."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from loopline import reference_profile
+    from loopline.data import demo_transactions, read_split
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model, model_dir)
+    frames = [read_split(loaded[name].path) for name in ("train", "validation")]
+    profile = reference_profile.build(pd.concat([f for f, _ in frames], ignore_index=True), frames[0][1])
+    reference_profile.write(profile, model_dir)
+    home = tmp_path / "home"
+    tracking_uri = registry.local_tracking_uri(home)
+    _, judged = _evaluate(model_dir, loaded, tmp_path / "judged", {"roc_auc": 0.6})
+    version = _register(model_dir, loaded, tmp_path, tracking_uri, judged["blessing"], pipeline_run="run-p")
+    registry.set_alias(tracking_uri, "fraud", registry.CHAMPION, version)
+    Path(demo_csv).rename(tmp_path / "moved.csv")  # the training data is gone: the profile must do
+    try:
+        for shift, expected in ((1.0, True), (0.0, False)):
+            current = tmp_path / f"current-{shift}.csv"
+            demo_transactions(3000, shift=shift, seed=8).to_csv(current, index=False)
+            outs = _drift_outputs(tmp_path / f"out-{shift}")
+            drifted = components.detect_drift.python_func(
+                current_data_uri=str(current), target="is_fraud", tracking_uri=tracking_uri, model_name="fraud",
+                **outs,
+            )
+            assert drifted is expected
+            assert outs["table"].metadata["reference_uri"] == f"models:/fraud/{version}#reference_profile.json"
+            table = json.loads(Path(outs["table"].path).read_text())
+            assert table["reference_rows"] == profile["rows"] and table["current_rows"] == 3000
+            assert "profile stored with the champion" in Path(outs["report"].path).read_text()
+    finally:
+        (tmp_path / "moved.csv").rename(demo_csv)

@@ -8,11 +8,19 @@ import numpy as np
 import pytest
 
 from loopline.errors import GateConfigError
-from loopline.evaluation import gate, gate_report_markdown
-from loopline.gate_config import parse_thresholds
+from loopline.evaluation import gate_report_markdown, judge
+from loopline.gate_config import parse_gate_config, parse_thresholds
 from loopline.holdout_metrics import ROC_POINTS, evaluate_predictions
 
 BINARY = ["0", "1"]
+
+
+def gate(metrics, thresholds, **kwargs):
+    """The gate with its baseline rule off: the rules tested here are the others (the baseline
+    rule has its own tests in test_baseline.py)."""
+    config = parse_gate_config(thresholds)
+    config.baseline = None
+    return judge(metrics, config, **kwargs)
 
 
 def _binary(p_positive) -> np.ndarray:
@@ -277,12 +285,12 @@ def test_gate_report_markdown_has_checks_and_confusion_matrix():
     assert "Model judged: `gs://bucket/models/7`" in text
     assert "Holdout rows: 5" in text
     assert "Champion: none yet (first model)" in lines
-    assert "| gate | metric | challenger | champion | threshold | verdict | reason |" in lines
+    assert "| gate | metric | challenger | champion | baseline | threshold | verdict | reason |" in lines
     auc = evaluation.metrics["roc_auc"]
-    assert f"| absolute | roc_auc | {auc:.4f} | — | >= 0.6 | pass | roc_auc {auc:.4f} meets >= 0.6 |" in lines
-    assert "| absolute | accuracy | 0.4000 | — | >= 0.5 | FAIL | accuracy 0.4000 misses >= 0.5 |" in lines
+    assert f"| absolute | roc_auc | {auc:.4f} | — | — | >= 0.6 | pass | roc_auc {auc:.4f} meets >= 0.6 |" in lines
+    assert "| absolute | accuracy | 0.4000 | — | — | >= 0.5 | FAIL | accuracy 0.4000 misses >= 0.5 |" in lines
     ll = evaluation.metrics["log_loss"]
-    assert f"| absolute | log_loss | {ll:.4f} | — | <= 2 | pass | log_loss {ll:.4f} meets <= 2 |" in lines
+    assert f"| absolute | log_loss | {ll:.4f} | — | — | <= 2 | pass | log_loss {ll:.4f} meets <= 2 |" in lines
     # confusion matrix: header with class names, rows = actual, columns = predicted
     assert "rows: actual, columns: predicted" in text
     assert "| | legit | fraud |" in lines
@@ -298,8 +306,8 @@ def test_gate_report_markdown_passed_and_not_computed():
     text = gate_report_markdown(evaluation, decision)
     assert text.startswith("## Evaluation gate: FAILED")
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| absolute |")}
-    assert rows["recall_7"].startswith("| absolute | recall_7 | — | — | >= 0.5 | FAIL | recall_7: not computed")
-    assert rows["roc_auc"] == "| absolute | roc_auc | 1.0000 | — | >= 0.9 | pass | roc_auc 1.0000 meets >= 0.9 |"
+    assert rows["recall_7"].startswith("| absolute | recall_7 | — | — | — | >= 0.5 | FAIL | recall_7: not computed")
+    assert rows["roc_auc"] == "| absolute | roc_auc | 1.0000 | — | — | >= 0.9 | pass | roc_auc 1.0000 meets >= 0.9 |"
     assert "Model judged" not in text
 
     passed = gate(evaluation.metrics, {"roc_auc": 0.9})
@@ -585,6 +593,6 @@ def test_report_compares_challenger_and_champion():
     assert "Champion: version 3 (`models:/fraud/3`), evaluated on the same holdout" in lines
     assert "Holdout rows: 4 (SHA-256 `abababababababab…`)" in lines
     row = next(line for line in lines if line.startswith("| relative | roc_auc |"))
-    assert row.startswith("| relative | roc_auc | 1.0000 | 0.9000 | Δ ≥ +0.05 | pass | roc_auc improves by +0.1000")
+    assert row.startswith("| relative | roc_auc | 1.0000 | 0.9000 | — | Δ ≥ +0.05 | pass | roc_auc improves by +0.1000")
     assert "| metric | challenger | champion | Δ |" in lines
     assert "| roc_auc | 1.0000 | 0.9000 | +0.1000 |" in lines

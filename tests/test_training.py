@@ -113,3 +113,35 @@ def test_bad_budgets_are_rejected_before_training(splits, tmp_path, kwargs, mess
     with pytest.raises(ValueError, match=message):
         tune_and_train(train, train, spec, settings=tuning.TuningSettings(**kwargs), export_dir=tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_the_model_carries_its_decision_threshold_and_class_weights(trained_model, splits):
+    """The demo is imbalanced (a few % positives): classes are weighed, and a threshold chosen on
+    the validation split is stored where serving and evaluation read it."""
+    from loopline.decision import IMBALANCE_RATIO, stored_threshold
+
+    meta = json.loads((trained_model / METADATA_FILE).read_text())
+    record = meta["decision_threshold"]
+    assert record["positive_class"] == "1" and record["chosen_on"] == "validation split"
+    assert 0.0 < stored_threshold(meta) < 1.0
+    validation, _ = read_split(splits["validation"])
+    assert record["rows"] == len(validation)
+    weights = {int(k): v for k, v in meta["class_weight"].items()}
+    assert weights[1] / weights[0] > IMBALANCE_RATIO  # the rare class weighs more
+    assert ServingModel(trained_model).metadata["decision_threshold"] == record
+
+
+def test_multiclass_models_keep_the_argmax_and_report_the_rows_of_each_phase(tmp_path):
+    from loopline.data import SplitSettings, build_spec, conform, split
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=600)
+    df = pd.DataFrame({"x": x, "label": np.where(x > 0.5, "high", np.where(x < -0.5, "low", "mid"))})
+    spec = build_spec(df, target="label")
+    train, validation, _ = split(conform(df, spec), spec, settings=SplitSettings())
+    settings = tuning.TuningSettings(n_trials=1, max_epochs=2, seed=1, search_space={"batch_size": {"choices": [64]}})
+    result = tune_and_train(train, validation, spec, settings=settings, export_dir=tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / METADATA_FILE).read_text())
+    assert "decision_threshold" not in meta and "decision_threshold" not in result.decision
+    assert result.rows == {"tuning_train": len(train), "tuning_validation": len(validation),
+                           "final_train": len(train) + len(validation)}

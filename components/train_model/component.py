@@ -34,7 +34,12 @@ def train_model(
     The model normalises numeric columns, looks up categorical ones (with an out-of-vocabulary
     bucket) and handles missing values inside the graph, so it takes raw named features. With
     a storage URL the study is resumable and shared: this step runs only the trials the study
-    still lacks (none when tune_model workers ran them all).
+    still lacks (none when tune_model workers ran them all). An epoch is at least 50 gradient
+    steps; splits above 20,000 rows are tuned on a stratified sample of 20,000 rows and the final
+    model trains on every row, streamed from Parquet. Classes are weighed when the largest
+    outnumbers the smallest by more than 3; a binary model stores a decision threshold chosen on
+    the validation split (F1 of the positive class). The model directory also holds the drift
+    monitor's reference profile.
 
     Args:
         train: Training split.
@@ -52,8 +57,8 @@ def train_model(
         tracking_uri: MLflow tracking URI for a parent run of the study and a run per trial; empty for none.
 
     Returns:
-        model: SavedModel directory in TF Serving layout (<model>/1/saved_model.pb).
-        metrics: Best validation objective, trial counts by state, epochs, final training figures and the best hyperparameters.
+        model: SavedModel directory in TF Serving layout (<model>/1/saved_model.pb), with its metadata (decision threshold, class weights) and reference_profile.json.
+        metrics: Best validation objective, trial counts by state, epochs, final training figures, the best hyperparameters, the rows of each phase (rows_tuning_train, rows_tuning_validation, rows_final_train) and the decision threshold.
         best_params: JSON file with the best hyperparameters, objective, study and the final training curves.
         report: HTML (opens offline) with the optimization history, parameter importances, intermediate values and training curves.
     """

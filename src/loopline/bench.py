@@ -17,6 +17,10 @@ its own entry and keeps the others.
   (Docker or podman; skipped without one), against the same SavedModel in-process.
 - `tuning_pruning`, `tuning_parallel`, `tuning_resume`: Optuna pruning, shared studies, resuming.
 - `containers`: image sizes, cold and warm builds, the loop in the images against the loop here.
+- `model_quality`: Loopline's holdout ROC AUC, accuracy and average precision beside logistic
+  regression and HistGradientBoosting on the same split (`bench_quality`).
+- `scale`: the training pipeline's steps at 10k, 100k and 1M rows, each in its own process:
+  seconds and peak RSS per step (`bench_scale`).
 `python -m loopline.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded."""
 
@@ -41,6 +45,8 @@ from loopline import (
 )
 from loopline.bench_containers import bench_containers
 from loopline.bench_data import bench_drift_1m, bench_validate_1m
+from loopline.bench_quality import bench_model_quality
+from loopline.bench_scale import bench_scale, bench_scale_sample_200k
 from loopline.bench_tools import table, write
 from loopline.bench_tuning import bench_tuning_parallel, bench_tuning_pruning, bench_tuning_resume
 from loopline.data import DEMO_IGNORE, DEMO_TARGET
@@ -157,6 +163,9 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "tuning_parallel": bench_tuning_parallel,
     "tuning_resume": bench_tuning_resume,
     "containers": bench_containers,
+    "model_quality": bench_model_quality,
+    "scale": bench_scale,
+    "scale_sample_200k": bench_scale_sample_200k,
 }
 
 def main(argv: list[str] | None = None) -> int:

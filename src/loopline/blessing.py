@@ -46,6 +46,7 @@ def write(
     champion: dict[str, Any],
     gate_report: str,
     gate_config: dict[str, Any],
+    baseline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     record = {
         "format": FORMAT,
@@ -57,6 +58,7 @@ def write(
         "reason": reason,
         "metrics": metrics,
         "champion": champion,
+        "baseline": baseline,
         "gate_report": gate_report,
         "gate_config": gate_config,
         "judged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

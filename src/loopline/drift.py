@@ -97,11 +97,14 @@ def numeric_statistics(reference: np.ndarray, current: np.ndarray) -> dict[str, 
 
 def categorical_statistics(reference: pd.Series, current: pd.Series) -> dict[str, Any]:
     """PSI, chi-squared p-value and Jensen-Shannon distance over the categories of both windows."""
+    return categorical_statistics_from_counts(reference.value_counts(dropna=True), current.value_counts(dropna=True))
+
+
+def categorical_statistics_from_counts(ref_counts: pd.Series, cur_counts: pd.Series) -> dict[str, Any]:
+    """`categorical_statistics` from each window's count per category."""
     from scipy import stats
     from scipy.spatial import distance
 
-    ref_counts = reference.value_counts(dropna=True)
-    cur_counts = current.value_counts(dropna=True)
     categories = ref_counts.index.union(cur_counts.index)
     ref = ref_counts.reindex(categories, fill_value=0).to_numpy(dtype=np.float64)
     cur = cur_counts.reindex(categories, fill_value=0).to_numpy(dtype=np.float64)
@@ -136,10 +139,15 @@ def feature_drift(
         ref_array = _finite_array(name, ref_values, "reference")
         cur_array = _finite_array(name, cur_values, "current")
         stats_: dict[str, Any] = numeric_statistics(ref_array, cur_array)
-        test = settings.numeric_test
     else:
         stats_ = categorical_statistics(ref_values.astype(str), cur_values.astype(str))
-        test = settings.categorical_test
+    return verdict(kind, stats_, ref_null, cur_null, settings)
+
+
+def verdict(kind: str, stats_: dict[str, Any], ref_null: float, cur_null: float, settings: DriftSettings
+            ) -> dict[str, Any]:
+    """One column's verdict from its statistics and null rates under the chosen test."""
+    test = settings.numeric_test if kind == NUMERIC else settings.categorical_test
     threshold = settings.threshold(test)
     score = _score(stats_, test)
     test_drifted = score < threshold if test in P_VALUE_TESTS else score > threshold
@@ -251,6 +259,12 @@ def compute(
         ref_pred, cur_pred = predictions
         for name, kind in ((PREDICTION_SCORE, NUMERIC), (PREDICTION_CLASS, CATEGORICAL)):
             predicted[name] = feature_drift(name, kind, ref_pred[name], cur_pred[name], settings)
+    return summarize(features, predicted, settings, reference_rows=len(reference), current_rows=len(current))
+
+
+def summarize(features: dict[str, dict[str, Any]], predicted: dict[str, dict[str, Any]], settings: DriftSettings, *,
+              reference_rows: int, current_rows: int) -> DriftResult:
+    """The dataset verdict from the feature verdicts."""
     share = sum(f["drifted"] for f in features.values()) / len(features)
     critical_hit = [c for c in settings.critical_features if {**features, **predicted}[c]["drifted"]]
     drifted = share >= settings.drift_share or bool(critical_hit)
@@ -261,7 +275,7 @@ def compute(
     result = DriftResult(
         drifted=drifted, share_drifted=share, drift_share_threshold=settings.drift_share, features=features,
         predictions=predicted, critical_features=list(settings.critical_features),
-        reference_rows=len(reference), current_rows=len(current), reason=reason,
+        reference_rows=reference_rows, current_rows=current_rows, reason=reason,
     )
     log.info("drift: %s -> %s", reason, "DRIFTED" if drifted else "no drift")
     return result

@@ -14,14 +14,17 @@ or sections (any of them; unknown keys are errors):
       "latency": {"max_single_row_p95_ms": 50, "max_batch_p95_ms": 500},
       "fairness": {"slice_column": "channel", "max_demographic_parity_difference": 0.1,
                    "max_auc_gap": 0.1, "min_slice_rows": 20},
-      "allow_champion_load_failure": false
+      "allow_champion_load_failure": false,
+      "baseline": {"metric": "roc_auc", "tolerance": 0.005}
     }
 
 A bare number is a floor for higher-is-better metrics and a ceiling for lower-is-better ones
 (`LOWER_IS_BETTER`). Relative rules compare with the champion evaluated on the same holdout;
 with no champion yet (the first model) they are skipped and the report says so. A champion that
 cannot be loaded fails the gate unless `allow_champion_load_failure` is true. No rule at all is
-an error, and so is a gate where no rule could be applied.
+an error, and so is a gate where no rule could be applied. The baseline rule is on by default
+(`gate_config`): the challenger must not be worse than a logistic regression fitted on the
+training split by more than the tolerance.
 
 The holdout metrics are computed in `holdout_metrics`, the rules parsed in `gate_config`; this
 module judges (the gate), writes the report and evaluates the champion.
@@ -37,9 +40,10 @@ from typing import Any
 
 import pandas as pd
 
+from loopline.baseline import NAME as BASELINE_NAME
 from loopline.data import DatasetSpec
 from loopline.errors import one_line
-from loopline.gate_config import GateConfig, RelativeRule, Rule, parse_gate_config
+from loopline.gate_config import BaselineRule, GateConfig, RelativeRule, Rule, parse_gate_config
 from loopline.holdout_metrics import (
     DEFAULT_MIN_SLICE_ROWS,
     LOWER_IS_BETTER,
@@ -86,6 +90,7 @@ class GateCheck:
     champion: float | None = None
     rule: str = ""  # the threshold as shown in the report
     status: str = ""  # pass | FAIL | skipped | allowed
+    baseline: float | None = None  # the baseline's value of the metric
 
     def __post_init__(self):
         self.rule = self.rule or f"{self.op} {self.threshold:g}"
@@ -96,6 +101,7 @@ class GateDecision:
     passed: bool
     checks: list[GateCheck] = field(default_factory=list)
     champion: Champion | None = None
+    baseline: Evaluation | None = None
 
     @property
     def reason(self) -> str:
@@ -152,17 +158,45 @@ def _relative_check(rule: RelativeRule, metrics: dict[str, float], champion: dic
     return check(ok, f"{rule.metric} is {direction} than the champion by {amount} ({value:.4f} vs {base:.4f}); "
                      f"{'within' if ok else 'exceeds'} {text}")
 
+def _baseline_check(rule: BaselineRule, metrics: dict[str, float], baseline: Evaluation | None) -> GateCheck:
+    sign = 1.0 if _higher_is_better(rule.metric) else -1.0
+    value = metrics.get(rule.metric)
+    base = baseline.metrics.get(rule.metric) if baseline else None
+    text = f"worse by ≤ {rule.tolerance:g}"
+
+    def check(ok: bool, reason: str) -> GateCheck:
+        return GateCheck(rule.metric, value, "<=", rule.tolerance, ok, reason, kind="baseline", rule=text,
+                         baseline=base)
+
+    if baseline is None:
+        return check(False, "the baseline was not evaluated (the gate needs the training split to fit it)")
+    if value is None or base is None or not (math.isfinite(value) and math.isfinite(base)):
+        who = "challenger" if value is None or not math.isfinite(value) else "baseline"
+        return check(False, f"{rule.metric}: no finite value for the {who}")
+    gain = sign * (value - base)
+    ok = max(0.0, -gain) <= rule.tolerance
+    direction = "worse" if gain < 0 else "better"
+    return check(ok, f"{rule.metric} is {direction} than the {_baseline_name()} by {abs(gain):.4f} "
+                     f"({value:.4f} vs {base:.4f}); {'within' if ok else 'exceeds'} {text}")
+
+
+def _baseline_name() -> str:
+    return f"{BASELINE_NAME} baseline"
+
+
 def judge(
     metrics: dict[str, float],
     config: GateConfig,
     *,
     champion: Champion | None = None,
     notes: dict[str, str] | None = None,
+    baseline: Evaluation | None = None,
 ) -> GateDecision:
-    """Apply every rule, fail closed. `champion=None` means there is no champion (first model)."""
+    """Apply every rule, fail closed. `champion=None` means there is no champion (first model);
+    `baseline` is the baseline's evaluation on the same holdout (the baseline rule fails without it)."""
     champion = champion or Champion(status="none")
     notes = notes or {}
-    decision = GateDecision(passed=True, champion=champion)
+    decision = GateDecision(passed=True, champion=champion, baseline=baseline)
     for rule in config.rules:
         decision.checks.append(_absolute_check(rule, metrics, notes, champion.metrics))
     if champion.status == "failed":
@@ -183,8 +217,13 @@ def judge(
                 GateCheck(rule.metric, metrics.get(rule.metric), check.op, rule.threshold, True,
                           f"{why}: relative gate skipped", kind="relative", rule=check.rule, status="skipped")
             )
-    applied = [c for c in decision.checks if c.status in ("pass", "FAIL")]
-    if not applied:
+    if config.baseline is not None:
+        decision.checks.append(_baseline_check(config.baseline, metrics, baseline))
+    if baseline is not None:
+        for c in decision.checks:
+            c.baseline = baseline.metrics.get(c.metric)
+    applied = [c for c in decision.checks if c.status in ("pass", "FAIL") and c.kind != "baseline"]
+    if not applied and config.rules + config.relative:
         decision.checks.append(
             GateCheck("-", None, "", 0.0, False,
                       "no gate could be applied: the only rules are relative and there is no champion to compare "
@@ -195,9 +234,9 @@ def judge(
     return decision
 
 def gate(metrics: dict[str, float], thresholds: dict[str, Any], *, champion: Champion | None = None,
-         notes: dict[str, str] | None = None) -> GateDecision:
+         notes: dict[str, str] | None = None, baseline: Evaluation | None = None) -> GateDecision:
     """Parse `thresholds` and judge `metrics` (see `judge`)."""
-    return judge(metrics, parse_gate_config(thresholds), champion=champion, notes=notes)
+    return judge(metrics, parse_gate_config(thresholds), champion=champion, notes=notes, baseline=baseline)
 
 def _fmt(value: float | None) -> str:
     if value is None:
@@ -217,15 +256,18 @@ def gate_table_markdown(decision: GateDecision, *, model_uri: str = "", rows: in
     if decision.champion is not None:
         skipped = any(c.kind == "relative" and c.status == "skipped" for c in decision.checks)
         lines.append(f"Champion: {decision.champion.describe()}" + ("; relative gates are skipped" if skipped else ""))
+    if decision.baseline is not None:
+        lines.append(f"Baseline: {_baseline_name()} fitted on the training split, evaluated on the same holdout")
     lines += [
         "",
-        "| gate | metric | challenger | champion | threshold | verdict | reason |",
-        "|---|---|---|---|---|---|---|",
+        "| gate | metric | challenger | champion | baseline | threshold | verdict | reason |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in decision.checks:
         reason = c.reason.replace("|", "\\|")
         lines.append(
-            f"| {c.kind} | {c.metric} | {_fmt(c.value)} | {_fmt(c.champion)} | {c.rule} | {c.status} | {reason} |"
+            f"| {c.kind} | {c.metric} | {_fmt(c.value)} | {_fmt(c.champion)} | {_fmt(c.baseline)} | {c.rule} | "
+            f"{c.status} | {reason} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -240,7 +282,14 @@ def gate_report_markdown(
     champion = decision.champion.evaluation if decision.champion else None
     lines = [gate_table_markdown(decision, model_uri=model_uri, rows=evaluation.rows, holdout_sha256=holdout_sha256)]
     lines += ["### Holdout metrics", ""]
-    if champion:
+    if decision.baseline is not None:
+        others = [("champion", champion.metrics)] if champion else []
+        others.append(("baseline", decision.baseline.metrics))
+        lines += ["| metric | challenger | " + " | ".join(name for name, _ in others) + " |",
+                  "|---|---|" + "---|" * len(others)]
+        for key, value in sorted(evaluation.metrics.items()):
+            lines.append(f"| {key} | {_fmt(value)} | " + " | ".join(_fmt(m.get(key)) for _, m in others) + " |")
+    elif champion:
         lines += ["| metric | challenger | champion | Δ |", "|---|---|---|---|"]
         for key, value in sorted(evaluation.metrics.items()):
             base = champion.metrics.get(key)

@@ -1,5 +1,10 @@
 """The gate's configuration: rules parsed from the thresholds dict (metric rules, or sections:
-absolute, relative, latency, fairness), and the evaluate_model step's GateSettings."""
+absolute, relative, latency, fairness, baseline), and the evaluate_model step's GateSettings.
+
+The baseline rule is on by default: the challenger must be no worse than a logistic regression
+fitted on the training split (`loopline.baseline`) on `metric` (default `roc_auc`), by at most
+`tolerance` (default 0.005). `"baseline": false` turns it off; on its own it does not count as
+a configured threshold."""
 
 from __future__ import annotations
 
@@ -15,7 +20,11 @@ from loopline.holdout_metrics import (
     LOWER_IS_BETTER,
 )
 
-SECTIONS = ("absolute", "relative", "latency", "fairness", "allow_champion_load_failure")
+SECTIONS = ("absolute", "relative", "latency", "fairness", "allow_champion_load_failure", "baseline")
+
+BASELINE_KEYS = ("metric", "tolerance")
+DEFAULT_BASELINE_METRIC = "roc_auc"
+DEFAULT_BASELINE_TOLERANCE = 0.005
 
 RELATIVE_KEYS = ("primary", "min_improvement", "min_improvement_relative", "max_regression", "max_regression_relative")
 
@@ -66,12 +75,21 @@ class RelativeRule:
     relative: bool
 
 @dataclass
+class BaselineRule:
+    """The challenger is no worse than the baseline on `metric` by more than `tolerance`."""
+
+    metric: str = DEFAULT_BASELINE_METRIC
+    tolerance: float = DEFAULT_BASELINE_TOLERANCE
+
+
+@dataclass
 class GateConfig:
     rules: list[Rule] = field(default_factory=list)
     relative: list[RelativeRule] = field(default_factory=list)
     slice_column: str = ""
     min_slice_rows: int = DEFAULT_MIN_SLICE_ROWS
     allow_champion_load_failure: bool = False
+    baseline: BaselineRule | None = field(default_factory=BaselineRule)  # None: the rule is off
 
     @property
     def needs_champion(self) -> bool:
@@ -144,6 +162,21 @@ def _parse_relative(section: dict[str, Any]) -> list[RelativeRule]:
         )
     return rules
 
+def _parse_baseline(section: Any) -> BaselineRule | None:
+    if section is False:
+        return None
+    if section is True:
+        return BaselineRule()
+    _unknown(_mapping(section, "baseline"), BASELINE_KEYS, "baseline")
+    metric = section.get("metric", DEFAULT_BASELINE_METRIC)
+    if not isinstance(metric, str) or not metric:
+        raise GateConfigError(f"baseline.metric must be a metric name, got {metric!r}")
+    tolerance = _number(section.get("tolerance", DEFAULT_BASELINE_TOLERANCE), "baseline.tolerance")
+    if tolerance < 0:
+        raise GateConfigError(f"baseline.tolerance must not be negative, got {tolerance!r}")
+    return BaselineRule(metric, tolerance)
+
+
 def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
     """Read the gate configuration (its format: `loopline.evaluation`'s docstring); fail on anything unclear."""
     if not config:
@@ -191,7 +224,10 @@ def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
     if not isinstance(allow, bool):
         raise GateConfigError(f"allow_champion_load_failure must be true or false, got {allow!r}")
     out.allow_champion_load_failure = allow
-    if not out.rules and not out.relative:
+    if "baseline" in config:
+        out.baseline = _parse_baseline(config["baseline"])
+    explicit_baseline = out.baseline is not None and config.get("baseline") not in (None, True)
+    if not out.rules and not out.relative and not explicit_baseline:
         raise GateConfigError(
             "no gate thresholds configured: the sections given hold no rule (add an absolute, relative, "
             "latency or fairness threshold)"

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from loopline.data import DatasetSpec
+from loopline.decision import classify, stored_threshold
 from loopline.errors import DataError, ModelError, one_line
 
 log = logging.getLogger(__name__)
 
-HEADLINE_METRICS = ("accuracy", "roc_auc", "log_loss", "brier", "f1_macro", "latency_single_p95_ms")
+HEADLINE_METRICS = ("accuracy", "roc_auc", "average_precision", "decision_threshold", "log_loss", "brier", "f1_macro",
+                    "latency_single_p95_ms")
 
 ROC_POINTS = 101
 
@@ -57,10 +59,13 @@ class Evaluation:
 def _metric_key(label: str) -> str:
     return re.sub(r"[^0-9A-Za-z_.-]+", "_", str(label))
 
-def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[str]) -> Evaluation:
-    """Holdout metrics from integer labels and class probabilities."""
+def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[str], *,
+                         threshold: float | None = None) -> Evaluation:
+    """Holdout metrics from integer labels and class probabilities. Classes are predicted with
+    the model's decision threshold when it has one (binary), else by arg-max (`decision.classify`)."""
     from sklearn.metrics import (
         accuracy_score,
+        average_precision_score,
         brier_score_loss,
         confusion_matrix,
         f1_score,
@@ -73,7 +78,7 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
     )
 
     n_classes = len(classes)
-    predicted = proba.argmax(axis=1)
+    predicted = classify(proba, threshold)
     all_labels = list(range(n_classes))
     metrics: dict[str, float] = {
         "accuracy": accuracy_score(labels, predicted),
@@ -93,6 +98,8 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
     roc = None
     if n_classes == 2:
         metrics["roc_auc"] = roc_auc_score(labels, proba[:, 1])
+        metrics["average_precision"] = average_precision_score(labels, proba[:, 1])
+        metrics["decision_threshold"] = 0.5 if threshold is None else threshold
         metrics["brier"] = brier_score_loss(labels, proba[:, 1])
         fpr, tpr, thr = roc_curve(labels, proba[:, 1])
         # thin the curve to a bounded number of points for the KFP UI
@@ -102,6 +109,9 @@ def evaluate_predictions(labels: np.ndarray, proba: np.ndarray, classes: list[st
     else:
         metrics["roc_auc"] = roc_auc_score(labels, proba, multi_class="ovr", average="macro", labels=all_labels)
         onehot = np.eye(n_classes)[labels]
+        present = [i for i in all_labels if onehot[:, i].any()]  # AP is undefined for a class with no row
+        metrics["average_precision"] = float(np.mean([average_precision_score(onehot[:, i], proba[:, i])
+                                                      for i in present]))
         metrics["brier"] = float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
     cm = confusion_matrix(labels, predicted, labels=all_labels).tolist()
     return Evaluation(
@@ -127,7 +137,7 @@ def slice_values(frame: pd.DataFrame, column: str) -> pd.Series:
 
 def evaluate_slices(
     labels: np.ndarray, proba: np.ndarray, classes: list[str], slices: pd.Series, *, column: str,
-    min_rows: int = DEFAULT_MIN_SLICE_ROWS,
+    min_rows: int = DEFAULT_MIN_SLICE_ROWS, threshold: float | None = None,
 ) -> tuple[SliceReport, dict[str, float], dict[str, str]]:
     """Per-slice accuracy, ROC AUC and predicted-class rates; the demographic-parity difference
     (largest gap between slices in the rate of predicting any one class) and the per-slice AUC
@@ -136,7 +146,7 @@ def evaluate_slices(
     from sklearn.metrics import roc_auc_score
 
     n_classes = len(classes)
-    predicted = proba.argmax(axis=1)
+    predicted = classify(proba, threshold)
     values = np.asarray(slices)
     rows: list[dict[str, Any]] = []
     for name in sorted(set(values)):
@@ -244,10 +254,11 @@ def evaluate_model_dir(
         raise DataError(f"the holdout split lacks the target column '{spec.target}'")
     labels = encode_labels(holdout, spec)
     proba = model.predict_frame(holdout)
-    result = evaluate_predictions(labels, proba, spec.classes)
+    threshold = stored_threshold(model.metadata)
+    result = evaluate_predictions(labels, proba, spec.classes, threshold=threshold)
     if slices is not None:
         result.slices, fairness, result.notes = evaluate_slices(
-            labels, proba, spec.classes, slices, column=slice_column, min_rows=min_slice_rows
+            labels, proba, spec.classes, slices, column=slice_column, min_rows=min_slice_rows, threshold=threshold
         )
         result.metrics.update(fairness)
     if latency:

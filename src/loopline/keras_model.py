@@ -85,13 +85,16 @@ def as_model_inputs(features: dict[str, np.ndarray]) -> dict[str, Any]:
         for k, v in features.items()
     }
 
-def make_dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_size: int, *, shuffle_seed=None):
+def make_dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_size: int, *, shuffle_seed=None,
+                 repeat: bool = False):
     import tensorflow as tf
 
     inputs = as_model_inputs(features)
     ds = tf.data.Dataset.from_tensor_slices(inputs if labels is None else (inputs, labels))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(next(iter(features.values()))), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:  # epochs of a fixed number of steps (small data: `budget.steps_per_epoch`)
+        ds = ds.repeat()
     ds = ds.batch(int(batch_size))
     if tf.config.threading.get_intra_op_parallelism_threads() == 1:
         # a worker limited to one core (a tuning pod with a CPU limit of 1): batches are made in
@@ -103,8 +106,10 @@ def make_dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, bat
         return ds.with_options(options)
     return ds.prefetch(2)
 
-def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any]) -> Path:
-    """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature."""
+def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any],
+                       decision: dict[str, Any] | None = None) -> Path:
+    """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature;
+    `decision` (the decision threshold, the class weights) goes into its metadata."""
     import tensorflow as tf
     from keras.export import ExportArchive
 
@@ -130,6 +135,7 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
         "signature": "serving_default",
         "output": "probabilities",
         "params": params,
+        **(decision or {}),
     }
     (Path(export_dir) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
     log.info("exported SavedModel to %s", target)

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import progress, tuning, tuning_mlflow, tuning_report
-from loopline.data import DatasetSpec, read_split
+from loopline import progress, streaming, tuning, tuning_mlflow, tuning_report
+from loopline.budget import TUNING_SAMPLE_ROWS, final_epochs, steps_per_epoch, tuning_rows
+from loopline.data import DatasetSpec
+from loopline.decision import THRESHOLD_KEY, choose_threshold, class_weights, threshold_record
 from loopline.errors import DataError, LooplineError
 from loopline.keras_model import (
     as_model_inputs,
@@ -52,6 +54,8 @@ class TuningResult:
     ran_here: int = 0  # trials this process ran (the rest came from earlier runs or other workers)
     curves: dict[str, list[float]] = field(default_factory=dict)  # the final training, per epoch
     model_uri: str = ""  # MLflow model of the final training, when tracked
+    rows: dict[str, int] = field(default_factory=dict)  # rows each phase used
+    decision: dict[str, Any] = field(default_factory=dict)  # decision threshold and class weights
 
 @dataclass
 class StudyRun:
@@ -94,12 +98,14 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
             params[name] = trial.suggest_float(name, float(rng["low"]), float(rng["high"]), log=bool(rng.get("log", False)))
     return params
 
-def read_splits(train_path: str, validation_path: str) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
+def read_splits(train_path: str, validation_path: str, *, seed: int = 42
+                ) -> tuple[pd.DataFrame, pd.DataFrame, DatasetSpec]:
     """TensorFlow threads sized to the task's CPU limit, then the training and validation splits
-    (what a tuning worker and the final training start from)."""
+    (what a tuning worker and the final training start from): stratified samples of
+    `budget.TUNING_SAMPLE_ROWS` rows of larger splits, read in chunks."""
     tuning.configure_threads(0)
-    train, spec = read_split(train_path)
-    validation, _ = read_split(validation_path)
+    train, spec = streaming.read_sample(train_path, TUNING_SAMPLE_ROWS, seed=seed)
+    validation, _ = streaming.read_sample(validation_path, TUNING_SAMPLE_ROWS, seed=seed)
     return train, validation, spec
 
 def check_constant_features(df: pd.DataFrame, spec: DatasetSpec, *, where: str = "the training split") -> None:
@@ -181,6 +187,9 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
             best_epoch, value = _best_epoch(curves.get(settings.metric, []), settings.direction)
             if not np.isfinite(value):
                 raise tuning.TrialFailed(f"the validation {settings.objective} is not finite (the loss diverged)")
+            if len(data.spec.classes) == 2:  # the trial's best weights: its threshold on the validation split
+                proba = np.asarray(model(as_model_inputs(data.val_x), training=False))
+                trial.set_user_attr(THRESHOLD_KEY, choose_threshold(data.val_y, proba[:, 1]))
         except optuna.TrialPruned as pruned:
             curves = getattr(pruned, "curves", {})
             trial.set_user_attr("epochs", _epochs(curves))
@@ -228,10 +237,14 @@ def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> 
     # the log first: the others read the objective it adds. The pruning callback reports every
     # epoch's value to the study (with pruner "none" the study's NopPruner never prunes).
     callbacks = [epoch_log, stop, pruning_callback_class(trial, settings.metric)]
+    steps = steps_per_epoch(len(data.train_y), int(params["batch_size"]))
     try:
         model.fit(
-            make_dataset(data.train_x, data.train_y, params["batch_size"], shuffle_seed=settings.seed),
+            make_dataset(data.train_x, data.train_y, params["batch_size"], shuffle_seed=settings.seed,
+                         repeat=steps is not None),
             epochs=settings.max_epochs,
+            steps_per_epoch=steps,
+            class_weight=_class_weight(data.train_y, data.spec),
             callbacks=callbacks,
             shuffle=False,  # the dataset shuffles itself, seeded
             verbose=0,
@@ -253,6 +266,7 @@ def tune(
     grace_period: float | None = None,
 ) -> StudyRun:
     """Run this process's share of the study: trials until it holds `settings.n_trials`."""
+    train, validation = tuning_rows(train, validation, spec.target, seed=settings.seed)
     return _tune_prepared(prepare(train, validation, spec), len(train), settings=settings, worker=worker,
                           pipeline_run=pipeline_run, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
 
@@ -282,6 +296,10 @@ def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.Tuni
     return StudyRun(study=study, study_name=study_name, settings=settings, ran=ran, counted=after.counted,
                     tracker=tracker)
 
+def _class_weight(labels: np.ndarray, spec: DatasetSpec) -> dict[int, float] | None:
+    return class_weights(labels, len(spec.classes))
+
+
 def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: int):
     """Fit a configuration on train + validation together; return the model and its curves."""
     full_x = {k: np.concatenate([data.train_x[k], data.val_x[k]]) for k in data.train_x}
@@ -291,13 +309,38 @@ def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: in
     epoch_log = _epoch_log(None, None, None)
     import keras
 
+    steps = steps_per_epoch(len(full_y), int(params["batch_size"]))
     progress.report("final training epochs", 0, epochs)
     shown = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: progress.report("final training epochs", epoch + 1, epochs))
-    model.fit(make_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed), epochs=epochs,
+    model.fit(make_dataset(full_x, full_y, params["batch_size"], shuffle_seed=seed, repeat=steps is not None),
+              epochs=epochs, steps_per_epoch=steps, class_weight=_class_weight(full_y, data.spec),
               callbacks=[epoch_log, shown], shuffle=False, verbose=0)
-    log.info("retrained the best configuration on %d rows for %d epochs", len(full_y), epochs)
+    log.info("retrained the best configuration on %d rows for %d epochs%s", len(full_y), epochs,
+             f" of {steps} steps" if steps else "")
     return model, epoch_log.curves
+
+def retrain_streaming(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: int, paths: list[str]):
+    """Fit a configuration on every row of the Parquet files, streamed (`streaming`); the
+    preprocessing (medians, scaling, vocabularies) and the class weights come from `data`,
+    the samples tuning used."""
+    sample_x = {k: np.concatenate([data.train_x[k], data.val_x[k]]) for k in data.train_x}
+    sample_y = np.concatenate([data.train_y, data.val_y])
+    set_seeds(seed)
+    model = build_model(data.spec, sample_x, params)
+    epoch_log = _epoch_log(None, None, None)
+    import keras
+
+    progress.report("final training epochs", 0, epochs)
+    shown = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: progress.report("final training epochs", epoch + 1, epochs))
+    model.fit(streaming.parquet_dataset(paths, data.spec, int(params["batch_size"]), seed=seed), epochs=epochs,
+              class_weight=_class_weight(sample_y, data.spec), callbacks=[epoch_log, shown], shuffle=False, verbose=0)
+    rows = sum(streaming.count_rows(p) for p in paths)
+    log.info("retrained the best configuration on %d rows streamed from %d files for %d epochs", rows, len(paths),
+             epochs)
+    return model, epoch_log.curves, rows
+
 
 def tune_and_train(
     train: pd.DataFrame,
@@ -310,16 +353,22 @@ def tune_and_train(
     report_path: str | Path | None = None,
     heartbeat_interval: float | None = None,
     grace_period: float | None = None,
+    stream_from: list[str] | None = None,
 ) -> TuningResult:
     """Tune with Optuna (seeded TPE, pruning, early stopping) until the study holds
     `settings.n_trials`, retrain the best configuration on train + validation, and export the
     SavedModel to `export_dir/<version>/` with the input schema and class labels.
 
+    Trials use stratified samples of large splits (`budget`). With `stream_from` (the Parquet
+    files of the whole training and validation splits, of which `train` and `validation` are
+    samples) the final model trains on every row of the files, streamed.
+
     With `settings.storage_url` the study is loaded when it exists (a resumed run, or parallel
     workers that ran the trials already) and only the remaining trials run here.
     """
-    data = prepare(train, validation, spec)
-    run = _tune_prepared(data, len(train), settings=settings, worker=0, pipeline_run=pipeline_run,
+    tuned_train, tuned_validation = tuning_rows(train, validation, spec.target, seed=settings.seed)
+    data = prepare(tuned_train, tuned_validation, spec)
+    run = _tune_prepared(data, len(tuned_train), settings=settings, worker=0, pipeline_run=pipeline_run,
                          heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     study = run.study
     completed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
@@ -332,13 +381,28 @@ def tune_and_train(
     log.info("best trial %d: validation %s %.4f", best.number, settings.objective, best.value)
     params = dict(best.params)
     epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs") or settings.max_epochs)
-    model, curves = retrain(data, params, epochs=epochs, seed=settings.seed)
-    export_saved_model(model, spec, export_dir, params=params)
+    if stream_from:
+        full_rows = sum(streaming.count_rows(p) for p in stream_from)
+        epochs = final_epochs(epochs, tuned_rows=len(tuned_train) + len(tuned_validation), full_rows=full_rows)
+        model, curves, final_rows = retrain_streaming(data, params, epochs=epochs, seed=settings.seed,
+                                                      paths=stream_from)
+    else:
+        final_rows = len(train) + len(validation)
+        sampled = len(tuned_train) < len(train) or len(tuned_validation) < len(validation)
+        if sampled:  # the gradient steps of the best trial, over every row
+            epochs = final_epochs(epochs, tuned_rows=len(tuned_train) + len(tuned_validation), full_rows=final_rows)
+        model, curves = retrain(prepare(train, validation, spec) if sampled else data, params, epochs=epochs,
+                                seed=settings.seed)
+    decision = _decision_metadata(best, data)
+    export_saved_model(model, spec, export_dir, params=params, decision=decision)
     trials = tuning.trial_summaries(study)
     result = TuningResult(
         best_params=params, best_value=float(best.value), trials=trials, export_dir=str(export_dir),
         objective=settings.objective, study_name=run.study_name, best_trial=best.number, epochs=epochs,
         trained_epochs=sum(t["epochs"] or 0 for t in trials), ran_here=run.ran, curves=curves,
+        rows={"tuning_train": len(tuned_train), "tuning_validation": len(tuned_validation),
+              "final_train": final_rows},
+        decision=decision,
     )
     if report_path:
         tuning_report.report_html(study, settings=settings, study_name=run.study_name,
@@ -352,3 +416,15 @@ def tune_and_train(
             curves=curves, input_example=example, report_path=str(report_path) if report_path else None,
         )
     return result
+
+
+def _decision_metadata(best_trial, data: PreparedData) -> dict[str, Any]:
+    """The decision threshold (binary: the best trial's, chosen on the validation split) and the
+    class weights training used, as the SavedModel's metadata keeps them."""
+    out: dict[str, Any] = {"class_weight": _class_weight(np.concatenate([data.train_y, data.val_y]), data.spec)}
+    if THRESHOLD_KEY in best_trial.user_attrs:
+        out[THRESHOLD_KEY] = threshold_record(best_trial.user_attrs[THRESHOLD_KEY], data.spec.classes[1],
+                                              rows=len(data.val_y))
+        log.info("decision threshold %.4f (F1 of class '%s' on %d validation rows)",
+                 out[THRESHOLD_KEY]["value"], data.spec.classes[1], len(data.val_y))
+    return out

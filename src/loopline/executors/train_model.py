@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from loopline import training, tuning
+import pandas as pd
+
+from loopline import reference_profile, streaming, training, tuning
 from loopline.files import write_text
 
 
@@ -13,9 +15,14 @@ def run(*, train, validation, model, metrics, best_params, report, settings: tun
         pipeline_run: str) -> None:
     """Run the study's remaining trials (all of them, unless resumed or tuned by workers), retrain
     the best configuration on train + validation, export it, and report."""
-    train_df, val_df, spec = training.read_splits(train.path, validation.path)
+    train_df, val_df, spec = training.read_splits(train.path, validation.path, seed=settings.seed)  # samples above the cap
+    sampled = len(train_df) + len(val_df) < streaming.count_rows(train.path) + streaming.count_rows(validation.path)
     result = training.tune_and_train(train_df, val_df, spec, settings=settings, export_dir=model.path,
-                                     pipeline_run=pipeline_run, report_path=report.path)
+                                     pipeline_run=pipeline_run, report_path=report.path,
+                                     stream_from=[train.path, validation.path] if sampled else None)
+    # the drift monitor's reference, stored with the model (of the sample above the tuning cap)
+    profile = reference_profile.build(pd.concat([train_df, val_df], ignore_index=True), spec)
+    reference_profile.write(profile, model.path)
     states = {}
     for trial in result.trials:
         states[trial["state"].lower()] = states.get(trial["state"].lower(), 0) + 1
@@ -26,6 +33,11 @@ def run(*, train, validation, model, metrics, best_params, report, settings: tun
     metrics.log_metric("trials_run_by_this_step", result.ran_here)
     metrics.log_metric("epochs_trained_in_tuning", result.trained_epochs)
     metrics.log_metric("final_epochs", result.epochs)
+    for phase, rows in result.rows.items():  # which rows each phase used
+        metrics.log_metric(f"rows_{phase}", rows)
+    threshold = result.decision.get("decision_threshold")
+    if threshold:
+        metrics.log_metric("decision_threshold", round(threshold["value"], 6))
     for name, values in result.curves.items():
         if values:
             metrics.log_metric(f"final_{name}", round(values[-1], 6))
@@ -42,6 +54,8 @@ def run(*, train, validation, model, metrics, best_params, report, settings: tun
         "storage": tuning.masked(settings.storage_url) or "in-memory",
         "trials": states,
         "final_curves": result.curves,
+        "rows": result.rows,
+        **result.decision,
     }
     write_text(best_params.path, json.dumps(best, indent=2, sort_keys=True))
     best_params.metadata.update({"objective": settings.objective, "best_value": result.best_value, "study_name": result.study_name,
@@ -58,6 +72,9 @@ def run(*, train, validation, model, metrics, best_params, report, settings: tun
             f"best_validation_{settings.objective}": result.best_value,
             "study_name": result.study_name,
             "trained_on_sha256": spec.source_sha256,
+            "rows": result.rows,
+            "reference_profile_rows": profile["rows"],
+            **({"decision_threshold": threshold} if threshold else {}),
             **({"mlflow_model_uri": result.model_uri} if result.model_uri else {}),
         }
     )

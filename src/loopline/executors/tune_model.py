@@ -13,7 +13,7 @@ def run(*, train, validation, metrics, settings: tuning.TuningSettings, worker: 
             "tuning workers share their study through storage_url, which is empty: give a sqlite:/// or "
             "postgresql:// URL, or tune in train_model alone (no workers)"
         )
-    train_df, val_df, spec = training.read_splits(train.path, validation.path)
+    train_df, val_df, spec = training.read_splits(train.path, validation.path, seed=settings.seed)
     study_run = training.tune(train_df, val_df, spec, settings=settings, worker=int(worker), pipeline_run=pipeline_run)
     mine = [t for t in study_run.study.get_trials(deepcopy=False) if t.user_attrs.get(tuning.WORKER_ATTR) == int(worker)]
     metrics.log_metric("trials_run_by_this_worker", study_run.ran)
