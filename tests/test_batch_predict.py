@@ -59,13 +59,17 @@ def test_scores_csv_with_the_champion_keyed_and_reports_the_distribution(model, 
     out = pd.read_parquet(predictions.path)
     assert list(out.columns) == ["transaction_id", "predicted_class", "proba_0", "proba_1"]
     assert out["transaction_id"].tolist() == frame["transaction_id"].tolist()
-    expected = ServingModel(trained_model).predict_frame(frame)
+    served = ServingModel(trained_model)
+    expected = served.predict_frame(frame)
     np.testing.assert_allclose(out[["proba_0", "proba_1"]].to_numpy(), expected, atol=1e-6)
-    assert out["predicted_class"].tolist() == np.asarray(["0", "1"])[expected.argmax(axis=1)].tolist()
+    # the class at the model's decision threshold (chosen on validation), as the holdout metrics count it
+    threshold = served.metadata["decision_threshold"]["value"]
+    predicted = (expected[:, 1] >= threshold).astype(int)
+    assert out["predicted_class"].tolist() == np.asarray(["0", "1"])[predicted].tolist()
     logged = metrics.metadata
     assert logged["rows"] == 300 and logged["model_version"] == 2.0
     assert logged["predicted_share_0"] + logged["predicted_share_1"] == pytest.approx(1.0)
-    assert logged["predicted_share_1"] == pytest.approx(float((expected.argmax(axis=1) == 1).mean()), abs=1e-6)
+    assert logged["predicted_share_1"] == pytest.approx(float((predicted == 1).mean()), abs=1e-6)
     assert logged["mean_proba_1"] == pytest.approx(float(expected[:, 1].mean()), abs=1e-5)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loopline import decision
 from loopline.errors import DataError, LooplineError
 from loopline.home import model_cache_dir
 
@@ -92,7 +93,9 @@ def score_frame(model, frame: pd.DataFrame, *, key_column: str = "", source: str
     proba = np.concatenate(parts) if parts else np.zeros((0, len(model.classes)))
     classes = np.asarray(model.classes, dtype=object)
     out = pd.DataFrame({f"{PROBA_PREFIX}{c}": proba[:, i].astype(np.float64) for i, c in enumerate(model.classes)})
-    out.insert(0, PREDICTED_CLASS, classes[proba.argmax(axis=1)] if len(proba) else [])
+    # the model's decision threshold (binary models), else the arg-max: the class holdout metrics count
+    threshold = decision.stored_threshold(model.metadata)
+    out.insert(0, PREDICTED_CLASS, classes[decision.classify(proba, threshold)] if len(proba) else [])
     if key_column:
         out.insert(0, key_column, frame[key_column].to_numpy())
     return out
