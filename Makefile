@@ -55,7 +55,7 @@ run-containers: install ## the whole loop, every step in its image; data and art
 test-containers: install ## install podman where needed (root), build the images, run the container tests
 	containers/engine.sh install
 	containers/engine.sh images
-	LOOPLINE_TEST_CONTAINERS=1 $(BIN)/python -m pytest -m containers tests/test_containers.py
+	LOOPLINE_TEST_CONTAINERS=1 $(BIN)/python -m pytest -m containers tests/test_containers.py tests/test_serving_image.py
 
 lock: ## re-resolve requirements.in into requirements.lock
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet -r requirements.in
