@@ -113,6 +113,16 @@ def test_ctrl_c_during_deploy_leaves_no_listener_and_a_consistent_registry(train
 
 def test_sigterm_to_a_run_stops_the_servers_it_started(trained_model, tmp_path):
     home = tmp_path / "home"
+    elder = subprocess.Popen(["sleep", "120"])  # a child from before the run: not the run's to end
+    try:
+        _sigterm_during_a_run(trained_model, home)
+        assert elder.poll() is None
+    finally:
+        elder.kill()
+        elder.wait()
+
+
+def _sigterm_during_a_run(trained_model, home):
     with pytest.raises(Terminated):
         with ServersOfRun(home, "fraud"):
             info = serving.start_server(str(trained_model), model_name="fraud", version="1", log_dir=home / "serving")

@@ -340,7 +340,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"\n[{entry['pipeline']}] {entry['seconds']}s  ({entry['run_dir']})")
         for step in entry["steps"]:  # a containerized run: which image ran each step
             if step.get("image"):
-                lines.append(f"  {step['task']:<16} ran in {step['image']}")
+                lines.append(f"  {step['task']:<16} ran in [{step['image']}]")
         if "drifted" in entry:
             share = entry.get("share_drifted")
             share_text = f"{share:.0%}" if isinstance(share, (int, float)) else "?"

@@ -83,10 +83,12 @@ class ServersOfRun:
         self.model_name = model_name
         self.keep_serving = keep_serving
         self._before: set[int] = set()
+        self._children_before: set[int] = set()
         self._previous_handler = None
 
     def __enter__(self) -> ServersOfRun:
         self._before = {info.pid for info in serving.recorded_servers(self.home)}
+        self._children_before = set(child_pids())  # not the run's: left alone when it ends
         if threading.current_thread() is threading.main_thread():
             self._previous_handler = signal.getsignal(signal.SIGTERM)
             signal.signal(signal.SIGTERM, self._on_sigterm)
@@ -99,7 +101,7 @@ class ServersOfRun:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is not None:  # a step still running could start a server after the clean-up
-                end_children(spare={info.pid for info in serving.recorded_servers(self.home)})
+                end_children(spare={info.pid for info in serving.recorded_servers(self.home)} | self._children_before)
             self.stop_started(succeeded=exc_type is None)
         finally:
             if self._previous_handler is not None:
