@@ -106,6 +106,7 @@ def build_drift_monitor(settings: cluster.ClusterSettings | None = None):
                 version="champion",
                 key_column=prediction_key_column,
                 local_home=local_home,
+                skip_without_model=True,  # a monitor before the first champion still checks the data
             ).set_caching_options(False), "batch_predict")
         drift = step(detect_drift(
             reference_data_uri=reference_data_uri,

@@ -21,6 +21,7 @@ def batch_predict(
     reference_data_uri: str = "",
     output_format: str = "parquet",
     local_home: str = "",
+    skip_without_model: bool = False,
 ) -> str:
     """Scores a CSV or Parquet dataset with a registered model version and reports what it predicted.
 
@@ -36,11 +37,13 @@ def batch_predict(
         reference_data_uri: Optional dataset scored the same way; its predictions are compared with these (prediction drift).
         output_format: "parquet" or "csv".
         local_home: Local state directory where model files are kept (default $LOOPLINE_HOME or ./.loopline).
+        skip_without_model: When the version does not exist (a drift monitor before any champion), write no
+            predictions and log why instead of failing.
 
     Returns:
         predictions: One row per input row: the key column when named, predicted_class, and proba_<class> per class.
         metrics: Rows, share of each predicted class, mean probability of each class, the version used and, with a reference, the prediction drift (PSI and KS of the score, PSI and Jensen-Shannon distance of the class).
-        Output: The version number that scored the data.
+        Output: The version number that scored the data (empty when skipped).
     """
     from loopline.batch import BatchSettings
     from loopline.executors import batch_predict as executor
@@ -48,6 +51,7 @@ def batch_predict(
 
     setup_logging()
     settings = BatchSettings(version=version, key_column=key_column, reference_data_uri=reference_data_uri,
-                             output_format=output_format, local_home=local_home)
+                             output_format=output_format, local_home=local_home,
+                             skip_without_model=skip_without_model)
     return executor.run(data_uri=data_uri, tracking_uri=tracking_uri, model_name=model_name,
                         predictions=predictions, metrics=metrics, settings=settings)

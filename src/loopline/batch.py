@@ -39,6 +39,7 @@ class BatchSettings:
     reference_data_uri: str = ""  # scored the same way for the prediction drift; empty for none
     output_format: str = "parquet"  # or csv
     local_home: str = ""  # empty: $LOOPLINE_HOME or ./.loopline
+    skip_without_model: bool = False  # no such version yet (a monitor before any champion): score nothing
 
     def __post_init__(self) -> None:
         if self.output_format not in FORMATS:
