@@ -120,6 +120,22 @@ def test_train_model_bad_settings_fail_before_any_work(loaded, tmp_path, kwargs,
     assert not any(Path(a.path).exists() for a in outs.values())
 
 
+def test_train_model_finds_a_corrupt_store_before_training(loaded, tmp_path):
+    """In a cluster the training step is the first to reach MLflow: a store it cannot use is one
+    line naming the URI, before any trial runs."""
+    from loopline.errors import RegistryError
+
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(b"this is not a database, just bytes\n" * 4)
+    outs = {k: art(cls, tmp_path, k) for k, cls in
+            (("model", dsl.Model), ("metrics", dsl.Metrics), ("best_params", dsl.Artifact), ("report", dsl.HTML))}
+    with pytest.raises(RegistryError) as info:
+        components.train_model.python_func(train=loaded["train"], validation=loaded["validation"], **outs,
+                                           tracking_uri=f"sqlite:///{store}", n_trials=1, max_epochs=1)
+    assert str(info.value) == f"the MLflow store sqlite:///{store} is not an SQLite database (corrupt or another kind of file)"
+    assert not any(Path(a.path).exists() for a in outs.values())
+
+
 def test_evaluate_model_gate_passes_and_logs_visualizations(trained_model, loaded, tmp_path):
     import json
 

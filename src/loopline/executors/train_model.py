@@ -9,12 +9,15 @@ import pandas as pd
 
 from loopline import reference_profile, streaming, training, tuning
 from loopline.files import write_text
+from loopline.mlflow_store import check_store
 
 
 def run(*, train, validation, model, metrics, best_params, report, settings: tuning.TuningSettings,
         pipeline_run: str) -> None:
     """Run the study's remaining trials (all of them, unless resumed or tuned by workers), retrain
     the best configuration on train + validation, export it, and report."""
+    if settings.tracking_uri:  # a corrupt or unreachable store is found now, not after training
+        check_store(settings.tracking_uri)
     train_df, val_df, spec = training.read_splits(train.path, validation.path, seed=settings.seed)  # samples above the cap
     sampled = len(train_df) + len(val_df) < streaming.count_rows(train.path) + streaming.count_rows(validation.path)
     result = training.tune_and_train(train_df, val_df, spec, settings=settings, export_dir=model.path,
