@@ -121,7 +121,8 @@ def test_drift_monitor_does_not_retrain_without_drift(tmp_path):
         local_home=str(tmp_path / "home"),
     )
     (run_dir,) = list((tmp_path / "root").iterdir())
-    assert {p.parent.name for p in run_dir.glob("*/executor_output.json")} == {"detect-drift"}
+    # the drift check, and the predictions step (no champion yet: it scores nothing); nothing trained
+    assert {p.parent.name for p in run_dir.glob("*/executor_output.json")} == {"detect-drift", "batch-predict"}
 
 
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
