@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -220,3 +221,30 @@ def vertex_api(monkeypatch):
     with VertexApiStandIn() as api:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", api.url)
         yield api
+
+
+@contextlib.contextmanager
+def s3_standin_env(folder: Path, bucket: str):
+    """The S3 stand-in with one bucket, the AWS_* variables pointing the clients at it. fsspec keeps
+    S3 clients across tests, each bound to the endpoint it was made for: they are dropped when the
+    server changes."""
+    import boto3
+    import s3fs
+
+    from loopline.rehearsal import STANDIN_CREDENTIALS, s3_standin
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    server = s3_standin(folder).start()
+    saved = {k: os.environ.get(k) for k in (*STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL")}
+    os.environ.update({**STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL": server.url})
+    try:
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()

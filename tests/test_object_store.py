@@ -17,25 +17,16 @@ from loopline import data as data_lib
 from loopline import object_store
 from loopline.rehearsal import STANDIN_CREDENTIALS, s3_standin
 
+from .conftest import s3_standin_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """A stand-in S3 server; the AWS_* variables point the clients at it."""
-    server = s3_standin(tmp_path_factory.mktemp("s3")).start()
-    saved = {k: os.environ.get(k) for k in (*STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL")}
-    os.environ.update({**STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL": server.url})
-    import boto3
-
-    boto3.client("s3").create_bucket(Bucket="loopline-test")
-    yield server
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    server.stop()
+    """The S3 stand-in for this module."""
+    with s3_standin_env(tmp_path_factory.mktemp("s3"), "loopline-test") as server:
+        yield server
 
 
 def test_csv_and_parquet_read_from_s3_and_the_hash_streams(s3, tmp_path):

@@ -17,9 +17,9 @@ from loopline import serving, version_uri
 from loopline.data import read_split
 from loopline.errors import DeploymentError
 from loopline.model_contract import ServingModel
-from loopline.rehearsal import STANDIN_CREDENTIALS, s3_standin
+from loopline.rehearsal import STANDIN_CREDENTIALS
 
-from .conftest import ROOT
+from .conftest import ROOT, s3_standin_env
 
 STORAGE_LOCK = ROOT / "containers" / "storage-initializer.lock"
 STORAGE_VENV = ROOT / ".venv-storage"
@@ -39,25 +39,9 @@ def storage_initializer_python() -> Path:
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    """The S3 stand-in for a module. fsspec keeps S3 clients across tests, each bound to the endpoint
-    it was made for: they are dropped when the server changes."""
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    server = s3_standin(tmp_path_factory.mktemp("s3")).start()
-    saved = {k: os.environ.get(k) for k in (*STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL")}
-    os.environ.update({**STANDIN_CREDENTIALS, "AWS_ENDPOINT_URL": server.url})
-    import boto3
-
-    boto3.client("s3").create_bucket(Bucket="loopline-models")
-    yield server
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    server.stop()
-    s3fs.S3FileSystem.clear_instance_cache()
+    """The S3 stand-in for this module."""
+    with s3_standin_env(tmp_path_factory.mktemp("s3"), "loopline-models") as server:
+        yield server
 
 
 def test_each_version_gets_its_own_uri_which_is_never_overwritten(trained_model, tmp_path):
