@@ -248,3 +248,17 @@ def s3_standin_env(folder: Path, bucket: str):
                 os.environ[key] = value
         server.stop()
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+def v2_inputs(sample, features: dict) -> list[dict]:
+    """One V2 (Open Inference Protocol) tensor per feature; a missing number is null."""
+    inputs = []
+    for name, kind in features.items():
+        col = sample[name]
+        if kind == "numeric":
+            inputs.append({"name": name, "shape": [len(col)], "datatype": "FP32",
+                           "data": [None if v != v else float(v) for v in col]})
+        else:
+            inputs.append({"name": name, "shape": [len(col)], "datatype": "BYTES",
+                           "data": ["" if v is None else str(v) for v in col]})
+    return inputs

@@ -15,7 +15,7 @@ from loopline.data import read_split
 from loopline.errors import DeploymentError
 from loopline.model_contract import ServingModel
 
-from .conftest import KSERVE_CRD
+from .conftest import KSERVE_CRD, v2_inputs
 
 
 def _strict(schema):
@@ -101,16 +101,7 @@ def test_local_kserve_server_answers_like_the_model_in_process(trained_model, sp
         served = np.asarray(serving.predict(info, rows))
         np.testing.assert_allclose(served, expected, atol=1e-6)
         # the V2 (Open Inference Protocol) endpoint of the same server: one tensor per feature
-        inputs = []
-        for name, kind in spec.features.items():
-            col = sample[name]
-            if kind == "numeric":
-                inputs.append({"name": name, "shape": [len(col)], "datatype": "FP32",
-                               "data": [None if v != v else float(v) for v in col]})
-            else:
-                inputs.append({"name": name, "shape": [len(col)], "datatype": "BYTES",
-                               "data": ["" if v is None else str(v) for v in col]})
-        v2 = serving._http_json(f"{info.url}/v2/models/fraud/infer", {"inputs": inputs})
+        v2 = serving._http_json(f"{info.url}/v2/models/fraud/infer", {"inputs": v2_inputs(sample, spec.features)})
         (output,) = v2["outputs"]
         assert output["name"] == "probabilities" and output["shape"] == [16, 2]
         np.testing.assert_allclose(np.asarray(output["data"]).reshape(16, 2), expected, atol=1e-6)

@@ -11,7 +11,7 @@ from loopline import images, serving, serving_runtime
 from loopline.data import read_split
 from loopline.model_contract import ServingModel
 
-from .conftest import ROOT
+from .conftest import ROOT, v2_inputs
 from .test_serving import _strict
 
 CRDS = ROOT / "tests" / "data" / "kserve"
@@ -52,20 +52,6 @@ def test_the_inference_service_asks_for_this_runtime_and_its_model_format():
     assert model["modelFormat"] == {"name": fmt["name"], "version": fmt["version"]}
     assert runtime["spec"]["containers"][0]["image"] == images.image("serving")
     assert {"v1", "v2"} <= set(runtime["spec"]["protocolVersions"])
-
-
-def v2_inputs(sample, features: dict) -> list[dict]:
-    """One V2 (Open Inference Protocol) tensor per feature; a missing number is null."""
-    inputs = []
-    for name, kind in features.items():
-        col = sample[name]
-        if kind == "numeric":
-            inputs.append({"name": name, "shape": [len(col)], "datatype": "FP32",
-                           "data": [None if v != v else float(v) for v in col]})
-        else:
-            inputs.append({"name": name, "shape": [len(col)], "datatype": "BYTES",
-                           "data": ["" if v is None else str(v) for v in col]})
-    return inputs
 
 
 def test_the_runtime_container_arguments_start_the_local_model_server(trained_model, splits, tmp_path):
