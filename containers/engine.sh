@@ -67,13 +67,15 @@ cmd_standin() {
     command -v mmdebstrap >/dev/null 2>&1 || die "mmdebstrap is missing: run 'sudo containers/engine.sh install'"
     if image_exists "$STANDIN_BASE" && [ -z "${REBUILD:-}" ]; then say "$STANDIN_BASE exists"; return; fi
     mkdir -p "$STATE"
-    local ctx; ctx="$(mktemp -d "$STATE/standin.XXXX")"
-    trap 'rm -rf "$ctx"' RETURN
-    cp "$HERE/standin/Containerfile" "$ctx/"
+    # the build context is removed by the caller's EXIT trap too, should mmdebstrap or the build fail
+    STANDIN_CTX="$(mktemp -d "$STATE/standin.XXXX")"
+    trap 'rm -rf "$STANDIN_CTX"' EXIT
+    cp "$HERE/standin/Containerfile" "$STANDIN_CTX/"
     say "mmdebstrap: Debian bookworm with python3.11 (a stand-in for $OFFICIAL_BASE)"
     mmdebstrap --quiet --variant=minbase --include=python3.11,python3.11-venv,ca-certificates \
-        bookworm "$ctx/rootfs.tar"
-    podman_ build --network=host -f "$ctx/Containerfile" -t "$STANDIN_BASE" "$ctx"
+        bookworm "$STANDIN_CTX/rootfs.tar"
+    podman_ build --network=host -f "$STANDIN_CTX/Containerfile" -t "$STANDIN_BASE" "$STANDIN_CTX"
+    rm -rf "$STANDIN_CTX"
 }
 
 # The host's pip settings (config files and PIP_* variables, merged by pip itself) as one
