@@ -12,6 +12,7 @@ from loopline.decision import (
     classify,
     stored_threshold,
     threshold_record,
+    unweight,
 )
 from loopline.errors import DataError
 from loopline.holdout_metrics import evaluate_predictions, evaluate_slices
@@ -108,3 +109,54 @@ def test_class_weights_balance_above_the_stated_imbalance_only():
     assert class_weights(balanced, 2, mode="balanced") == pytest.approx({0: 100 / 120, 1: 100 / 80})
     with pytest.raises(DataError, match="class_weight must be one of"):
         class_weights(rare, 2, mode="inverse")
+
+
+def test_unweighting_restores_calibration_and_keeps_the_ranking():
+    """A model fitted with balanced class weights overstates the rare class; dividing by the
+    weights (logit - log(w1/w0)) brings log loss and Brier back to an unweighted fit's."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6000, 2))
+    y = (rng.random(6000) < 1 / (1 + np.exp(-(2 * x[:, 0] - x[:, 1] - 4)))).astype(int)
+    assert 0.02 < y.mean() < 0.1
+    fit, test = slice(0, 4000), slice(4000, None)
+    weights = class_weights(y[fit], 2)
+    assert weights is not None and weights[1] > 5
+    weighted = LogisticRegression(class_weight=weights).fit(x[fit], y[fit]).predict_proba(x[test])
+    plain = LogisticRegression().fit(x[fit], y[fit]).predict_proba(x[test])
+    corrected = unweight(weighted, weights)
+    assert log_loss(y[test], weighted) > 2 * log_loss(y[test], plain)
+    assert log_loss(y[test], corrected) < 1.05 * log_loss(y[test], plain)
+    assert brier_score_loss(y[test], corrected[:, 1]) < 1.05 * brier_score_loss(y[test], plain[:, 1])
+    assert roc_auc_score(y[test], corrected[:, 1]) == roc_auc_score(y[test], weighted[:, 1])
+    np.testing.assert_allclose(corrected.sum(axis=1), 1.0)
+    logit = np.log(corrected[:, 1] / corrected[:, 0])
+    np.testing.assert_allclose(logit, np.log(weighted[:, 1] / weighted[:, 0]) - np.log(weights[1] / weights[0]))
+    assert unweight(weighted, None) is not None and np.array_equal(unweight(weighted, None), weighted)
+    with pytest.raises(DataError, match="class weight 3"):
+        unweight(weighted, {3: 1.0})
+
+
+def test_the_exported_model_serves_probabilities_without_the_weights_prior_shift(tmp_path):
+    """The SavedModel applies the correction itself: every consumer (holdout metrics,
+    batch_predict, the model server, the MLflow pyfunc) reads corrected probabilities."""
+    from loopline.data import DatasetSpec
+    from loopline.keras_model import as_model_inputs, build_model, export_saved_model
+    from loopline.model_contract import ServingModel
+
+    spec = DatasetSpec(target="y", features={"a": "numeric", "c": "categorical"}, classes=["no", "yes"])
+    features = {"a": np.array([0.0, 1.0, 2.0, np.nan], dtype=np.float32), "c": np.array(["x", "y", "x", "z"], dtype=object)}
+    model = build_model(spec, features, {"learning_rate": 1e-3, "hidden_layers": 1, "units": 4, "dropout": 0.0,
+                                         "batch_size": 64})
+    raw = np.asarray(model(as_model_inputs(features), training=False))
+    weights = {0: 0.5, 1: 8.0}
+    export_saved_model(model, spec, tmp_path / "weighted", params={}, decision={"class_weight": weights})
+    export_saved_model(model, spec, tmp_path / "plain", params={}, decision={"class_weight": None})
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": features["a"], "c": ["x", "y", "x", "z"]})
+    served = ServingModel(tmp_path / "weighted").predict_frame(frame)
+    np.testing.assert_allclose(served, unweight(raw, weights), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ServingModel(tmp_path / "plain").predict_frame(frame), raw, rtol=1e-4, atol=1e-6)

@@ -69,7 +69,7 @@ def _histgb(train: pd.DataFrame, spec: data.DatasetSpec, seed: int):
 
 def _scores(labels: np.ndarray, proba: np.ndarray, classes: list[str], threshold: float | None = None) -> dict:
     metrics = holdout_metrics.evaluate_predictions(labels, proba, classes, threshold=threshold).metrics
-    return {k: round(metrics[k], 4) for k in ("roc_auc", "accuracy", "average_precision")}
+    return {k: round(metrics[k], 4) for k in ("roc_auc", "accuracy", "average_precision", "log_loss", "brier")}
 
 
 def one_dataset(name: str, frame: pd.DataFrame, target: str, ignore: list[str], *, seed: int = 42) -> dict[str, Any]:

@@ -2,11 +2,17 @@
 
 A binary model carries a decision threshold chosen on the validation split (by default the
 one that maximises the F1 score of the positive class, `classes[1]`); it is stored in the
-SavedModel's metadata and every class Loopline reports goes through `classify`. Probabilities
-are never changed. Multiclass models, and models without a stored threshold, use the arg-max.
+SavedModel's metadata and every class Loopline reports goes through `classify`. Multiclass
+models, and models without a stored threshold, use the arg-max.
 
 Training weighs the classes by the inverse of their frequency ("balanced") when the largest
-class outnumbers the smallest by more than `IMBALANCE_RATIO`, unless told otherwise.
+class outnumbers the smallest by more than `IMBALANCE_RATIO`, unless told otherwise. A network
+fitted with class weights w_k learns probabilities proportional to w_k * p_k, not p_k: its
+output is shifted towards the rare classes. `unweight` undoes that prior shift (divide by the
+weights, normalise again: for a binary model, logit - log(w_1 / w_0)), so the probabilities a
+model serves are calibrated to the class frequencies of its training data while the ranking
+the weights bought stays (the shift is monotone for two classes). The exported SavedModel
+applies the same correction in its serving signature.
 """
 
 from __future__ import annotations
@@ -32,6 +38,27 @@ def classify(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
     if threshold is None or proba.shape[1] != 2:
         return proba.argmax(axis=1)
     return (proba[:, 1] >= threshold).astype(int)
+
+
+def unweight(proba: np.ndarray, weights: dict[int, float] | None) -> np.ndarray:
+    """Probabilities (rows x classes) of a model fitted with class `weights`, corrected for the
+    prior shift the weights introduced: p_k / w_k, normalised per row. Unchanged without weights."""
+    proba = np.asarray(proba, dtype=float)
+    if not weights:
+        return proba
+    w = weight_vector(weights, proba.shape[1])
+    shifted = proba / w
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def weight_vector(weights: dict[int, float], n_classes: int) -> np.ndarray:
+    """The class weights as a vector of `n_classes` (a class without a weight: 1)."""
+    w = np.ones(n_classes, dtype=float)
+    for index, value in weights.items():
+        if not 0 <= int(index) < n_classes or not float(value) > 0:
+            raise DataError(f"class weight {index}: {value} does not fit a model of {n_classes} classes")
+        w[int(index)] = float(value)
+    return w
 
 
 def choose_threshold(labels: np.ndarray, p_positive: np.ndarray, *, objective: str = THRESHOLD_OBJECTIVE) -> float:

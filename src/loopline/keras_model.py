@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from loopline.data import DatasetSpec
+from loopline.decision import weight_vector
 from loopline.errors import DataError
 from loopline.model_contract import (
     METADATA_FILE,
@@ -109,9 +110,14 @@ def make_dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, bat
 def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any],
                        decision: dict[str, Any] | None = None) -> Path:
     """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature;
-    `decision` (the decision threshold, the class weights) goes into its metadata."""
+    `decision` (the decision threshold, the class weights) goes into its metadata. A model fitted
+    with class weights serves probabilities corrected for them (`decision.unweight`)."""
     import tensorflow as tf
     from keras.export import ExportArchive
+
+    weights = (decision or {}).get("class_weight")
+    inverse = (tf.constant(1.0 / weight_vector(weights, len(spec.classes)), dtype=tf.float32)
+               if weights else None)
 
     signature = {
         name: tf.TensorSpec(shape=(None,), dtype=tf.float32 if kind == "numeric" else tf.string, name=name)
@@ -120,7 +126,11 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
 
     def serve(features):
         batch = {k: tf.reshape(v, (-1, 1)) for k, v in features.items()}
-        return {"probabilities": model(batch, training=False)}
+        proba = model(batch, training=False)
+        if inverse is not None:  # undo the prior shift of the class weights, normalised per row
+            proba = tf.cast(proba, tf.float32) * inverse
+            proba = proba / tf.reduce_sum(proba, axis=1, keepdims=True)
+        return {"probabilities": proba}
 
     archive = ExportArchive()
     archive.track(model)

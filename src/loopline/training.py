@@ -24,7 +24,13 @@ import pandas as pd
 from loopline import progress, streaming, tuning, tuning_mlflow, tuning_report
 from loopline.budget import TUNING_SAMPLE_ROWS, final_epochs, steps_per_epoch, tuning_rows
 from loopline.data import DatasetSpec
-from loopline.decision import THRESHOLD_KEY, choose_threshold, class_weights, threshold_record
+from loopline.decision import (
+    THRESHOLD_KEY,
+    choose_threshold,
+    class_weights,
+    threshold_record,
+    unweight,
+)
 from loopline.errors import DataError, LooplineError
 from loopline.keras_model import (
     as_model_inputs,
@@ -133,9 +139,11 @@ def prepare(train: pd.DataFrame, validation: pd.DataFrame, spec: DatasetSpec) ->
     return PreparedData(spec, to_feature_arrays(train, spec), encode_labels(train, spec),
                         to_feature_arrays(validation, spec), encode_labels(validation, spec))
 
-def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y: np.ndarray | None):
+def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y: np.ndarray | None,
+               weights: dict[int, float] | None = None):
     """A Keras callback that adds `val_loss` and `val_<objective>` (one pass over the validation
-    split) to each epoch's logs, for early stopping and the pruning callback after it, and keeps
+    split, the probabilities corrected for the class `weights` as the exported model serves
+    them) to each epoch's logs, for early stopping and the pruning callback after it, and keeps
     every epoch's logs."""
     import keras
 
@@ -149,7 +157,7 @@ def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
             if objective and inputs is not None:
-                proba = np.asarray(self.model(inputs, training=False))
+                proba = unweight(np.asarray(self.model(inputs, training=False)), weights)
                 logs["val_loss"] = objective_score("log_loss", val_y, proba)
                 logs[f"val_{objective}"] = objective_score(objective, val_y, proba)
             for key, value in logs.items():
@@ -188,7 +196,8 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
             if not np.isfinite(value):
                 raise tuning.TrialFailed(f"the validation {settings.objective} is not finite (the loss diverged)")
             if len(data.spec.classes) == 2:  # the trial's best weights: its threshold on the validation split
-                proba = np.asarray(model(as_model_inputs(data.val_x), training=False))
+                proba = unweight(np.asarray(model(as_model_inputs(data.val_x), training=False)),
+                                 _class_weight(data.train_y, data.spec))
                 trial.set_user_attr(THRESHOLD_KEY, choose_threshold(data.val_y, proba[:, 1]))
         except optuna.TrialPruned as pruned:
             curves = getattr(pruned, "curves", {})
@@ -231,7 +240,8 @@ def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> 
     curves per epoch (attached to the exception when the trial is pruned or fails)."""
     import keras
 
-    epoch_log = _epoch_log(settings.objective, data.val_x, data.val_y)
+    weights = _class_weight(data.train_y, data.spec)
+    epoch_log = _epoch_log(settings.objective, data.val_x, data.val_y, weights)
     stop = keras.callbacks.EarlyStopping(monitor=settings.metric, mode="max" if settings.direction == "maximize" else "min",
                                          patience=3, restore_best_weights=True)
     # the log first: the others read the objective it adds. The pruning callback reports every
@@ -244,7 +254,7 @@ def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> 
                          repeat=steps is not None),
             epochs=settings.max_epochs,
             steps_per_epoch=steps,
-            class_weight=_class_weight(data.train_y, data.spec),
+            class_weight=weights,
             callbacks=callbacks,
             shuffle=False,  # the dataset shuffles itself, seeded
             verbose=0,
@@ -419,9 +429,13 @@ def tune_and_train(
 
 
 def _decision_metadata(best_trial, data: PreparedData) -> dict[str, Any]:
-    """The decision threshold (binary: the best trial's, chosen on the validation split) and the
+    """The decision threshold (binary: the best trial's, chosen on the validation split from its
+    probabilities corrected for the class weights, as the exported model serves them) and the
     class weights training used, as the SavedModel's metadata keeps them."""
-    out: dict[str, Any] = {"class_weight": _class_weight(np.concatenate([data.train_y, data.val_y]), data.spec)}
+    weights = _class_weight(np.concatenate([data.train_y, data.val_y]), data.spec)
+    out: dict[str, Any] = {"class_weight": weights}
+    if weights:
+        out["probabilities"] = "corrected for the class weights' prior shift (p_k / w_k, normalised)"
     if THRESHOLD_KEY in best_trial.user_attrs:
         out[THRESHOLD_KEY] = threshold_record(best_trial.user_attrs[THRESHOLD_KEY], data.spec.classes[1],
                                               rows=len(data.val_y))
