@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from kfp import dsl
 
-from loopline import components, tuning, tuning_worker
+from loopline import components, tuning, tuning_storage, tuning_worker
 from loopline.data import read_split, write_split
 from loopline.errors import DataError, LooplineError, TuningConfigError
 
@@ -82,7 +82,7 @@ def test_objectives_have_their_direction():
 
 def test_unreachable_postgresql_is_one_line_without_the_password():
     with pytest.raises(TuningConfigError) as error:
-        tuning.open_storage("postgresql://loopline:s3cret@127.0.0.1:1/optuna")
+        tuning_storage.open_storage("postgresql://loopline:s3cret@127.0.0.1:1/optuna")
     text = str(error.value)
     assert text.startswith("cannot use the tuning storage 'postgresql://loopline:***@127.0.0.1:1/optuna'")
     assert "s3cret" not in text and "\n" not in text
@@ -90,25 +90,25 @@ def test_unreachable_postgresql_is_one_line_without_the_password():
 
 def test_sqlite_in_a_missing_folder_is_named(tmp_path):
     with pytest.raises(TuningConfigError, match="does not exist"):
-        tuning.open_storage(f"sqlite:///{tmp_path}/nope/study.db")
+        tuning_storage.open_storage(f"sqlite:///{tmp_path}/nope/study.db")
 
 
 def test_only_a_database_optuna_has_not_set_up_is_opened_under_the_lock(tmp_path):
     url = f"sqlite:///{tmp_path}/study.db"
-    assert not tuning._optuna_sqlite_ready(url)  # no file yet
+    assert not tuning_storage._optuna_sqlite_ready(url)  # no file yet
     (tmp_path / "study.db").write_bytes(b"")
-    assert not tuning._optuna_sqlite_ready(url)  # a file without Optuna's tables
+    assert not tuning_storage._optuna_sqlite_ready(url)  # a file without Optuna's tables
     (tmp_path / "other.db").write_text("not a database")
-    assert not tuning._optuna_sqlite_ready(f"sqlite:///{tmp_path}/other.db")
-    tuning.open_storage(url)
-    assert tuning._optuna_sqlite_ready(url)  # set up: workers open it side by side
-    assert not tuning._optuna_sqlite_ready("postgresql://loopline@db:5432/optuna")
+    assert not tuning_storage._optuna_sqlite_ready(f"sqlite:///{tmp_path}/other.db")
+    tuning_storage.open_storage(url)
+    assert tuning_storage._optuna_sqlite_ready(url)  # set up: workers open it side by side
+    assert not tuning_storage._optuna_sqlite_ready("postgresql://loopline@db:5432/optuna")
 
 
 def test_password_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv(tuning.PASSWORD_ENV, "p@ss/word")
-    assert tuning._with_password("postgresql://loopline@db:5432/optuna") == "postgresql://loopline:p%40ss%2Fword@db:5432/optuna"
-    assert tuning._with_password("postgresql://u:given@db/optuna") == "postgresql://u:given@db/optuna"
+    monkeypatch.setenv(tuning_storage.PASSWORD_ENV, "p@ss/word")
+    assert tuning_storage._with_password("postgresql://loopline@db:5432/optuna") == "postgresql://loopline:p%40ss%2Fword@db:5432/optuna"
+    assert tuning_storage._with_password("postgresql://u:given@db/optuna") == "postgresql://u:given@db/optuna"
 
 
 def test_study_name_derives_from_the_pipeline_run():
@@ -138,7 +138,7 @@ def test_tune_model_needs_a_storage(small_splits, tmp_path):
 
 def test_a_study_tuned_for_another_objective_is_not_mixed_in(tmp_path):
     url = f"sqlite:///{tmp_path}/study.db"
-    storage = tuning.open_storage(url)
+    storage = tuning_storage.open_storage(url)
     tuning.load_study(tuning.TuningSettings(storage_url=url), storage, study_name="s")
     with pytest.raises(TuningConfigError, match="was tuned for roc_auc, not accuracy"):
         tuning.load_study(tuning.TuningSettings(storage_url=url, objective="accuracy"), storage, study_name="s")

@@ -14,6 +14,7 @@ from loopline import (
     data,
     training,
     tuning,
+    tuning_storage,
     tuning_worker,
 )
 
@@ -79,8 +80,8 @@ def _run_workers(paths: dict[str, Path], url: str, study: str, *, workers: int, 
         settings = tuning.TuningSettings(storage_url=url, study_name=study, n_trials=n_trials, max_epochs=max_epochs,
                                          pruner="none")
         command = tuning_worker.worker_command(train=paths["train"], validation=paths["validation"], settings=settings,
-                                               worker=worker, threads=threads, heartbeat_interval=tuning.HEARTBEAT_INTERVAL,
-                                               grace_period=tuning.GRACE_PERIOD)
+                                               worker=worker, threads=threads, heartbeat_interval=tuning_storage.HEARTBEAT_INTERVAL,
+                                               grace_period=tuning_storage.GRACE_PERIOD)
         log = open(log_dir / f"{study}-worker{worker}.log", "w")  # noqa: SIM115 - closed below
         processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log))
     for process, log in processes:
@@ -113,7 +114,7 @@ def bench_tuning_parallel(home: Path) -> list[dict[str, Any]]:
     for study, way, how in runs:
         seconds.setdefault(way, []).append(_run_workers(
             paths, url, study, n_trials=PARALLEL_TRIALS, max_epochs=PARALLEL_MAX_EPOCHS, log_dir=folder, **how))
-    storage = tuning.open_storage(url)
+    storage = tuning_storage.open_storage(url)
     import optuna
 
     done: dict[str, list[tuple[int, int]]] = {}

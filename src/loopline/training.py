@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import progress, streaming, tuning, tuning_mlflow, tuning_report
+from loopline import progress, streaming, tuning, tuning_mlflow, tuning_report, tuning_storage
 from loopline.budget import TUNING_SAMPLE_ROWS, final_epochs, steps_per_epoch, tuning_rows
 from loopline.data import DatasetSpec
 from loopline.decision import (
@@ -283,16 +283,16 @@ def tune(
 def _tune_prepared(data: PreparedData, train_rows: int, *, settings: tuning.TuningSettings, worker: int,
                    pipeline_run: str, heartbeat_interval: float | None, grace_period: float | None) -> StudyRun:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    storage = tuning.open_storage(
+    storage = tuning_storage.open_storage(
         settings.storage_url,
-        heartbeat_interval=heartbeat_interval or tuning.HEARTBEAT_INTERVAL,
-        grace_period=grace_period or tuning.GRACE_PERIOD,
+        heartbeat_interval=heartbeat_interval or tuning_storage.HEARTBEAT_INTERVAL,
+        grace_period=grace_period or tuning_storage.GRACE_PERIOD,
     )
     study_name = tuning.study_name_for(settings.study_name, pipeline_run)
     study = tuning.load_study(settings, storage, study_name=study_name)
     tracker = tuning_mlflow.MlflowTracker(settings.tracking_uri, study_name, settings) if settings.tracking_uri else None
     before = tuning.budget_state(study)
-    where = f"study '{study_name}' in {tuning.masked(settings.storage_url)}" if storage is not None else "an in-memory study"
+    where = f"study '{study_name}' in {tuning_storage.masked(settings.storage_url)}" if storage is not None else "an in-memory study"
     log.info(
         "tuning %s: %d of %d trials done already; %s objective %s, pruner %s, up to %d epochs per trial, "
         "%d training rows%s",

@@ -11,7 +11,8 @@ from typing import Any
 
 from loopline import mlflow_store
 from loopline.logs import quiet_libraries
-from loopline.tuning import TAG_STUDY, TUNING_EXPERIMENT, TuningSettings, masked, sqlite_init_lock
+from loopline.tuning import TAG_STUDY, TUNING_EXPERIMENT, TuningSettings
+from loopline.tuning_storage import masked, sqlite_init_lock
 
 _MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loopline.tuning import TuningSettings, masked, state_counts
+from loopline.tuning import TuningSettings, state_counts
+from loopline.tuning_storage import masked
 
 
 def _curve_figure(title: str, curves: dict[str, list[float]]):

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from loopline import reference_profile, streaming, training, tuning
+from loopline import reference_profile, streaming, training, tuning, tuning_storage
 from loopline.files import write_text
 from loopline.mlflow_store import check_store
 
@@ -54,7 +54,7 @@ def run(*, train, validation, model, metrics, best_params, report, settings: tun
         "params": result.best_params,
         "final_epochs": result.epochs,
         "study_name": result.study_name,
-        "storage": tuning.masked(settings.storage_url) or "in-memory",
+        "storage": tuning_storage.masked(settings.storage_url) or "in-memory",
         "trials": states,
         "final_curves": result.curves,
         "rows": result.rows,
