@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
                             "loopline.keras_model", "loopline.mlflow_pyfunc_code", "loopline.claims", "loopline.decision")),
-    ("training, tuning, validation, drift", ("loopline.tuning_storage", "loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.training", "loopline.tuning_worker",
+    ("training, tuning, validation, drift", ("loopline.tuning_storage", "loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.trial_scores", "loopline.training", "loopline.tuning_worker",
                                              "loopline.validation_suite", "loopline.validation_results",
                                              "loopline.validation_report", "loopline.validation", "loopline.drift_settings",
                                              "loopline.drift_report", "loopline.drift", "loopline.budget", "loopline.baseline",

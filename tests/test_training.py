@@ -38,7 +38,7 @@ def test_serving_signature_takes_raw_named_features(trained_model):
 
 
 def test_model_learns_and_predicts_probabilities(trained_model, splits):
-    from loopline.training import auc_score
+    from loopline.trial_scores import auc_score
 
     holdout, spec = read_split(splits["holdout"])
     proba = ServingModel(trained_model).predict_frame(holdout)

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import progress, streaming, tuning, tuning_mlflow, tuning_report, tuning_storage
+from loopline import (
+    progress,
+    streaming,
+    trial_scores,
+    tuning,
+    tuning_mlflow,
+    tuning_report,
+    tuning_storage,
+)
 from loopline.budget import TUNING_SAMPLE_ROWS, final_epochs, steps_per_epoch, tuning_rows
 from loopline.data import DatasetSpec
 from loopline.decision import (
@@ -74,25 +82,6 @@ class StudyRun:
     counted: int
     tracker: Any = None
 
-def auc_score(labels: np.ndarray, proba: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if proba.shape[1] == 2:
-        return float(roc_auc_score(labels, proba[:, 1]))
-    return float(roc_auc_score(labels, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1]))))
-
-def objective_score(objective: str, labels: np.ndarray, proba: np.ndarray) -> float:
-    """The tuning objective on a split: roc_auc and accuracy (higher is better), log_loss (lower)."""
-    if objective == "roc_auc":
-        return auc_score(labels, proba)
-    if objective == "accuracy":
-        return float(np.mean(proba.argmax(axis=1) == labels))
-    if objective == "log_loss":
-        from sklearn.metrics import log_loss
-
-        return float(log_loss(labels, proba, labels=list(range(proba.shape[1]))))
-    raise ValueError(f"unknown objective '{objective}'")
-
 def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     params = {}
     for name, rng in space.items():
@@ -139,46 +128,6 @@ def prepare(train: pd.DataFrame, validation: pd.DataFrame, spec: DatasetSpec) ->
     return PreparedData(spec, to_feature_arrays(train, spec), encode_labels(train, spec),
                         to_feature_arrays(validation, spec), encode_labels(validation, spec))
 
-def _epoch_log(objective: str | None, val_x: dict[str, np.ndarray] | None, val_y: np.ndarray | None,
-               weights: dict[int, float] | None = None):
-    """A Keras callback that adds `val_loss` and `val_<objective>` (one pass over the validation
-    split, the probabilities corrected for the class `weights` as the exported model serves
-    them) to each epoch's logs, for early stopping and the pruning callback after it, and keeps
-    every epoch's logs."""
-    import keras
-
-    inputs = as_model_inputs(val_x) if val_x is not None else None
-
-    class EpochLog(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.curves: dict[str, list[float]] = {}
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs if logs is not None else {}
-            if objective and inputs is not None:
-                proba = unweight(np.asarray(self.model(inputs, training=False)), weights)
-                logs["val_loss"] = objective_score("log_loss", val_y, proba)
-                logs[f"val_{objective}"] = objective_score(objective, val_y, proba)
-            for key, value in logs.items():
-                self.curves.setdefault(key, []).append(float(value))
-
-        @property
-        def epochs(self) -> int:
-            return max((len(v) for v in self.curves.values()), default=0)
-
-    return EpochLog()
-
-def _best_epoch(values: list[float], direction: str) -> tuple[int, float]:
-    """(1-based epoch, value) of the best epoch."""
-    finite = [(v, i) for i, v in enumerate(values) if np.isfinite(v)]
-    if not finite:
-        return 0, float("nan")
-    value, index = max(finite) if direction == "maximize" else min(finite)
-    if direction == "maximize":  # the first epoch reaching the best value
-        index = next(i for v, i in finite if v == value)
-    return index + 1, float(value)
-
 def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=None, n_trials: int | None = None):
     """The Optuna objective: build, fit (pruned by the Keras callback), score on validation."""
     import optuna
@@ -192,7 +141,7 @@ def make_objective(data: PreparedData, settings, *, worker: int = 0, tracker=Non
         try:
             model = build_model(data.spec, data.train_x, params)
             curves = _fit_trial(model, data, settings, params, trial, KerasPruningCallback)
-            best_epoch, value = _best_epoch(curves.get(settings.metric, []), settings.direction)
+            best_epoch, value = trial_scores.best_epoch(curves.get(settings.metric, []), settings.direction)
             if not np.isfinite(value):
                 raise tuning.TrialFailed(f"the validation {settings.objective} is not finite (the loss diverged)")
             if len(data.spec.classes) == 2:  # the trial's best weights: its threshold on the validation split
@@ -241,7 +190,7 @@ def _fit_trial(model, data, settings, params, trial, pruning_callback_class) -> 
     import keras
 
     weights = _class_weight(data.train_y, data.spec)
-    epoch_log = _epoch_log(settings.objective, data.val_x, data.val_y, weights)
+    epoch_log = trial_scores.epoch_log(settings.objective, data.val_x, data.val_y, weights)
     stop = keras.callbacks.EarlyStopping(monitor=settings.metric, mode="max" if settings.direction == "maximize" else "min",
                                          patience=3, restore_best_weights=True)
     # the log first: the others read the objective it adds. The pruning callback reports every
@@ -316,7 +265,7 @@ def retrain(data: PreparedData, params: dict[str, Any], *, epochs: int, seed: in
     full_y = np.concatenate([data.train_y, data.val_y])
     set_seeds(seed)
     model = build_model(data.spec, full_x, params)
-    epoch_log = _epoch_log(None, None, None)
+    epoch_log = trial_scores.epoch_log(None, None, None)
     import keras
 
     steps = steps_per_epoch(len(full_y), int(params["batch_size"]))
@@ -338,7 +287,7 @@ def retrain_streaming(data: PreparedData, params: dict[str, Any], *, epochs: int
     sample_y = np.concatenate([data.train_y, data.val_y])
     set_seeds(seed)
     model = build_model(data.spec, sample_x, params)
-    epoch_log = _epoch_log(None, None, None)
+    epoch_log = trial_scores.epoch_log(None, None, None)
     import keras
 
     progress.report("final training epochs", 0, epochs)
