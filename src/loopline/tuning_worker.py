@@ -12,9 +12,10 @@ import logging
 import os
 import sys
 
-from loopline import data as data_lib
+from loopline import budget
 from loopline.errors import LooplineError
 from loopline.logs import setup_logging
+from loopline.streaming import read_sample
 from loopline.training import tune
 from loopline.tuning import TuningSettings, configure_threads
 
@@ -44,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         settings = TuningSettings.from_json(args.settings)
-        train, spec = data_lib.read_split(args.train)
-        validation, _ = data_lib.read_split(args.validation)
+        # only the rows tuning uses: the target column first, then the sampled rows
+        train, spec = read_sample(args.train, budget.TUNING_SAMPLE_ROWS, seed=settings.seed)
+        validation, _ = read_sample(args.validation, budget.TUNING_SAMPLE_ROWS, seed=settings.seed)
         configure_threads(args.threads)
         result = tune(train, validation, spec, settings=settings, worker=args.worker,
                       heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)
