@@ -94,7 +94,7 @@ def test_the_stored_threshold_is_read_back_and_checked():
     assert stored_threshold({}) is None
     record = threshold_record(0.31, "fraud", rows=300)
     assert stored_threshold({THRESHOLD_KEY: record}) == 0.31
-    assert record["positive_class"] == "fraud" and record["chosen_on"] == "validation split"
+    assert record["positive_class"] == "fraud" and record["chosen_on"] == "validation split" and "best trial" in record["chosen_with"]
     with pytest.raises(DataError, match="must be a probability"):
         stored_threshold({THRESHOLD_KEY: {"value": 1.5}})
 

@@ -86,7 +86,10 @@ def choose_threshold(labels: np.ndarray, p_positive: np.ndarray, *, objective: s
 def threshold_record(threshold: float, positive_class: str, *, rows: int) -> dict[str, Any]:
     """What the SavedModel's metadata keeps about its threshold."""
     return {"value": float(threshold), "objective": f"{THRESHOLD_OBJECTIVE} of the positive class",
-            "positive_class": positive_class, "chosen_on": "validation split", "rows": int(rows)}
+            "positive_class": positive_class, "chosen_on": "validation split", "rows": int(rows),
+            # the served model is refitted on train + validation; its threshold is the one the
+            # best trial's model (fitted on the training rows alone) reached on the validation rows
+            "chosen_with": "the best trial's model, probabilities corrected for the class weights"}
 
 
 def stored_threshold(metadata: dict[str, Any]) -> float | None:
