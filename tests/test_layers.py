@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                           "loopline.submit_targets", "loopline.submit_kfp",
                                           "loopline.submit_vertex", "loopline.submit", "loopline.object_store",
                                           "loopline.promotion")),
-    ("serving, rollout, reruns", ("loopline.serving", "loopline.rollout", "loopline.reruns", "loopline.kserve_modes",
+    ("serving, rollout, reruns", ("loopline.serving", "loopline.inference_service", "loopline.rollout", "loopline.reruns", "loopline.kserve_modes",
                                   "loopline.cluster_api", "loopline.version_uri", "loopline.serving_runtime",
                                   "loopline.batch", "loopline.runguard", "loopline.domains",
                                   "loopline.kubernetes_standin")),

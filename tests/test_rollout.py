@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from loopline import rollout, serving
+from loopline import inference_service, rollout, serving
 from loopline.data import read_split
 from loopline.errors import DeploymentError
 from loopline.model_contract import ServingModel
@@ -134,7 +134,7 @@ def cluster(predictor):
 
 
 def _manifest(version: str, mode: str = "Serverless") -> dict:
-    return serving.to_manifest(serving.build_inference_service(
+    return inference_service.to_manifest(inference_service.build_inference_service(
         name="fraud", namespace="ml", storage_uri=f"gs://models/fraud/{version}", model_name="fraud",
         model_version=version, deployment_mode=mode))
 

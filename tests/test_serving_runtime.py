@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from loopline import images, serving, serving_runtime
+from loopline import images, inference_service, serving, serving_runtime
 from loopline.data import read_split
 from loopline.model_contract import ServingModel
 
@@ -44,7 +44,7 @@ def test_the_compiled_runtime_files_are_the_manifests():
 
 def test_the_inference_service_asks_for_this_runtime_and_its_model_format():
     runtime = serving_runtime.runtime_manifest()
-    isvc = serving.to_manifest(serving.build_inference_service(
+    isvc = inference_service.to_manifest(inference_service.build_inference_service(
         name="fraud", namespace="ml", storage_uri="s3://models/fraud/v3", model_name="fraud", model_version="3"))
     model = isvc["spec"]["predictor"]["model"]
     assert model["runtime"] == runtime["metadata"]["name"]

@@ -35,7 +35,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loopline import cli
+from loopline import cli, container_runner, images
+from loopline.kserve_standin import KServeControllerStandIn
+from loopline.kubernetes_standin import KubernetesApiStandIn
 
 DATA_BUCKET, ARTIFACT_BUCKET = "loopline-data", "loopline-artifacts"
 MODEL_PREFIX = f"s3://{ARTIFACT_BUCKET}/models"  # each version at <prefix>/<model>/v<version>
@@ -130,10 +132,6 @@ class StandInCluster:
     where the steps' containers see it (under the pipeline root)."""
 
     def __init__(self, home: Path):
-        from loopline import container_runner, images
-        from loopline.kserve_standin import KServeControllerStandIn
-        from loopline.kubernetes_standin import KubernetesApiStandIn
-
         self.home = home
         self.controller = KServeControllerStandIn(image=images.image("serving"), work_dir=home / "kserve-standin")
         self.api = KubernetesApiStandIn(controller=self.controller)

@@ -2,7 +2,7 @@
 namespaced ServingRuntime) for the `loopline` model format.
 
 KServe picks it for an InferenceService whose predictor asks for model format `loopline`
-(serving.build_inference_service also names it in `runtime`). Before the container starts,
+(inference_service.build_inference_service also names it in `runtime`). Before the container starts,
 KServe's storage initializer copies the version's folder from `storageUri` to /mnt/models; the
 container runs `python -m loopline.serving`, the server of the local smoke test. `make compile`
 writes both kinds to compiled/serving/; tests validate them against KServe's CRDs. Standard library
@@ -16,8 +16,8 @@ from typing import Any
 from loopline import images
 
 RUNTIME_GROUP_VERSION = "serving.kserve.io/v1alpha1"
-RUNTIME_NAME = "loopline-serving"  # = serving.LOOPLINE_RUNTIME
-MODEL_FORMAT, MODEL_FORMAT_VERSION = "loopline", "1"  # = serving.LOOPLINE_MODEL_FORMAT(_VERSION)
+RUNTIME_NAME = "loopline-serving"  # = inference_service.LOOPLINE_RUNTIME
+MODEL_FORMAT, MODEL_FORMAT_VERSION = "loopline", "1"  # = inference_service.LOOPLINE_MODEL_FORMAT(_VERSION)
 HTTP_PORT = 8080
 USER_ID = 10001  # the image's non-root user
 
