@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -71,7 +70,7 @@ def test_the_loop_runs_in_the_images_on_object_storage_like_the_local_loop(tmp_p
 def check_the_cluster_path(home: Path, stdout: str, summary: dict) -> None:
     """Each version's InferenceService points at that version's own URI, served by the serving
     image; the retrain is a canary, promoted or rolled back with its reason; nothing left running."""
-    from loopline import images, version_uri
+    from loopline import images, serving_container, version_uri
     from loopline.rehearsal import MODEL_PREFIX
     from loopline.serving_container import _env
 
@@ -86,11 +85,16 @@ def check_the_cluster_path(home: Path, stdout: str, summary: dict) -> None:
         assert f"storageUri {own}" in stdout
         # the stand-in's controller fetched exactly that URI and ran the serving image for it
         assert any(p["storage_uri"] == own and p["image"] == serving_image for p in cluster["predictors"])
-    assert "smoke test passed" in deployed[0]["rollout_reason"] or deployed[0]["rollout_reason"] == "first deployment"
+    # the served version passed its smoke test (the step's report: rows against the in-process model)
+    first_report = (Path(deployed[0]["run_dir"]) / "deploy-model" / "report").read_text()
+    assert "| verdict | pass:" in first_report and "Rollout of version 1: CREATED" in first_report
     retrain = deployed[-1]
     assert len(deployed) == 2 and retrain["rollout"] in ("promoted", "rolled_back"), deployed
+    retrain_report = (Path(retrain["run_dir"]) / "deploy-model" / "report").read_text()
+    assert f"canary: v{retrain['registered_version']} gets 10% beside v1" in retrain_report
     if retrain["rollout"] == "promoted":
         assert retrain["rollout_reason"] == "canary passed its smoke test"
+        assert "| verdict | pass:" in retrain_report
         served = cluster["inference_services"][0]
         assert served["storage_uri"] == retrain["storage_uri"]
         champion = next(v for v in summary["versions"] if "champion" in v["aliases"])
@@ -99,8 +103,7 @@ def check_the_cluster_path(home: Path, stdout: str, summary: dict) -> None:
         assert retrain["rollout_reason"]
     # every predictor stopped, and no serving container is left
     assert cluster["predictors"] and all(p["stopped"] for p in cluster["predictors"])
-    engine = "docker" if shutil.which("docker") else "podman"
-    names = subprocess.run([engine, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+    names = subprocess.run([serving_container.engine(), "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
                            env=_env(), check=True).stdout.split()
     assert not {p["container"] for p in cluster["predictors"]} & set(names)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loopline import serving_container
+from loopline.container_runner import ContainerError
 from loopline.errors import DeploymentError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class KServeControllerStandIn:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._python = storage_initializer_python()
+        # Chosen now: a run's steps may later reach podman through a Docker API socket that ends with the run.
+        self.engine = serving_container.engine()
 
     def reconcile(self, namespace: str, name: str, obj: dict) -> dict[str, str]:
         """Start what `obj` asks for; return the URLs of the stable and the latest revision."""
@@ -104,7 +107,8 @@ class KServeControllerStandIn:
             os.chmod(folder, 0o755)
             for f in files:
                 os.chmod(os.path.join(folder, f), 0o644)
-        server = serving_container.start(self.image, target, model_name=name, ready_timeout=self.ready_timeout)
+        server = serving_container.start(self.image, target, model_name=name, ready_timeout=self.ready_timeout,
+                                         engine_name=self.engine)
         entry = Predictor(uri, self.image, str(target), server)
         self.history.append({"inference_service": f"{namespace}/{name}", "storage_uri": uri, "image": self.image,
                              "container": server.container, "url": server.info.url, "stopped": False})
@@ -112,10 +116,15 @@ class KServeControllerStandIn:
         return entry
 
     def _stop(self, predictor: Predictor) -> None:
-        predictor.server.stop()
+        try:
+            predictor.server.stop()
+            stopped = True
+        except ContainerError as exc:
+            log.warning("KServe stand-in: %s", exc)
+            stopped = False
         for record in self.history:
             if record["container"] == predictor.server.container:
-                record["stopped"] = True
+                record["stopped"] = stopped
 
     def stop_all(self) -> None:
         with self._lock:
