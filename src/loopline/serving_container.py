@@ -15,7 +15,7 @@ from pathlib import Path
 
 from loopline import serving
 from loopline.container_runner import ContainerError, _podman_settings
-from loopline.serving_runtime import HTTP_PORT, runtime_manifest
+from loopline.serving_runtime import HTTP_PORT, POD_ADDRESSES, runtime_manifest
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ def start(image: str, model_dir: str | Path, *, model_name: str, port: int | Non
     port = port or serving.free_port()
     if subprocess.run([eng, "image", "inspect", image], capture_output=True, env=_env()).returncode != 0:
         raise ContainerError(f"image {image} is missing: build it with `make images`")
+    # host network on this machine: loopback only, where a pod listens on its own addresses
     args = [a.replace("{{.Name}}", model_name).replace(f"={HTTP_PORT}", f"={port}")
+            .replace(f"--host={POD_ADDRESSES}", f"--host={serving.LOOPBACK}")
             for a in runtime_manifest(image=image)["spec"]["containers"][0]["args"]]
     name = f"loopline-serving-{model_name}-{port}"
     run = subprocess.run(
