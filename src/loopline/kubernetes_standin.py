@@ -191,7 +191,7 @@ class KubernetesApiStandIn:
             if key not in self.objects:
                 return 404, {"kind": "Status", "code": 404, "reason": "NotFound"}
             old = self.objects[key]
-            obj = merge_patch({k: v for k, v in old.items() if k != "status"}, body)
+            obj = merge_patch(json.loads(json.dumps({k: v for k, v in old.items() if k != "status"})), body)
             if not self.spec_canary and "canary" in obj.get("spec", {}):
                 if query.get("fieldValidation") == "Strict":
                     return 400, {"kind": "Status", "code": 400, "reason": "BadRequest",
