@@ -287,7 +287,7 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
             entry["rollout_reason"] = rollout_meta.get("reason", "")
             entry["endpoint"] = rollout_meta.get("endpoint", "")
             manifest_meta = deploy.artifacts.get("manifest", {}).get("metadata", {})
-            if manifest_meta.get("name"):
+            if settings.deploy_target == "kserve" and manifest_meta.get("name"):  # what the cluster was asked to serve
                 entry["inference_service"] = f"{manifest_meta.get('namespace', '')}/{manifest_meta['name']}"
                 entry["storage_uri"] = manifest_meta.get("storage_uri", "")
         summary["pipelines"].append(entry)
