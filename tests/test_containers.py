@@ -3,6 +3,9 @@
 - the whole loop with kfp.local's DockerRunner, data and MLflow artifacts on an S3-compatible
   server on loopback (moto, a stand-in) and a real `mlflow server`, against the same loop with the
   subprocess runner: the same gate verdicts and registered versions;
+- the deploy step on the cluster's path: the stand-in Kubernetes API with KServe's controller
+  serves each version's own storageUri in the serving image, and the drift-triggered retrain
+  rolls out as a canary;
 - another team's pipeline: three compiled component YAMLs wired into its own DAG by a script that
   never imports loopline, run with DockerRunner in Loopline's images.
 """
@@ -57,9 +60,52 @@ def test_the_loop_runs_in_the_images_on_object_storage_like_the_local_loop(tmp_p
     assert champion["tags"]["loopline.data_uri"].startswith("s3://loopline-data/")
     assert summary["pipelines"][1]["drifted"] is True
 
+    check_the_cluster_path(tmp_path / "containers", result.stdout, summary)
+
     _, local = rehearsal(tmp_path / "subprocess")
     assert verdicts(summary) == verdicts(local)
     assert [v["version"] for v in summary["versions"]] == [v["version"] for v in local["versions"]]
+
+
+def check_the_cluster_path(home: Path, stdout: str, summary: dict) -> None:
+    """Each version's InferenceService points at that version's own URI, served by the serving
+    image; the retrain is a canary, promoted or rolled back with its reason; nothing left running."""
+    from loopline import images, serving_container, version_uri
+    from loopline.rehearsal import MODEL_PREFIX
+    from loopline.serving_container import _env
+
+    cluster = json.loads((home / "kserve-standin.json").read_text())
+    serving_image = images.image("serving")
+    assert cluster["serving_image"] == serving_image
+    deployed = [p for p in summary["pipelines"] if p.get("rollout")]
+    assert [p["rollout"] for p in deployed][0] == "created"
+    for entry in deployed:
+        own = version_uri.version_uri(MODEL_PREFIX, "loopline-model", entry["registered_version"])
+        assert entry["storage_uri"] == own, entry
+        assert f"storageUri {own}" in stdout
+        # the stand-in's controller fetched exactly that URI and ran the serving image for it
+        assert any(p["storage_uri"] == own and p["image"] == serving_image for p in cluster["predictors"])
+    # the served version passed its smoke test (the step's report: rows against the in-process model)
+    first_report = (Path(deployed[0]["run_dir"]) / "deploy-model" / "report").read_text()
+    assert "| verdict | pass:" in first_report and "Rollout of version 1: CREATED" in first_report
+    retrain = deployed[-1]
+    assert len(deployed) == 2 and retrain["rollout"] in ("promoted", "rolled_back"), deployed
+    retrain_report = (Path(retrain["run_dir"]) / "deploy-model" / "report").read_text()
+    assert f"canary: v{retrain['registered_version']} gets 10% beside v1" in retrain_report
+    if retrain["rollout"] == "promoted":
+        assert retrain["rollout_reason"] == "canary passed its smoke test"
+        assert "| verdict | pass:" in retrain_report
+        served = cluster["inference_services"][0]
+        assert served["storage_uri"] == retrain["storage_uri"]
+        champion = next(v for v in summary["versions"] if "champion" in v["aliases"])
+        assert champion["version"] == retrain["registered_version"]
+    else:
+        assert retrain["rollout_reason"]
+    # every predictor stopped, and no serving container is left
+    assert cluster["predictors"] and all(p["stopped"] for p in cluster["predictors"])
+    names = subprocess.run([serving_container.engine(), "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                           env=_env(), check=True).stdout.split()
+    assert not {p["container"] for p in cluster["predictors"]} & set(names)
 
 
 REUSE = textwrap.dedent('''

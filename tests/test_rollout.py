@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from loopline import rollout, serving
+from loopline import inference_service, rollout, serving
 from loopline.data import read_split
 from loopline.errors import DeploymentError
 from loopline.model_contract import ServingModel
@@ -134,7 +136,7 @@ def cluster(predictor):
 
 
 def _manifest(version: str, mode: str = "Serverless") -> dict:
-    return serving.to_manifest(serving.build_inference_service(
+    return inference_service.to_manifest(inference_service.build_inference_service(
         name="fraud", namespace="ml", storage_uri=f"gs://models/fraud/{version}", model_name="fraud",
         model_version=version, deployment_mode=mode))
 
@@ -322,3 +324,46 @@ def test_rbac_grants_exactly_the_verbs_the_rollout_uses(cluster, probe):
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"][0]["name"] == next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
     assert Path(ROOT / "components" / "deploy_model" / "rbac.yaml").is_file()
+
+
+class HeldController:
+    """What the stand-in's controller is asked (loopline.kserve_standin runs the serving image): it
+    reconciles once released and reports the real predictor, or fails as told."""
+
+    def __init__(self, url: str):
+        self.url, self.release, self.seen, self.fail = url, threading.Event(), [], ""
+
+    def reconcile(self, namespace, name, obj):
+        self.release.wait(10)
+        self.seen.append(obj["spec"]["predictor"]["model"]["storageUri"])
+        if self.fail:
+            raise RuntimeError(self.fail)
+        return {"stable": self.url, "latest": self.url}
+
+
+def test_with_a_controller_the_status_follows_its_reconciliation(predictor, probe):
+    from kserve import KServeClient
+
+    controller = HeldController(predictor.url)
+    standin = KubernetesApiStandIn(controller=controller)
+    api = rollout.ClusterApi(KServeClient(config_dict=standin.kubeconfig()), poll_seconds=0.05)
+    try:
+        api.create(_manifest("1"), "ml")
+        pending = api.get("fraud", "ml")["status"]
+        assert pending["observedGeneration"] == 0 and pending["conditions"][0]["status"] == "Unknown"
+        with pytest.raises(TimeoutError):
+            api.wait_ready("fraud", "ml", generation=1, timeout=0.3)
+        controller.release.set()
+        ready = api.wait_ready("fraud", "ml", generation=1, timeout=5)
+        assert ready["status"]["components"]["predictor"]["url"] == predictor.url
+        assert controller.seen == ["gs://models/fraud/1"]
+
+        controller.fail = "the serving container exited"
+        api.patch("fraud", "ml", {"spec": {"predictor": {"canaryTrafficPercent": 10}}})
+        deadline = time.monotonic() + 5
+        while api.get("fraud", "ml")["status"]["observedGeneration"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (condition,) = api.get("fraud", "ml")["status"]["conditions"]
+        assert condition["status"] == "False" and "the serving container exited" in condition["message"]
+    finally:
+        standin.close()

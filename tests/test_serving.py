@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from loopline import serving
+from loopline import inference_service, serving
 from loopline.data import read_split
 from loopline.errors import DeploymentError
 from loopline.model_contract import ServingModel
@@ -45,7 +45,7 @@ def isvc_validator():
     if not KSERVE_CRD.is_file():
         pytest.fail(f"KServe CRD not found at {KSERVE_CRD}")
     crd = yaml.safe_load(KSERVE_CRD.read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == serving.KSERVE_VERSION)
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == inference_service.KSERVE_VERSION)
     return jsonschema.Draft7Validator(_strict(version["schema"]["openAPIV3Schema"]))
 
 
@@ -53,7 +53,7 @@ def _isvc(**overrides):
     args = dict(name="fraud", namespace="ml", storage_uri="gs://bucket/fraud/3", model_name="fraud",
                 model_version="3", pipeline_run="loopline-training-2026-01-01-00-00-00")
     args.update(overrides)
-    return serving.to_manifest(serving.build_inference_service(**args))
+    return inference_service.to_manifest(inference_service.build_inference_service(**args))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from loopline import images, serving, serving_runtime
+from loopline import images, inference_service, serving, serving_runtime
 from loopline.data import read_split
 from loopline.model_contract import ServingModel
 
@@ -44,7 +44,7 @@ def test_the_compiled_runtime_files_are_the_manifests():
 
 def test_the_inference_service_asks_for_this_runtime_and_its_model_format():
     runtime = serving_runtime.runtime_manifest()
-    isvc = serving.to_manifest(serving.build_inference_service(
+    isvc = inference_service.to_manifest(inference_service.build_inference_service(
         name="fraud", namespace="ml", storage_uri="s3://models/fraud/v3", model_name="fraud", model_version="3"))
     model = isvc["spec"]["predictor"]["model"]
     assert model["runtime"] == runtime["metadata"]["name"]
@@ -61,9 +61,11 @@ def test_the_runtime_container_arguments_start_the_local_model_server(trained_mo
     import sys
 
     port = serving.free_port()
+    runtime_args = serving_runtime.runtime_manifest()["spec"]["containers"][0]["args"]
+    assert "--host=0.0.0.0" in runtime_args  # a pod's Service reaches the container on the pod's address
     args = [a.replace("{{.Name}}", "fraud").replace("/mnt/models", str(trained_model))
-            .replace(f"={serving_runtime.HTTP_PORT}", f"={port}")
-            for a in serving_runtime.runtime_manifest()["spec"]["containers"][0]["args"]]
+            .replace(f"={serving_runtime.HTTP_PORT}", f"={port}").replace("--host=0.0.0.0", "--host=127.0.0.1")
+            for a in runtime_args]
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "loopline.serving", *args], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,25 +15,11 @@ import pytest
 from loopline import serving, version_uri
 from loopline.data import read_split
 from loopline.errors import DeploymentError
+from loopline.kserve_standin import storage_initializer_python  # noqa: F401 - also used by the serving-image tests
 from loopline.model_contract import ServingModel
 from loopline.rehearsal import STANDIN_CREDENTIALS
 
-from .conftest import ROOT, s3_standin_env
-
-STORAGE_LOCK = ROOT / "containers" / "storage-initializer.lock"
-STORAGE_VENV = ROOT / ".venv-storage"
-
-
-def storage_initializer_python() -> Path:
-    """A virtual environment with kserve-storage from its own lock (it cannot share Loopline's:
-    kserve-storage 0.21 needs google-cloud-storage<3). Built once, then reused."""
-    python = STORAGE_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import kserve_storage"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(STORAGE_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-r", str(STORAGE_LOCK)], check=True)
-    return python
+from .conftest import s3_standin_env
 
 
 @pytest.fixture(scope="module")

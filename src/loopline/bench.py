@@ -82,21 +82,24 @@ def bench_local_loop(home: Path) -> list[dict[str, Any]]:
                     "pipelines": [p["pipeline"] for p in summary["pipelines"]]})
     return entries
 
-def _latency_stats(call, batches: list, repeats: int) -> dict[str, float]:
-
-    call(batches[0])  # warm-up
-    times = []
+def _latency_stats(calls: dict[str, Any], batches: list, repeats: int) -> dict[str, dict[str, float]]:
+    """p50/p99 and rows/s of each call on the same batches, the calls interleaved request by
+    request (their order alternating), so that each sees the same load of this shared machine."""
+    names = list(calls)
+    for name in names:
+        calls[name](batches[0])  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in names}
     rows = 0
-    started = time.perf_counter()
     for i in range(repeats):
         batch = batches[i % len(batches)]
-        t0 = time.perf_counter()
-        call(batch)
-        times.append((time.perf_counter() - t0) * 1000.0)
+        for name in (names if i % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            calls[name](batch)
+            times[name].append((time.perf_counter() - t0) * 1000.0)
         rows += len(batch)
-    elapsed = time.perf_counter() - started
-    return {"p50_ms": round(float(np.percentile(times, 50)), 3), "p99_ms": round(float(np.percentile(times, 99)), 3),
-            "rows_per_s": round(rows / elapsed, 1)}
+    return {name: {"p50_ms": round(float(np.percentile(t, 50)), 3), "p99_ms": round(float(np.percentile(t, 99)), 3),
+                   "rows_per_s": round(rows / (sum(t) / 1000.0), 1)} for name, t in times.items()}
+
 
 def bench_serving_local(home: Path) -> list[dict[str, Any]]:
     """The local KServe model server against the same SavedModel called in-process."""
@@ -117,8 +120,11 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
     try:
         for size, repeats in ((1, 300), (64, 100)):
             batches = [records[i: i + size] for i in range(0, len(records) - size, size)][:50]
-            server = _latency_stats(lambda b: serving.predict(info, b), batches, repeats)
-            inproc = _latency_stats(model.predict_rows, batches, repeats)
+            calls = {"server": lambda b: serving.predict(info, b), "inproc": model.predict_rows}
+            if container:  # the serving image KServe runs, on this machine's container engine
+                calls["image"] = lambda b: serving.predict(container.info, b)
+            stats = _latency_stats(calls, batches, repeats)
+            server, inproc = stats["server"], stats["inproc"]
             entry = {
                 "name": "serving_local" if size == 1 else f"serving_local_{size}rows",
                 "rows_per_request": size,
@@ -128,8 +134,8 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
                 "inprocess_rows_per_s": inproc["rows_per_s"],
                 "p50_ratio": round(server["p50_ms"] / inproc["p50_ms"], 2),
             }
-            if container:  # the serving image KServe runs, on this machine's container engine
-                image = _latency_stats(lambda b: serving.predict(container.info, b), batches, repeats)
+            if container:
+                image = stats["image"]
                 entry.update({
                     "image_p50_ms": image["p50_ms"], "image_p99_ms": image["p99_ms"],
                     "image_rows_per_s": image["rows_per_s"],

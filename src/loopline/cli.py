@@ -76,6 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_serving=args.keep_serving,
         runner=args.runner,
         tracking_uri=args.tracking_uri or "",
+        deploy_target=args.deploy_target,
+        storage_uri=args.storage_uri or "",
     )
     if not settings.current_uri:
         print("no --current batch given: running the training pipeline only (no drift monitor)")
@@ -248,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="subprocess: steps in this environment (default); docker: every step in the image its "
                           "compiled YAML names (Docker, or podman's API service started for the run; `make images` first)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. an MLflow server (default: the local SQLite store)")
+    run.add_argument("--deploy-target", choices=("local", "kserve"), default="local",
+                     help="local: a KServe model server on loopback (default); kserve: an InferenceService through "
+                          "the Kubernetes API of $KUBECONFIG")
+    run.add_argument("--storage-uri", help="with --deploy-target kserve: the s3:// or gs:// prefix under which each "
+                                           "version gets its own URI <prefix>/<model>/v<version>")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="stream the run's whole log to the terminal (kfp.local, the steps, the libraries) instead of a line per step")
     run.set_defaults(func=cmd_run)

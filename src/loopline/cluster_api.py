@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
-from loopline import serving
+from loopline import inference_service
 from loopline.errors import DeploymentError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ClusterApi:
 
         try:
             return self._call("get", self._api().get_namespaced_custom_object,
-                              serving.KSERVE_GROUP, serving.KSERVE_VERSION, namespace, "inferenceservices", name)
+                              inference_service.KSERVE_GROUP, inference_service.KSERVE_VERSION, namespace, "inferenceservices", name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -62,7 +62,7 @@ class ClusterApi:
 
     def create(self, manifest: dict, namespace: str) -> dict:
         return self._call("create", self._api().create_namespaced_custom_object,
-                          serving.KSERVE_GROUP, serving.KSERVE_VERSION, namespace, "inferenceservices", manifest)
+                          inference_service.KSERVE_GROUP, inference_service.KSERVE_VERSION, namespace, "inferenceservices", manifest)
 
     def patch(self, name: str, namespace: str, body: dict, *, dry_run: bool = False) -> dict:
         api = self._api()
@@ -71,7 +71,7 @@ class ClusterApi:
                 return api.patch_namespaced_custom_object(*args, dry_run="All", field_validation="Strict")
         else:
             call = api.patch_namespaced_custom_object
-        return self._call("patch", call, serving.KSERVE_GROUP, serving.KSERVE_VERSION, namespace,
+        return self._call("patch", call, inference_service.KSERVE_GROUP, inference_service.KSERVE_VERSION, namespace,
                           "inferenceservices", name, body)
 
     def wait_ready(self, name: str, namespace: str, *, generation: int | None, timeout: float) -> dict:

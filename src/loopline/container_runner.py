@@ -38,6 +38,7 @@ ENGINE_HINT = (
 )
 # Host variables the steps see: object-store and MLflow credentials and endpoints, Loopline's own.
 PASSED_PREFIXES = ("AWS_", "MLFLOW_", "GOOGLE_", "GCS_", "LOOPLINE_", "KF_PIPELINES_")
+PASSED_NAMES = {"KUBECONFIG"}  # the Kubernetes API the deploy step talks to, as a cluster's pod has it
 NOT_PASSED = {"LOOPLINE_HOME", "LOOPLINE_IMAGE_CONTRACT", "MLFLOW_TRACKING_URI"}
 
 
@@ -219,7 +220,7 @@ def step_images(pipeline) -> dict[str, str]:
 
 
 def container_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES) and k not in NOT_PASSED}
+    return {k: v for k, v in os.environ.items() if (k.startswith(PASSED_PREFIXES) or k in PASSED_NAMES) and k not in NOT_PASSED}
 
 
 def docker_runner():

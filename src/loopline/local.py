@@ -69,6 +69,8 @@ class LoopSettings:
     keep_serving: bool = False
     runner: str = "subprocess"  # "docker": every step in its image (loopline.container_runner)
     tracking_uri: str = ""  # MLflow tracking URI; empty: the SQLite store under the home
+    deploy_target: str = "local"  # "kserve": an InferenceService through the Kubernetes API ($KUBECONFIG)
+    storage_uri: str = ""  # with kserve: the prefix under which each version gets its own URI
 
 
 def prepare_demo_data(home: Path, *, rows: int = 6000) -> tuple[str, str]:
@@ -239,7 +241,8 @@ def _run_pipelines(settings: LoopSettings, root: Path, training, drift_monitor, 
         n_trials=settings.n_trials,
         max_epochs=settings.max_epochs,
         seed=settings.seed,
-        deploy_target="local",
+        deploy_target=settings.deploy_target,
+        storage_uri=settings.storage_uri,
         local_home=str(local_home),
     )
     runs = [_run_pipeline(root, "training", training, on_pipeline, check=check, data_uri=data_uri, **common)]
@@ -283,6 +286,10 @@ def summarize(runs: list[PipelineRun], settings: LoopSettings, tracking_uri: str
             rollout_meta = deploy.artifacts.get("report", {}).get("metadata", {})
             entry["rollout_reason"] = rollout_meta.get("reason", "")
             entry["endpoint"] = rollout_meta.get("endpoint", "")
+            manifest_meta = deploy.artifacts.get("manifest", {}).get("metadata", {})
+            if settings.deploy_target == "kserve" and manifest_meta.get("name"):  # what the cluster was asked to serve
+                entry["inference_service"] = f"{manifest_meta.get('namespace', '')}/{manifest_meta['name']}"
+                entry["storage_uri"] = manifest_meta.get("storage_uri", "")
         summary["pipelines"].append(entry)
 
     try:
@@ -356,6 +363,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"  registered version: {entry['registered_version']}")
         if "rollout" in entry:
             lines.append(f"  rollout: {entry['rollout'].upper().replace('_', ' ')} ({entry['rollout_reason']})")
+        if entry.get("inference_service"):
+            lines.append(f"  InferenceService {entry['inference_service']}: storageUri {entry['storage_uri']}")
     aliases = summary.get("aliases") or {}
     lines.append("\nregistry aliases: " + (", ".join(f"{k} -> v{v}" for k, v in sorted(aliases.items())) or "none"))
     for version in summary.get("versions") or []:

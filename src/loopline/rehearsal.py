@@ -9,15 +9,23 @@ It starts, on loopback:
     ones a cluster uses (s3fs through fsspec for data, boto3 for MLflow's artifacts);
   - a real `mlflow server` whose artifacts go to s3://loopline-artifacts/mlflow (clients write to
     the store directly, as in a cluster);
+  - with `--runner docker`, the cluster's serving path: a STAND-IN for the Kubernetes API server
+    with KServe's controller (loopline.kubernetes_standin, loopline.kserve_standin). The deploy
+    step (in the deployer image) creates or canary-patches the InferenceService with the real
+    Kubernetes client ($KUBECONFIG, as a pod is given its API); the stand-in fetches the version's
+    own `storageUri` (s3://loopline-artifacts/models/<model>/v<version>) with KServe's storage
+    code and serves it in Loopline's serving image, the image the smoke test then calls;
 then uploads the demo data (the reference batch as CSV, the shifted batch as Parquet) to
 s3://loopline-data/, runs `loopline run --data s3://... --current s3://... --tracking-uri ...`
-with the remaining options (e.g. `--runner docker`), and stops both servers. Credentials reach
-the steps as the usual AWS_* environment variables.
+with the remaining options (e.g. `--runner docker`), and stops every server and serving container
+it started. Credentials reach the steps as the usual AWS_* environment variables. What the
+stand-in cluster served is written to <home>/kserve-standin.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -27,9 +35,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loopline import cli
+from loopline import cli, container_runner, images
+from loopline.kserve_standin import KServeControllerStandIn
+from loopline.kubernetes_standin import KubernetesApiStandIn
 
 DATA_BUCKET, ARTIFACT_BUCKET = "loopline-data", "loopline-artifacts"
+MODEL_PREFIX = f"s3://{ARTIFACT_BUCKET}/models"  # each version at <prefix>/<model>/v<version>
 STANDIN_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "loopline", "AWS_SECRET_ACCESS_KEY": "loopline-secret",
                        "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -116,16 +127,56 @@ def upload_demo_data(rows: int) -> tuple[str, str]:
     return reference, current
 
 
+class StandInCluster:
+    """The Kubernetes API and KServe's controller, stand-ins on loopback, and a kubeconfig for them
+    where the steps' containers see it (under the pipeline root)."""
+
+    def __init__(self, home: Path):
+        self.home = home
+        self.controller = KServeControllerStandIn(image=images.image("serving"), work_dir=home / "kserve-standin")
+        self.api = KubernetesApiStandIn(controller=self.controller)
+        kubeconfig = container_runner.shared_dir(home / "pipeline_root") / "kubeconfig"
+        kubeconfig.write_text(json.dumps(self.api.kubeconfig(), indent=2))
+        kubeconfig.chmod(0o644)
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+
+    def close(self) -> dict:
+        """Stop every serving container and the API; record and print what was served."""
+        try:
+            self.controller.stop_all()
+        finally:
+            self.api.close()
+        record = {"api": self.api.url, "serving_image": self.controller.image,
+                  "inference_services": [{"namespace": ns, "name": name,
+                                          "storage_uri": obj["spec"]["predictor"]["model"]["storageUri"],
+                                          "version": obj["metadata"]["labels"].get("loopline.dev/model-version"),
+                                          "generation": obj["metadata"]["generation"], "status": obj.get("status")}
+                                         for (ns, name), obj in self.api.objects.items()],
+                  "predictors": self.controller.history}
+        (self.home / "kserve-standin.json").write_text(json.dumps(record, indent=2))
+        print(f"\nstand-in cluster (Kubernetes API and KServe controller at {self.api.url}):")
+        for isvc in record["inference_services"]:
+            print(f"  InferenceService {isvc['namespace']}/{isvc['name']}: v{isvc['version']}, "
+                  f"storageUri {isvc['storage_uri']}")
+        for predictor in record["predictors"]:
+            print(f"  predictor {predictor['storage_uri']} ran in [{predictor['image']}] "
+                  f"({'stopped' if predictor['stopped'] else 'STILL RUNNING'})")
+        return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loopline.rehearsal", description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default=os.environ.get("LOOPLINE_HOME") or ".loopline/rehearsal")
     parser.add_argument("--s3-endpoint", help="a running S3-compatible store (credentials from AWS_*); "
                                               "default: start the moto stand-in on loopback")
+    parser.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                        help="docker: every step in its image, and the deploy step on the stand-in cluster")
     parser.add_argument("--rows", type=int, default=6000, help="rows of the demo data (default: %(default)s)")
     args, run_args = parser.parse_known_args(argv)
     home = Path(args.home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     services: list[Service] = []
+    cluster: StandInCluster | None = None
     try:
         if args.s3_endpoint:
             endpoint = args.s3_endpoint
@@ -143,9 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: {reference} (CSV), drift batch: {current} (Parquet)")
         from loopline.data import DEMO_IGNORE, DEMO_TARGET  # pandas: only once the servers run
 
+        run_args = [*run_args, "--runner", args.runner]
+        if args.runner == "docker":  # the deploy step takes the cluster's path
+            cluster = StandInCluster(home)
+            print(f"Kubernetes API with KServe's controller: {cluster.api.url} (stand-ins), "
+                  f"serving image {cluster.controller.image}")
+            run_args = [*run_args, "--deploy-target", "kserve", "--storage-uri", MODEL_PREFIX]
         return cli.main(["run", "--home", str(home), "--data", reference, "--current", current, "--target", DEMO_TARGET,
                          "--ignore", *DEMO_IGNORE, "--tracking-uri", services[-1].url, *run_args])
     finally:
+        if cluster is not None:
+            cluster.close()
         for service in reversed(services):
             service.stop()
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from loopline import kserve_modes, progress, serving
+from loopline import inference_service, kserve_modes, progress, serving
 from loopline.cluster_api import ClusterApi  # noqa: F401 - the rollout's API, also used by its callers
 from loopline.errors import DeploymentError
 
@@ -50,7 +50,7 @@ class DeploySettings:
     canary_percent: int = 10
     deployment_mode: str = "Serverless"  # or Knative; Standard or RawDeployment
     service_account: str = ""
-    runtime: str = serving.LOOPLINE_RUNTIME  # the (Cluster)ServingRuntime of Loopline's serving image
+    runtime: str = inference_service.LOOPLINE_RUNTIME  # the (Cluster)ServingRuntime of Loopline's serving image
     runtime_version: str = ""  # empty: the runtime's own image tag
     min_replicas: int = 1
     max_replicas: int = 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from loopline import serving
 from loopline.container_runner import ContainerError, _podman_settings
-from loopline.serving_runtime import HTTP_PORT, runtime_manifest
+from loopline.serving_runtime import HTTP_PORT, POD_ADDRESSES, runtime_manifest
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,12 @@ class ContainerServer:
         return out.stdout + out.stderr
 
     def stop(self) -> None:
-        subprocess.run([self.engine, "rm", "-f", self.container], capture_output=True, env=_env())
+        """Remove the container; one line naming it when the engine could not."""
+        out = subprocess.run([self.engine, "rm", "-f", self.container], capture_output=True, text=True, env=_env())
+        if out.returncode != 0 and subprocess.run([self.engine, "container", "exists", self.container],
+                                                  capture_output=True, env=_env()).returncode != 1:
+            tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ContainerError(f"{self.engine} could not remove the serving container {self.container}: {tail[0]}")
 
 
 def _env() -> dict[str, str]:
@@ -50,13 +55,15 @@ def _env() -> dict[str, str]:
 
 
 def start(image: str, model_dir: str | Path, *, model_name: str, port: int | None = None,
-          ready_timeout: float = 180.0) -> ContainerServer:
+          ready_timeout: float = 180.0, engine_name: str = "") -> ContainerServer:
     """Run the serving image as KServe would (runtime arguments, model at /mnt/models, read-only)."""
-    eng = engine()
+    eng = engine_name or engine()
     port = port or serving.free_port()
     if subprocess.run([eng, "image", "inspect", image], capture_output=True, env=_env()).returncode != 0:
         raise ContainerError(f"image {image} is missing: build it with `make images`")
+    # host network on this machine: loopback only, where a pod listens on its own addresses
     args = [a.replace("{{.Name}}", model_name).replace(f"={HTTP_PORT}", f"={port}")
+            .replace(f"--host={POD_ADDRESSES}", f"--host={serving.LOOPBACK}")
             for a in runtime_manifest(image=image)["spec"]["containers"][0]["args"]]
     name = f"loopline-serving-{model_name}-{port}"
     run = subprocess.run(

@@ -2,7 +2,7 @@
 namespaced ServingRuntime) for the `loopline` model format.
 
 KServe picks it for an InferenceService whose predictor asks for model format `loopline`
-(serving.build_inference_service also names it in `runtime`). Before the container starts,
+(inference_service.build_inference_service also names it in `runtime`). Before the container starts,
 KServe's storage initializer copies the version's folder from `storageUri` to /mnt/models; the
 container runs `python -m loopline.serving`, the server of the local smoke test. `make compile`
 writes both kinds to compiled/serving/; tests validate them against KServe's CRDs. Standard library
@@ -16,8 +16,9 @@ from typing import Any
 from loopline import images
 
 RUNTIME_GROUP_VERSION = "serving.kserve.io/v1alpha1"
-RUNTIME_NAME = "loopline-serving"  # = serving.LOOPLINE_RUNTIME
-MODEL_FORMAT, MODEL_FORMAT_VERSION = "loopline", "1"  # = serving.LOOPLINE_MODEL_FORMAT(_VERSION)
+POD_ADDRESSES = "0.0.0.0"  # noqa: S104 - a pod's container listens on its pod IP
+RUNTIME_NAME = "loopline-serving"  # = inference_service.LOOPLINE_RUNTIME
+MODEL_FORMAT, MODEL_FORMAT_VERSION = "loopline", "1"  # = inference_service.LOOPLINE_MODEL_FORMAT(_VERSION)
 HTTP_PORT = 8080
 USER_ID = 10001  # the image's non-root user
 
@@ -49,7 +50,9 @@ def runtime_manifest(kind: str = "ClusterServingRuntime", *, image: str = "", na
             "containers": [{
                 "name": "kserve-container",
                 "image": image,
-                "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", f"--http_port={HTTP_PORT}"],
+                # every address of the pod: its Service (Standard mode) and Knative's queue-proxy reach it there
+                "args": ["--model_name={{.Name}}", "--model_dir=/mnt/models", f"--http_port={HTTP_PORT}",
+                         f"--host={POD_ADDRESSES}"],
                 "env": [{"name": "TF_CPP_MIN_LOG_LEVEL", "value": "2"}],
                 "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
                 "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from loopline import data as data_lib
-from loopline import promotion, registry, rollout, serving, version_uri
+from loopline import inference_service, promotion, registry, rollout, version_uri
 from loopline.errors import DeploymentError
 from loopline.files import write_text
 from loopline.home import loopline_home, model_cache_dir
@@ -53,7 +53,7 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
             f"the registry keeps version {model_version} at {model_uri}, which KServe cannot read: "
             "give storage_uri (a gs:// or s3:// prefix) or use an MLflow server with object-store artifacts"
         )
-    isvc = serving.build_inference_service(
+    isvc = inference_service.build_inference_service(
         name=_isvc_name(model_name),
         namespace=namespace,
         storage_uri=model_uri,
@@ -69,7 +69,7 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
         memory=settings.memory,
         deployment_mode=settings.deployment_mode,
     )
-    text = serving.manifest_yaml(isvc)
+    text = inference_service.manifest_yaml(isvc)
     for_cluster = version_uri.is_cluster_readable(model_uri)
     if not for_cluster:
         text = (f"# Local record, not for a cluster: storageUri {model_uri} is a path on this machine.\n"
@@ -86,7 +86,7 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
     limits = rollout.SmokeLimits(rows=len(rows), tolerance=settings.tolerance, max_p95_ms=settings.max_p95_ms)
     if target == "kserve":
         result = rollout.rollout_cluster(
-            rollout.ClusterApi(), serving.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
+            rollout.ClusterApi(), inference_service.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
             canary_percent=settings.canary_percent, ready_timeout=settings.ready_timeout_seconds,
         )
     else:
