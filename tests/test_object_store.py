@@ -5,12 +5,15 @@ unreachable store, refused credentials."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
+import fsspec
 import pytest
 
 from loopline import data as data_lib
@@ -42,11 +45,54 @@ def test_csv_and_parquet_read_from_s3_and_the_hash_streams(s3, tmp_path):
     object_store.check_writable("s3://loopline-test/artifacts")
 
 
-def test_gs_goes_through_the_same_fsspec_code_path():
-    import fsspec
+@pytest.fixture()
+def gcs(monkeypatch):
+    """The Cloud Storage stand-in, with gcsfs (the client a cluster uses) pointed at it."""
+    import gcsfs
 
-    fs, path = fsspec.core.url_to_fs("gs://bucket/data.csv", token="anon")
-    assert type(fs).__module__.startswith("gcsfs") and path == "bucket/data.csv"
+    from .standins.gcs_api import GcsApiStandIn
+
+    with GcsApiStandIn(buckets=("loopline-gcs",)) as server:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        gcsfs.GCSFileSystem.clear_instance_cache()
+        yield server
+    gcsfs.GCSFileSystem.clear_instance_cache()
+
+
+def test_csv_and_parquet_read_from_gs_through_gcsfs_and_the_hash_streams(gcs, tmp_path):
+    frame = data_lib.demo_transactions(300, seed=3)
+    local = tmp_path / "t.csv"
+    frame.to_csv(local, index=False)
+    gcs.put("loopline-gcs", "demo/t.csv", local.read_bytes())
+    frame.to_parquet(tmp_path / "t.parquet", index=False)
+    with fsspec.open("gs://loopline-gcs/demo/t.parquet", "wb") as out:  # written through gcsfs
+        out.write((tmp_path / "t.parquet").read_bytes())
+    assert gcs.object_names("loopline-gcs") == ["demo/t.csv", "demo/t.parquet"]
+    assert data_lib.read_table("gs://loopline-gcs/demo/t.csv").equals(data_lib.read_table(str(local)))
+    assert data_lib.read_table("gs://loopline-gcs/demo/t.parquet").shape == frame.shape
+    assert data_lib.file_sha256("gs://loopline-gcs/demo/t.csv") == hashlib.sha256(local.read_bytes()).hexdigest()
+    object_store.check_readable("gs://loopline-gcs/demo/t.parquet")
+    object_store.check_writable("gs://loopline-gcs/artifacts")
+    assert gcs.object_names("loopline-gcs") == ["demo/t.csv", "demo/t.parquet"]  # the write probe is removed
+    reads = [unquote(r.path) for r in gcs.requests if r.method == "GET" and r.query.get("alt") == "media"]
+    assert {"/download/storage/v1/b/loopline-gcs/o/demo/t.csv",
+            "/download/storage/v1/b/loopline-gcs/o/demo/t.parquet"} <= set(reads)  # the bytes came from gcsfs
+    with pytest.raises(object_store.ObjectStoreError, match=r"^cannot read gs://loopline-gcs/absent.csv: not found"):
+        object_store.check_readable("gs://loopline-gcs/absent.csv")
+
+
+def test_the_drift_check_reads_its_current_batch_from_gs(gcs, tmp_path, capsys):
+    from loopline import cli
+
+    reference = tmp_path / "reference.csv"
+    data_lib.demo_transactions(2000, shift=0.0, seed=7).to_csv(reference, index=False)
+    data_lib.demo_transactions(2000, shift=1.0, seed=8).to_parquet(tmp_path / "current.parquet", index=False)
+    gcs.put("loopline-gcs", "batches/current.parquet", (tmp_path / "current.parquet").read_bytes())
+    code = cli.main(["drift", "--reference", str(reference), "--current", "gs://loopline-gcs/batches/current.parquet",
+                     "--ignore", *data_lib.DEMO_IGNORE, data_lib.DEMO_TARGET, "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 1 and result["drifted"] is True
+    assert any(unquote(r.path).endswith("/o/batches/current.parquet") for r in gcs.requests if r.method == "GET")
 
 
 def test_a_missing_object_is_named(s3):

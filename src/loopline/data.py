@@ -86,7 +86,9 @@ def read_table(uri: str) -> pd.DataFrame:
         raise DataError(f"data file not found: {uri}")
     try:
         if _is_parquet(path):
-            df = pd.read_parquet(path)
+            # URIs go through fsspec (s3fs, gcsfs: the clients the images install, which honour
+            # AWS_ENDPOINT_URL and STORAGE_EMULATOR_HOST), not pyarrow's own S3 and GCS clients
+            df = pd.read_parquet(path, storage_options={} if "://" in path else None)
         else:
             df = pd.read_csv(path)
     except pd.errors.EmptyDataError:

@@ -29,6 +29,8 @@ class Request:
 class Reply:
     status: int = 200
     body: Any = field(default_factory=dict)
+    raw: bytes | None = None  # sent as is instead of `body` as JSON (object downloads)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def parse_multipart(content_type: str, raw: bytes) -> dict[str, str]:
@@ -67,10 +69,12 @@ class RecordingServer:
                 with standin.lock:
                     standin.requests.append(request)
                     reply = standin.handle(request)
-                data = json.dumps(reply.body).encode()
+                data = json.dumps(reply.body).encode() if reply.raw is None else reply.raw
                 self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                headers = {"Content-Type": "application/json" if reply.raw is None else "application/octet-stream",
+                           **reply.headers}
+                for name, value in {**headers, "Content-Length": str(len(data))}.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
