@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,48 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_SEARCH_SPACE = {"learning_rate": {"low": 3e-3, "high": 1e-2, "log": True}, "hidden_layers": {"low": 1, "high": 2}}
 # KServe's InferenceService CRD, kept in the repository as test data (source and licence in its README).
 KSERVE_CRD = ROOT / "tests" / "data" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+DOCKERFILE = ROOT / "containers" / "Dockerfile"
+# Small, quick trainings: an absolute floor and a comparison with the champion that tolerates a lot.
+LENIENT_GATES = {"absolute": {"roc_auc": 0.6}, "relative": {"max_regression": {"roc_auc": 0.5}}}
+
+
+def step_images() -> dict[str, str]:
+    """Step function -> the image its compiled component YAML names."""
+    import re
+
+    out = {}
+    for path in sorted((ROOT / "compiled" / "components").glob("*.yaml")):
+        refs = set(re.findall(r"^\s*image:\s*(\S+)", path.read_text(), flags=re.M))
+        assert len(refs) == 1, (path.name, refs)
+        out[path.stem] = refs.pop()
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoLoop:
+    home: Path
+    result: subprocess.CompletedProcess
+    refused: list[dict]  # imports the image guard refused, one record per step and module
+
+
+@pytest.fixture(scope="session")
+def demo_loop(tmp_path_factory) -> DemoLoop:
+    """One small demo `loopline run` of the whole loop (both pipelines through kfp.local), made once
+    and looked at by the end-to-end tests: every step runs under the import guard that limits it to
+    its image's packages (containers/Dockerfile's target for the image its compiled YAML names)."""
+    from loopline import image_contract
+
+    tmp_path = tmp_path_factory.mktemp("demo-loop")
+    report = tmp_path / "refused.jsonl"
+    env = image_contract.write_contract(tmp_path / "contract.json", DOCKERFILE, step_images(), report)
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "run", "--home", str(home), "--rows", "1500", "--trials", "1",
+         "--max-epochs", "6", "--thresholds", json.dumps(LENIENT_GATES)],
+        cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=1500,
+    )
+    refused = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+    return DemoLoop(home, result, refused)
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
-from loopline import cluster, images
-from loopline.compile import compile_pipeline
 from loopline.compiled_pipelines import adapted_yaml, shipped_path
 
 from .conftest import ROOT
@@ -21,22 +24,42 @@ def test_default_settings_leave_the_shipped_text_as_it_is():
     assert adapted_yaml("training", image_registry="", kubernetes_settings={}) == (ROOT / "compiled" / "training.yaml").read_text()
 
 
-@pytest.mark.parametrize(
-    "registry, settings",
-    [
-        ("", {"retries": {"count": 0}}),
-        ("my.registry.example/team", {}),
-        ("my.registry.example/team", "README"),
-        ("", {"retries": {"count": 5, "backoff": "10s"}, "timeouts": {"default": 60},
-              "training": {"steps": ["train_model"], "tolerations": [{"key": "gpu", "operator": "Exists",
-                                                                        "effect": "NoExecute", "toleration_seconds": 30}]}}),
-    ],
-)
-def test_adapted_yaml_equals_a_fresh_compile(tmp_path, registry, settings):
+CASES = [
+    ("", {"retries": {"count": 0}}),
+    ("my.registry.example/team", {}),
+    ("my.registry.example/team", "README"),
+    ("", {"retries": {"count": 5, "backoff": "10s"}, "timeouts": {"default": 60},
+          "training": {"steps": ["train_model"], "tolerations": [{"key": "gpu", "operator": "Exists",
+                                                                    "effect": "NoExecute", "toleration_seconds": 30}]}}),
+]
+
+
+@pytest.fixture(scope="module")
+def fresh_compiles(tmp_path_factory) -> list[Path]:
+    """The training pipeline compiled for each case by `compile_pipeline`, in one new interpreter as
+    `loopline compile` runs it. (In this process TensorFlow is loaded by other tests, and kfp's
+    `inspect.stack()` per task then walks thousands of modules: 15 s a compile instead of 1.)"""
+    out = tmp_path_factory.mktemp("fresh-compiles")
+    cases = [(registry, readme_cluster_config() if settings == "README" else settings) for registry, settings in CASES]
+    (out / "cases.json").write_text(json.dumps(cases))
+    code = (
+        "import json, sys; from pathlib import Path\n"
+        "from loopline import cluster, images; from loopline.compile import compile_pipeline\n"
+        "out = Path(sys.argv[1])\n"
+        "for i, (registry, settings) in enumerate(json.loads((out / 'cases.json').read_text())):\n"
+        "    compile_pipeline('training', out / f'{i}.yaml', registry=registry or images.DEFAULT_REGISTRY,\n"
+        "                     kubernetes=cluster.ClusterSettings.from_dict(settings))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [out / f"{i}.yaml" for i in range(len(CASES))]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=["retries", "registry", "README", "tolerations"])
+def test_adapted_yaml_equals_a_fresh_compile(fresh_compiles, case):
+    registry, settings = CASES[case]
     settings = readme_cluster_config() if settings == "README" else settings
-    compiled = compile_pipeline("training", tmp_path / "training.yaml", registry=registry or images.DEFAULT_REGISTRY,
-                                kubernetes=cluster.ClusterSettings.from_dict(settings))
-    expected = [d for d in yaml.safe_load_all(compiled.read_text()) if d]
+    expected = [d for d in yaml.safe_load_all(fresh_compiles[case].read_text()) if d]
     adapted = [d for d in yaml.safe_load_all(adapted_yaml("training", image_registry=registry, kubernetes_settings=settings)) if d]
     assert adapted == expected
 

@@ -14,25 +14,19 @@ import pytest
 from loopline import localruns, registry, runpage, serving
 from loopline.data import demo_transactions
 
-# Small, quick trainings: an absolute floor and a comparison with the champion that tolerates a lot.
-LENIENT_GATES = {"absolute": {"roc_auc": 0.6}, "relative": {"max_regression": {"roc_auc": 0.5}}}
+from .conftest import LENIENT_GATES
 
 
 def loopline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "loopline.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def closed_loop(tmp_path_factory):
-    """One demo run of the whole loop (small), looked at by the tests below."""
-    tmp_path = tmp_path_factory.mktemp("closed-loop")
-    home = tmp_path / "home"
-    result = loopline(
-        "run", "--home", str(home), "--rows", "1500", "--trials", "1", "--max-epochs", "6",
-        "--thresholds", json.dumps(LENIENT_GATES), cwd=tmp_path,
-    )
+@pytest.fixture()
+def closed_loop(demo_loop):
+    """The session's demo run of the whole loop (small), looked at by the tests below."""
+    result = demo_loop.result
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
-    return home, result
+    return demo_loop.home, result
 
 
 @pytest.mark.slow
@@ -76,33 +70,6 @@ def test_the_closed_loop_trains_serves_detects_drift_and_retrains(closed_loop):
     # the manifests of both deployments are kept, marked as local records (their models are on this disk)
     assert sorted(p.name for p in (home / "manifests").glob("*.yaml")) == [
         "loopline-model-v1.local-record.yaml", "loopline-model-v2.local-record.yaml"]
-
-
-@pytest.mark.slow
-def test_a_failed_gate_registers_and_deploys_nothing(tmp_path):
-    from kfp import local
-
-    from loopline.pipelines import training
-
-    data = tmp_path / "data.csv"
-    demo_transactions(1200, seed=3).to_csv(data, index=False)
-    home = tmp_path / "home"
-    tracking_uri = registry.local_tracking_uri(home)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-    training(
-        data_uri=str(data), target="is_fraud", tracking_uri=tracking_uri, model_name="gated",
-        thresholds={"roc_auc": 0.9999}, ignore_columns=["transaction_id"], n_trials=1, max_epochs=2,
-        local_home=str(home),
-    )
-    (run_dir,) = list((tmp_path / "root").iterdir())
-    ran = {p.parent.name for p in run_dir.glob("*/executor_output.json")}
-    assert ran == {"load-data", "validate-data", "train-model", "evaluate-model"}
-    evaluate = json.loads((run_dir / "evaluate-model" / "executor_output.json").read_text())
-    assert evaluate["parameterValues"]["Output"] is False
-    from mlflow import MlflowClient
-
-    assert MlflowClient(tracking_uri).search_registered_models() == []
-    assert not (home / "serving").exists()
 
 
 @pytest.mark.slow

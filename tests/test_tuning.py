@@ -406,9 +406,9 @@ def test_constant_columns_in_a_frame(small_splits):
 
 
 @pytest.mark.slow
-def test_training_pipeline_with_parallel_workers_through_kfp_local(tmp_path):
+def test_training_pipeline_with_parallel_workers_through_kfp_local_and_a_failed_gate(tmp_path):
     """kfp.local runs the ParallelFor: two tune_model tasks share a SQLite study, train_model
-    retrains the best; the gate is set out of reach so nothing is registered or deployed."""
+    retrains the best; the gate is set out of reach, so nothing is registered or deployed."""
     from kfp import local
     from mlflow import MlflowClient
 
@@ -430,6 +430,9 @@ def test_training_pipeline_with_parallel_workers_through_kfp_local(tmp_path):
     ran = {p.parent.name for p in run_dir.glob("*/executor_output.json")}
     assert {"load-data", "validate-data", "train-model", "evaluate-model"} <= ran
     assert "register-model" not in ran and "deploy-model" not in ran
+    evaluate = json.loads((run_dir / "evaluate-model" / "executor_output.json").read_text())
+    assert evaluate["parameterValues"]["Output"] is False  # the gate's verdict
+    assert not (tmp_path / "home" / "serving").exists()  # no model server was started
     tuned = [json.loads(p.read_text()) for p in run_dir.rglob("tune-model/executor_output.json")]
     assert len(tuned) == 2  # one per worker
     train = json.loads((run_dir / "train-model" / "executor_output.json").read_text())
