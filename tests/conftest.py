@@ -213,31 +213,12 @@ class MlflowServer:
         raise RuntimeError(f"mlflow server did not answer on {self.uri} within {timeout}s")
 
     def stop(self) -> None:
-        import signal
-        import subprocess
+        from loopline.processes import stop_group
 
         if self.process is None:
             return
-        try:  # the whole session: the server and the workers it started
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        import time
-
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # until the workers have exited too (and freed the port)
-            try:
-                os.killpg(self.process.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-        else:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        # the whole session: the server and the workers it started (until they have freed the port)
+        stop_group(self.process, wait_for_group=True)
         self.process = None
 
 

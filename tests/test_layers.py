@@ -21,7 +21,7 @@ PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT /
 
 # Lowest first. A module may import from its own layer and the layers below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files",
+    ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files", "loopline.processes",
                     "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site",
                     "loopline.failures", "loopline.runlock", "loopline.progress", "loopline.localruns")),  # README.md "Layers" lists the same table
     ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",

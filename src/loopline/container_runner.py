@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.errors import LooplineError
+from loopline.processes import stop_group
 
 log = logging.getLogger("loopline.containers")
 
@@ -162,14 +162,7 @@ class Engine:
             self._reaper.join(timeout=60)
             self._reaper = None
         if self._service is not None:
-            try:
-                os.killpg(self._service.pid, signal.SIGTERM)
-                self._service.wait(timeout=20)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self._service.pid, signal.SIGKILL)
-                self._service.wait(timeout=10)
+            stop_group(self._service)
             self._service = None
             log.info("stopped podman's Docker API service")
         if self._socket_dir is not None:

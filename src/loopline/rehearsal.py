@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 from loopline import cli, container_runner, images
 from loopline.kserve_standin import KServeControllerStandIn
 from loopline.kubernetes_standin import KubernetesApiStandIn
+from loopline.processes import stop_group
 
 DATA_BUCKET, ARTIFACT_BUCKET = "loopline-data", "loopline-artifacts"
 MODEL_PREFIX = f"s3://{ARTIFACT_BUCKET}/models"  # each version at <prefix>/<model>/v<version>
@@ -78,14 +78,7 @@ class Service:
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_group(self.process)
         self.process = None
 
 
