@@ -9,8 +9,11 @@ from scipy import stats
 from scipy.spatial import distance
 
 from loopline import drift
-from loopline.data import build_spec, conform, demo_transactions, read_split
+from loopline.data import read_split
+from loopline.dataset_spec import conform
+from loopline.demo_data import demo_transactions
 from loopline.errors import DataError
+from loopline.input_checks import build_spec
 
 
 def plain_psi(reference: np.ndarray, current: np.ndarray) -> float:

@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files",
                     "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site",
                     "loopline.failures", "loopline.runlock", "loopline.progress", "loopline.localruns")),  # README.md "Layers" lists the same table
-    ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
+    ("data and settings files", ("loopline.dataset_spec", "loopline.input_checks", "loopline.demo_data",
+                                 "loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
                             "loopline.keras_model", "loopline.mlflow_pyfunc_code", "loopline.claims", "loopline.decision")),

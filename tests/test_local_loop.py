@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from loopline import localruns, registry, runpage, serving
-from loopline.data import demo_transactions
+from loopline.demo_data import demo_transactions
 
 # Small, quick trainings: an absolute floor and a comparison with the champion that tolerates a lot.
 LENIENT_GATES = {"absolute": {"roc_auc": 0.6}, "relative": {"max_regression": {"roc_auc": 0.5}}}

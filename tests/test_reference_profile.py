@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loopline import drift, reference_profile
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import DataError
 
 SPEC = DatasetSpec(target="y", features={"amount": "numeric", "hour": "numeric", "channel": "categorical"},

@@ -9,16 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from loopline.data import (
-    DEMO_IGNORE,
-    DEMO_TARGET,
-    SplitSettings,
-    build_spec,
-    conform,
-    demo_transactions,
-    split,
-)
+from loopline.data import SplitSettings, split
+from loopline.dataset_spec import conform
+from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET, demo_transactions
 from loopline.errors import DataError, ValidationFailed
+from loopline.input_checks import build_spec
 from loopline.validation import validate_splits
 from loopline.validation_suite import (
     FINITE_MAX,

@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_uri, current_uri, target = args.data, args.current or "", args.target
         ignore = args.ignore or []
     else:
-        from loopline.data import DEMO_IGNORE, DEMO_TARGET
+        from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET
 
         data_uri, current_uri = local.prepare_demo_data(home, rows=args.rows)
         target, ignore = DEMO_TARGET, list(DEMO_IGNORE)

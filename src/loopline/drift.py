@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
+from loopline.dataset_spec import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
 from loopline.drift_report import summary_markdown, write_report  # noqa: F401 - the drift API
 from loopline.drift_settings import (
     DEFAULT_REPORT_SAMPLE,

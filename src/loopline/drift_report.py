@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC
+from loopline.dataset_spec import CATEGORICAL, NUMERIC
 from loopline.drift_settings import (
     DEFAULT_REPORT_SAMPLE,
     EVIDENTLY_METHODS,

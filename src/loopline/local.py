@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopline import container_runner, domains, failures, object_store, registry, serving
+from loopline import (
+    container_runner,
+    demo_data,
+    domains,
+    failures,
+    input_checks,
+    object_store,
+    registry,
+    serving,
+)
 from loopline import data as data_lib
 from loopline.cluster import ClusterSettings
 from loopline.errors import StepFailed, one_line
@@ -78,8 +87,8 @@ def prepare_demo_data(home: Path, *, rows: int = 6000) -> tuple[str, str]:
     folder = home / "data"
     folder.mkdir(parents=True, exist_ok=True)
     reference, shifted = folder / "transactions.csv", folder / "transactions_shifted.csv"
-    data_lib.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
-    data_lib.demo_transactions(rows, shift=1.0, seed=8).to_csv(shifted, index=False)
+    demo_data.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
+    demo_data.demo_transactions(rows, shift=1.0, seed=8).to_csv(shifted, index=False)
     return str(reference), str(shifted)
 
 
@@ -190,7 +199,7 @@ def _run_loop(settings: LoopSettings, on_pipeline=None) -> dict[str, Any]:
             settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,
             ignore_columns=settings.ignore_columns,
         )
-        data_lib.check_same_columns(spec, current, where=settings.current_uri)
+        input_checks.check_same_columns(spec, current, where=settings.current_uri)
     quiet_libraries()
     # Retries are for services in a cluster; on one machine a failure is reported at once.
     training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from loopline import drift
-from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec
+from loopline.dataset_spec import CATEGORICAL, NUMERIC, DatasetSpec
 from loopline.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import ValidationFailed
 from loopline.logs import quiet_libraries
 from loopline.validation_report import render_html

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC
+from loopline.dataset_spec import CATEGORICAL, NUMERIC
 from loopline.validation_suite import (
     BLOCK,
     CRITICAL,

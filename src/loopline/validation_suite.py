@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind, is_datetime
+from loopline.dataset_spec import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
 from loopline.errors import DataError
+from loopline.input_checks import is_datetime
 
 log = logging.getLogger(__name__)
 
