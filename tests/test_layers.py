@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                              "loopline.bench_tools", "loopline.bench_data", "loopline.bench_tuning",
                                              "loopline.docs", "loopline.container_runner", "loopline.rehearsal",
                                              "loopline.bench_containers", "loopline.serving_container", "loopline.kserve_standin",
-                                             "loopline.runpage_svg", "loopline.runpage", "loopline.console", "loopline.bench_quality",
+                                             "loopline.runpage_svg", "loopline.runpage", "loopline.terminal", "loopline.console", "loopline.bench_quality",
                                              "loopline.bench_scale")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.
