@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                   "loopline.kubernetes_standin")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench",
+                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.cli_checks", "loopline.bench",
                                              "loopline.bench_tools", "loopline.bench_data", "loopline.bench_tuning",
                                              "loopline.docs", "loopline.container_runner", "loopline.rehearsal",
                                              "loopline.bench_containers", "loopline.serving_container", "loopline.kserve_standin",
