@@ -126,7 +126,7 @@ def bench_drift_1m(home: Path) -> list[dict[str, Any]]:
     kinds = _kinds(reference)
     loopline_runs, plain_runs = [], []
     for _ in range(REPEATS):  # alternating, best of each: the machine is shared
-        result, seconds, loopline_mb = timed(lambda: drift.compute(reference, current, kinds))
+        result, seconds, loopline_mb = timed(lambda: drift.compute(reference, current, kinds, drift.DriftSettings()))
         loopline_runs.append(seconds)
         print(f"drift_1m: Loopline {seconds}s; plain numpy/scipy PSI + KS ...", flush=True)
         plain, seconds, plain_mb = timed(lambda: plain_psi_ks(reference, current))

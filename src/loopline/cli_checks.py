@@ -77,6 +77,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     settings = drift.DriftSettings(
         drift_share=args.drift_share, numeric_test=args.numeric_test, categorical_test=args.categorical_test,
         thresholds=_thresholds(args.threshold), critical_features=list(args.critical or []),
+        report_sample_rows=args.report_sample,
     )
     report_dir = out_dir(args.report, "--report")
     reference = read_table(args.reference)
@@ -88,8 +89,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     reference = reference[[c for c in reference.columns if c not in ignore]]
     current = current[[c for c in current.columns if c not in ignore]]
     report_path = report_dir / "drift.html" if report_dir else None
-    result = drift.detect(reference, current, report_path=report_path, settings=settings,
-                          model_dir=args.model, report_sample_rows=args.report_sample)
+    result = drift.detect(reference, current, report_path=report_path, settings=settings, model_dir=args.model)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

@@ -40,8 +40,7 @@ def run(*, current_data_uri: str, target: str, report, metrics, summary, table, 
     current_raw = drift.last_rows(data_lib.read_table(current_data_uri), settings.current_last_rows)
     drift.check_windows(reference_raw, current_raw, list(spec.features))
     reference, current = dataset_spec.conform(reference_raw, spec), dataset_spec.conform(current_raw, spec)
-    result = drift.detect(reference, current, spec, report_path=report.path, settings=settings,
-                          report_sample_rows=settings.report_sample_rows)
+    result = drift.detect(reference, current, spec, report_path=report.path, settings=settings)
     return _outputs(result, metrics, summary, table, report, reference_uri=reference_data_uri,
                     current_uri=current_data_uri)
 
