@@ -33,10 +33,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     reference = read_table(args.reference)
     data = read_table(args.data)
     report_path = report_dir / "validation.html" if report_dir else None
+    settings = validation.ValidationSettings(max_null_fraction=args.max_null_fraction,
+                                             skew_threshold=args.skew_threshold)
     report = validation.validate_splits(
-        {Path(args.data).name: data}, reference=reference, suite_expectations=user_suite,
-        report_path=report_path, fail_on_error=False, max_null_fraction=args.max_null_fraction,
-        skew_threshold=args.skew_threshold,
+        {Path(args.data).name: data}, settings=settings, reference=reference, suite_expectations=user_suite,
+        report_path=report_path, fail_on_error=False,
     )
     if args.json:
         print(json.dumps(report.contract()))

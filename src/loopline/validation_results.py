@@ -12,7 +12,6 @@ from loopline.dataset_spec import CATEGORICAL, NUMERIC
 from loopline.validation_suite import (
     BLOCK,
     CRITICAL,
-    DEFAULT_SKEW_THRESHOLD,
     EVOLVE,
     MAX_FAILURES_IN_MESSAGE,
     NUMERIC_TYPES,
@@ -74,7 +73,7 @@ def _failure_rank(c: CheckResult) -> tuple[int, int]:
 @dataclass
 class ValidationReport:
     splits: list[SplitResult]
-    skew_threshold: float = DEFAULT_SKEW_THRESHOLD
+    skew_threshold: float
     suite_size: int = 0
 
     @property

@@ -125,7 +125,7 @@ def infer_suite(
     reference: pd.DataFrame,
     spec: DatasetSpec | None = None,
     *,
-    max_null_fraction: float = DEFAULT_MAX_NULL_FRACTION,
+    max_null_fraction: float,
     max_duplicate_fraction: float = DEFAULT_MAX_DUPLICATE_FRACTION,
 ) -> Suite:
     """Infer a suite from reference data. With a dataset spec: its features (with their kinds)

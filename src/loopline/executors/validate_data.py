@@ -31,9 +31,8 @@ def run(*, train, validation, holdout, report, metrics, summary, result,
         reference = dataset_spec.conform(raw, spec)
     user_suite = validation_suite.load_suite_file(suite_uri) if suite_uri else None
     outcome = validation_lib.validate_splits(
-        frames, spec, report_path=report.path, fail_on_error=False, reference=reference,
-        suite_expectations=user_suite, max_null_fraction=settings.max_null_fraction,
-        skew_threshold=settings.skew_threshold,
+        frames, spec, settings=settings, report_path=report.path, fail_on_error=False, reference=reference,
+        suite_expectations=user_suite,
     )
     metrics.log_metric("success_percent", outcome.success_percent)
     metrics.log_metric("skew_score", round(outcome.skew_score, 6))
