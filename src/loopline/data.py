@@ -224,10 +224,8 @@ def load_and_split(
     return LoadResult(spec=spec, rows=rows)
 
 
-def check_input(data_uri: str, *, target: str, feature_kinds=None, ignore_columns=None,
-                settings: SplitSettings | None = None) -> DatasetSpec:
+def check_input(data_uri: str, *, target: str, settings: SplitSettings) -> DatasetSpec:
     """The checks `load_and_split` makes, without writing anything: used before a run starts."""
-    settings = settings or SplitSettings(feature_kinds=dict(feature_kinds or {}), ignore_columns=list(ignore_columns or []))
     raw = read_table(data_uri)
     spec = build_spec(
         raw, target=target, feature_kinds=settings.feature_kinds, ignore_columns=settings.ignore_columns,

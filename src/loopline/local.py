@@ -188,17 +188,13 @@ def _run_loop(settings: LoopSettings, on_pipeline=None) -> dict[str, Any]:
     domains.check({"n_trials": settings.n_trials, "max_epochs": settings.max_epochs, "seed": settings.seed,
                    "drift_share": settings.drift_share,
                    "thresholds": DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds})
-    spec = data_lib.check_input(
-        settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
-        ignore_columns=settings.ignore_columns,
-    )
+    split_settings = data_lib.SplitSettings(feature_kinds=dict(settings.feature_kinds or {}),
+                                            ignore_columns=list(settings.ignore_columns or []))
+    spec = data_lib.check_input(settings.data_uri, target=settings.target, settings=split_settings)
 
     check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
     if settings.current_uri:  # the drift monitor compares it with, and retrains on, the same columns
-        current = data_lib.check_input(
-            settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,
-            ignore_columns=settings.ignore_columns,
-        )
+        current = data_lib.check_input(settings.current_uri, target=settings.target, settings=split_settings)
         input_checks.check_same_columns(spec, current, where=settings.current_uri)
     quiet_libraries()
     # Retries are for services in a cluster; on one machine a failure is reported at once.
