@@ -14,12 +14,12 @@ from loopline.components import (
 from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
 
-def build_drift_monitor(settings: cluster.ClusterSettings | None = None):
+def build_drift_monitor(settings: cluster.ClusterSettings):
     """The drift monitor, with cluster settings (kfp-kubernetes) applied to its tasks and to the
     training it runs or submits."""
     training = build_training(settings)
     # A drift-triggered run compiles the training pipeline as this one was compiled.
-    compiled_with = {"image_registry": images.registry(), "kubernetes_settings": (settings or cluster.ClusterSettings()).to_dict()}
+    compiled_with = {"image_registry": images.registry(), "kubernetes_settings": settings.to_dict()}
 
     def step(task, name: str):
         return cluster.configure(task, name, settings)
@@ -161,4 +161,4 @@ def build_drift_monitor(settings: cluster.ClusterSettings | None = None):
 
 
 # The pipeline of compiled/drift_monitor.yaml: default settings (retries on the service steps, no Kubernetes settings).
-drift_monitor = build_drift_monitor()
+drift_monitor = build_drift_monitor(cluster.ClusterSettings())

@@ -39,7 +39,7 @@ def _with_resources(task, cpu_request, cpu_limit, memory_request, memory_limit, 
     return task
 
 
-def build_training(settings: cluster.ClusterSettings | None = None):
+def build_training(settings: cluster.ClusterSettings):
     """The training pipeline, with cluster settings (kfp-kubernetes) applied to its tasks."""
 
     def step(task, name: str):
@@ -207,4 +207,4 @@ def build_training(settings: cluster.ClusterSettings | None = None):
 
 
 # The pipeline of compiled/training.yaml: default settings (retries on the service steps, no Kubernetes settings).
-training = build_training()
+training = build_training(cluster.ClusterSettings())

@@ -66,7 +66,7 @@ def demo_loop(tmp_path_factory) -> DemoLoop:
 
 @pytest.fixture(scope="session")
 def demo_csv(tmp_path_factory) -> Path:
-    from loopline.data import demo_transactions
+    from loopline.demo_data import demo_transactions
 
     path = tmp_path_factory.mktemp("data") / "transactions.csv"
     demo_transactions(2000, seed=7).to_csv(path, index=False)

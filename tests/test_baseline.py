@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loopline.baseline import fit_baseline
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import DataError, GateConfigError
 from loopline.evaluation import gate, gate_report_markdown, gate_table_markdown
 from loopline.gate_config import parse_gate_config

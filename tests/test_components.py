@@ -314,7 +314,7 @@ def _drift_outputs(tmp_path):
 def test_detect_drift_flags_a_shifted_batch_and_not_the_same_one(tmp_path, demo_csv):
     import json
 
-    from loopline.data import demo_transactions
+    from loopline.demo_data import demo_transactions
 
     shifted = tmp_path / "shifted.csv"
     demo_transactions(2000, shift=1.0, seed=8).to_csv(shifted, index=False)
@@ -357,7 +357,7 @@ def test_detect_drift_current_missing_a_column_is_named(tmp_path, demo_csv):
 
 def test_detect_drift_reference_defaults_to_the_champions_training_data(tmp_path, demo_csv, trained_model, loaded):
     """The reference window is the data the champion was trained on, as recorded at registration."""
-    from loopline.data import demo_transactions
+    from loopline.demo_data import demo_transactions
 
     home = tmp_path / "home"
     tracking_uri = registry.local_tracking_uri(home)
@@ -393,7 +393,8 @@ def test_detect_drift_compares_with_the_profile_stored_with_the_champion(tmp_pat
     import pandas as pd
 
     from loopline import reference_profile
-    from loopline.data import demo_transactions, read_split
+    from loopline.data import read_split
+    from loopline.demo_data import demo_transactions
 
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model, model_dir)

@@ -10,6 +10,7 @@ import pytest
 from kfp import dsl
 
 from loopline import console, localruns, progress, runpage
+from loopline.terminal import Terminal, use_color
 
 from .browser import dump_dom
 
@@ -118,7 +119,7 @@ def test_progress_lines_become_a_bar_on_a_terminal(tmp_path):
     """The log of a real run, replayed into a terminal that redraws its live line."""
     _, _, record = run_things(tmp_path, 2)
     screen = io.StringIO()
-    terminal = console.Terminal(screen, color=False, live=True, unicode=True)
+    terminal = Terminal(screen, color=False, live=True, unicode=True)
     replay = localruns.RunRecord(id="replay", folder=str(tmp_path / "replay"), started=0.0)
     (tmp_path / "replay").mkdir()
     tracker = console.StepTracker(replay, terminal)
@@ -139,9 +140,9 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(monkeypatch):
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")
-    assert console.use_color(Tty()) and not console.use_color(io.StringIO())
+    assert use_color(Tty()) and not use_color(io.StringIO())
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not console.use_color(Tty())
+    assert not use_color(Tty())
 
 
 def test_progress_lines_are_recognised_where_loggers_put_them():
@@ -183,7 +184,7 @@ def test_the_page_needs_no_network(tmp_path, status):
 def test_the_cause_is_the_exception_the_step_ended_with(tmp_path):
     """A chained exception with a message of two lines, as kfp.local streams it."""
     record = localruns.RunRecord(id="r", folder=str(tmp_path), started=0.0)
-    tracker = console.StepTracker(record, console.Terminal(io.StringIO(), color=False, live=False))
+    tracker = console.StepTracker(record, Terminal(io.StringIO(), color=False, live=False))
     streamed = [
         "Running pipeline: 'p'",
         "Executing task 'validate-data'",

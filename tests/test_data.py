@@ -9,14 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.data import (
-    CATEGORICAL,
-    NUMERIC,
-    SplitSettings,
-    demo_transactions,
-    load_and_split,
-    read_split,
-)
+from loopline.data import SplitSettings, load_and_split, read_split
+from loopline.dataset_spec import CATEGORICAL, NUMERIC
+from loopline.demo_data import demo_transactions
 from loopline.errors import DataError
 
 N_ROWS = 2000

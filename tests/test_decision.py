@@ -142,7 +142,7 @@ def test_unweighting_restores_calibration_and_keeps_the_ranking():
 def test_the_exported_model_serves_probabilities_without_the_weights_prior_shift(tmp_path):
     """The SavedModel applies the correction itself: every consumer (holdout metrics,
     batch_predict, the model server, the MLflow pyfunc) reads corrected probabilities."""
-    from loopline.data import DatasetSpec
+    from loopline.dataset_spec import DatasetSpec
     from loopline.keras_model import as_model_inputs, build_model, export_saved_model
     from loopline.model_contract import ServingModel
 

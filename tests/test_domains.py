@@ -9,7 +9,7 @@ import pytest
 
 from loopline import domains, reruns
 from loopline.cli import main
-from loopline.data import demo_transactions
+from loopline.demo_data import demo_transactions
 from loopline.errors import LooplineError
 
 from .conftest import ROOT

@@ -9,8 +9,11 @@ from scipy import stats
 from scipy.spatial import distance
 
 from loopline import drift
-from loopline.data import build_spec, conform, demo_transactions, read_split
+from loopline.data import read_split
+from loopline.dataset_spec import conform
+from loopline.demo_data import demo_transactions
 from loopline.errors import DataError
+from loopline.input_checks import build_spec
 
 
 def plain_psi(reference: np.ndarray, current: np.ndarray) -> float:
@@ -80,7 +83,7 @@ def test_verdicts_default_tests_and_dataset_share():
     reference, current = _frames(seed=1), _frames(shift=1.0, seed=2)
     current["y"] = _frames(seed=3)["y"]
     current["z"] = _frames(seed=4)["z"]
-    result = drift.compute(reference, current, KINDS)
+    result = drift.compute(reference, current, KINDS, drift.DriftSettings())
     assert result.drifted_features == ["x", "c"]
     assert result.features["x"]["test"] == "psi" and result.features["c"]["test"] == "jensenshannon"
     assert result.share_drifted == 0.5 and result.drifted is True  # the share is reached: at or above
@@ -116,7 +119,7 @@ def test_chisquare_test_for_categorical_features():
 def test_null_rate_change_is_drift():
     reference, current = _frames(seed=1), _frames(seed=2)
     current.loc[current.index[: len(current) // 4], "z"] = np.nan
-    result = drift.compute(reference, current, KINDS)
+    result = drift.compute(reference, current, KINDS, drift.DriftSettings())
     z = result.features["z"]
     assert z["null_rate_reference"] == 0.0 and z["null_rate_current"] == 0.25
     assert z["null_rate_change"] == 0.25 and z["drifted"] is True and "null rate 0.0% -> 25.0%" in z["reason"]
@@ -141,7 +144,7 @@ def test_bad_settings_are_named(settings, message):
 
 def test_summary_lists_the_most_drifted_first():
     reference, current = _frames(seed=1), _frames(shift=1.0, seed=2)
-    text = drift.summary_markdown(drift.compute(reference, current, KINDS), top=2)
+    text = drift.summary_markdown(drift.compute(reference, current, KINDS, drift.DriftSettings()), top=2)
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| feature")]
     assert [r.split(" | ")[0] for r in rows] == ["| x", "| c"] and "2 more features" in text
 
@@ -167,5 +170,6 @@ def test_prediction_drift_with_the_model(splits, trained_model):
     assert result.predictions["prediction_class"]["kind"] == "categorical"
     assert result.drifted is True and result.reason == "critical feature drifted: prediction_score"
     assert "predictions" in result.to_dict()
-    same = drift.detect(train, read_split(splits["validation"])[0], spec, model_dir=trained_model)
+    same = drift.detect(train, read_split(splits["validation"])[0], spec, model_dir=trained_model,
+                        settings=drift.DriftSettings())
     assert same.predictions["prediction_score"]["drifted"] is False

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from loopline.cli import main
-from loopline.data import demo_transactions
+from loopline.demo_data import demo_transactions
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files", "loopline.processes",
                     "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site",
                     "loopline.failures", "loopline.runlock", "loopline.progress", "loopline.localruns")),  # README.md "Layers" lists the same table
-    ("data and settings files", ("loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
+    ("data and settings files", ("loopline.dataset_spec", "loopline.input_checks", "loopline.demo_data",
+                                 "loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
     ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
                             "loopline.keras_model", "loopline.mlflow_pyfunc_code", "loopline.claims", "loopline.decision")),
@@ -43,11 +44,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                                   "loopline.kubernetes_standin")),
     ("step executors", ("loopline.executors",)),
     ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.bench",
+                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.cli_checks", "loopline.bench",
                                              "loopline.bench_tools", "loopline.bench_data", "loopline.bench_tuning",
                                              "loopline.docs", "loopline.container_runner", "loopline.rehearsal",
                                              "loopline.bench_containers", "loopline.serving_container", "loopline.kserve_standin",
-                                             "loopline.runpage", "loopline.console", "loopline.bench_quality",
+                                             "loopline.runpage_svg", "loopline.runpage", "loopline.terminal", "loopline.console", "loopline.bench_quality",
                                              "loopline.bench_scale")),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loopline import localruns, registry, runpage, serving
-from loopline.data import demo_transactions
+from loopline import localruns, registry, runpage_svg, serving
+from loopline.demo_data import demo_transactions
 
 from .conftest import LENIENT_GATES
 
@@ -285,6 +285,6 @@ def test_the_run_page_shows_the_steps_the_gate_and_the_curves(closed_loop, tmp_p
     assert "/v1/models/loopline-model:predict" in dom
     # what a person sees: the ROC curves are drawn, the steps are green
     png = screenshot(page, tmp_path / "page.png", height=9000)
-    assert pixels_of(png, runpage.ROC_COLOUR) > 500
-    assert pixels_of(png, runpage.COLOURS["SUCCESS"]) > 500
-    assert pixels_of(png, runpage.COLOURS["FAILURE"]) == 0
+    assert pixels_of(png, runpage_svg.ROC_COLOUR) > 500
+    assert pixels_of(png, runpage_svg.COLOURS["SUCCESS"]) > 500
+    assert pixels_of(png, runpage_svg.COLOURS["FAILURE"]) == 0

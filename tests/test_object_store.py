@@ -17,7 +17,7 @@ import fsspec
 import pytest
 
 from loopline import data as data_lib
-from loopline import object_store
+from loopline import demo_data, object_store
 from loopline.rehearsal import STANDIN_CREDENTIALS, s3_standin
 
 from .conftest import s3_standin_env
@@ -33,7 +33,7 @@ def s3(tmp_path_factory):
 
 
 def test_csv_and_parquet_read_from_s3_and_the_hash_streams(s3, tmp_path):
-    frame = data_lib.demo_transactions(300, seed=3)
+    frame = demo_data.demo_transactions(300, seed=3)
     local = tmp_path / "t.csv"
     frame.to_csv(local, index=False)
     frame.to_csv("s3://loopline-test/t.csv", index=False)
@@ -60,7 +60,7 @@ def gcs(monkeypatch):
 
 
 def test_csv_and_parquet_read_from_gs_through_gcsfs_and_the_hash_streams(gcs, tmp_path):
-    frame = data_lib.demo_transactions(300, seed=3)
+    frame = demo_data.demo_transactions(300, seed=3)
     local = tmp_path / "t.csv"
     frame.to_csv(local, index=False)
     gcs.put("loopline-gcs", "demo/t.csv", local.read_bytes())
@@ -85,11 +85,11 @@ def test_the_drift_check_reads_its_current_batch_from_gs(gcs, tmp_path, capsys):
     from loopline import cli
 
     reference = tmp_path / "reference.csv"
-    data_lib.demo_transactions(2000, shift=0.0, seed=7).to_csv(reference, index=False)
-    data_lib.demo_transactions(2000, shift=1.0, seed=8).to_parquet(tmp_path / "current.parquet", index=False)
+    demo_data.demo_transactions(2000, shift=0.0, seed=7).to_csv(reference, index=False)
+    demo_data.demo_transactions(2000, shift=1.0, seed=8).to_parquet(tmp_path / "current.parquet", index=False)
     gcs.put("loopline-gcs", "batches/current.parquet", (tmp_path / "current.parquet").read_bytes())
     code = cli.main(["drift", "--reference", str(reference), "--current", "gs://loopline-gcs/batches/current.parquet",
-                     "--ignore", *data_lib.DEMO_IGNORE, data_lib.DEMO_TARGET, "--json"])
+                     "--ignore", *demo_data.DEMO_IGNORE, demo_data.DEMO_TARGET, "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 1 and result["drifted"] is True
     assert any(unquote(r.path).endswith("/o/batches/current.parquet") for r in gcs.requests if r.method == "GET")

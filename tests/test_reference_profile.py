@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from loopline import drift, reference_profile
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import DataError
 
 SPEC = DatasetSpec(target="y", features={"amount": "numeric", "hour": "numeric", "channel": "categorical"},
@@ -71,7 +71,7 @@ def test_a_model_without_a_profile_and_bad_windows(tmp_path):
         reference_profile.read(tmp_path)
     profile = reference_profile.build(_window(1000, 4), SPEC)
     with pytest.raises(DataError, match="lacks column\\(s\\) the reference profile has: hour"):
-        reference_profile.compute(profile, _window(100, 5).drop(columns=["hour"]))
+        reference_profile.compute(profile, _window(100, 5).drop(columns=["hour"]), drift.DriftSettings())
     empty = _window(100, 5).assign(amount=np.nan)
     with pytest.raises(DataError, match="column 'amount' has no values in the current data"):
-        reference_profile.compute(profile, empty)
+        reference_profile.compute(profile, empty, drift.DriftSettings())

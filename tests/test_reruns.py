@@ -207,7 +207,7 @@ def test_drift_monitor_in_submit_mode_starts_one_training_run_for_two_detections
     from kfp import local
 
     from loopline.cluster import ClusterSettings
-    from loopline.data import demo_transactions
+    from loopline.demo_data import demo_transactions
     from loopline.pipelines.drift_monitor import build_drift_monitor
 
     reference, current = tmp_path / "reference.csv", tmp_path / "current.csv"

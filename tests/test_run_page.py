@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loopline import localruns, runpage
+from loopline import localruns, runpage, runpage_svg
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ def spec(name: str) -> dict:
 
 
 def test_the_training_graph_follows_the_pipeline():
-    order, waits, groups = runpage.pipeline_graph(spec("training"))
+    order, waits, groups = runpage_svg.pipeline_graph(spec("training"))
     assert set(order) == {
         "load-data", "validate-data", "tune-model", "train-model", "evaluate-model", "register-model", "deploy-model"}
     assert waits["validate-data"] == {"load-data"}
@@ -31,7 +31,7 @@ def test_the_training_graph_follows_the_pipeline():
 
 
 def test_the_drift_monitor_graph_nests_the_training_under_its_conditions():
-    order, waits, groups = runpage.pipeline_graph(spec("drift_monitor"))
+    order, waits, groups = runpage_svg.pipeline_graph(spec("drift_monitor"))
     assert waits["detect-drift"] == set()
     assert waits["check-drift-escalation"] == {"detect-drift"}
     assert waits["load-data"] == {"check-drift-escalation"}
@@ -45,7 +45,7 @@ def test_the_graph_shows_each_step_s_status_and_links_to_it():
         "load-data": localruns.StepRecord(pipeline="p", task="load-data", started=0.0, ended=2.5, status="SUCCESS"),
         "validate-data": localruns.StepRecord(pipeline="p", task="validate-data", started=2.5, ended=4.0, status="FAILURE"),
     }
-    svg = runpage.graph_svg(spec("training"), steps, lambda task: f"step-{task}")
+    svg = runpage_svg.graph_svg(spec("training"), steps, lambda task: f"step-{task}")
     assert '<a href="#step-load-data"><g class="node" data-task="load-data" data-status="SUCCESS">' in svg
     assert 'data-task="validate-data" data-status="FAILURE"' in svg and "failed after 1.5s" in svg
     assert 'data-task="deploy-model" data-status="NOT RUN"' in svg and 'href="#step-deploy-model"' not in svg
@@ -54,16 +54,16 @@ def test_the_graph_shows_each_step_s_status_and_links_to_it():
 def test_the_roc_curve_and_its_area():
     points = [{"falsePositiveRate": 0.0, "recall": 0.0}, {"falsePositiveRate": 0.0, "recall": 0.5},
               {"falsePositiveRate": 0.5, "recall": 1.0}, {"falsePositiveRate": 1.0, "recall": 1.0}]
-    svg = runpage.roc_svg(points)
+    svg = runpage_svg.roc_svg(points)
     assert "AUC 0.875" in svg
     (polyline,) = re.findall(r'<polyline points="([^"]+)"', svg)
     assert len(polyline.split()) == 4
-    assert runpage.roc_svg(points[:1]) == ""
+    assert runpage_svg.roc_svg(points[:1]) == ""
 
 
 def test_the_confusion_matrix_shows_every_count():
     matrix = {"annotationSpecs": [{"displayName": "0"}, {"displayName": "1"}], "rows": [{"row": [857, 5]}, {"row": [36, 2]}]}
-    svg = runpage.confusion_matrix_svg(matrix)
+    svg = runpage_svg.confusion_matrix_svg(matrix)
     assert [int(n.replace(",", "")) for n in re.findall(r">([\d,]+)</text>", svg)][-4:] == [857, 5, 36, 2]
     assert ">predicted</text>" in svg and ">actual</text>" in svg
 

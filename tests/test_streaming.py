@@ -11,7 +11,10 @@ import pytest
 
 from loopline import streaming
 from loopline.budget import stratified_sample
-from loopline.data import build_spec, conform, demo_transactions, read_split, write_split
+from loopline.data import read_split, write_split
+from loopline.dataset_spec import conform
+from loopline.demo_data import demo_transactions
+from loopline.input_checks import build_spec
 
 from .conftest import FAST_SEARCH_SPACE
 

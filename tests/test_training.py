@@ -76,7 +76,9 @@ def test_same_seed_same_best_params(splits, tmp_path):
 
 
 def test_multiclass_target(tmp_path):
-    from loopline.data import SplitSettings, build_spec, conform, split
+    from loopline.data import SplitSettings, split
+    from loopline.dataset_spec import conform
+    from loopline.input_checks import build_spec
 
     rng = np.random.default_rng(0)
     n = 900
@@ -132,7 +134,9 @@ def test_the_model_carries_its_decision_threshold_and_class_weights(trained_mode
 
 
 def test_multiclass_models_keep_the_argmax_and_report_the_rows_of_each_phase(tmp_path):
-    from loopline.data import SplitSettings, build_spec, conform, split
+    from loopline.data import SplitSettings, split
+    from loopline.dataset_spec import conform
+    from loopline.input_checks import build_spec
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=600)

@@ -413,7 +413,7 @@ def test_training_pipeline_with_parallel_workers_through_kfp_local_and_a_failed_
     from mlflow import MlflowClient
 
     from loopline import registry
-    from loopline.data import demo_transactions
+    from loopline.demo_data import demo_transactions
     from loopline.pipelines import training
 
     data = tmp_path / "data.csv"

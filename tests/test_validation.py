@@ -9,17 +9,12 @@ import re
 import numpy as np
 import pytest
 
-from loopline.data import (
-    DEMO_IGNORE,
-    DEMO_TARGET,
-    SplitSettings,
-    build_spec,
-    conform,
-    demo_transactions,
-    split,
-)
+from loopline.data import SplitSettings, split
+from loopline.dataset_spec import conform
+from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET, demo_transactions
 from loopline.errors import DataError, ValidationFailed
-from loopline.validation import validate_splits
+from loopline.input_checks import build_spec
+from loopline.validation import ValidationSettings, validate_splits
 from loopline.validation_suite import (
     FINITE_MAX,
     NUMERIC_TYPES,
@@ -53,7 +48,7 @@ def test_suite_expectations_per_column_kind(data):
     spec, train, _, _ = data
     assert sorted(spec.numeric) == sorted(NUMERIC_COLUMNS)
     assert sorted(spec.categorical) == sorted(CATEGORICAL_COLUMNS)
-    suite = infer_suite(train, spec)
+    suite = infer_suite(train, spec, max_null_fraction=ValidationSettings().max_null_fraction)
     assert suite.columns == {**spec.features, DEMO_TARGET: "categorical"}
 
     assert set(_by_type(suite, "expect_column_to_exist")) == {*NUMERIC_COLUMNS, *CATEGORICAL_COLUMNS, DEMO_TARGET}
@@ -106,7 +101,7 @@ def test_suite_null_allowance_grows_with_reference_nulls(data):
     spec, train, _, _ = data
     reference = train.copy()
     reference.loc[reference.index[: int(0.2 * len(reference))], "amount"] = np.nan
-    not_null = _by_type(infer_suite(reference, spec), "expect_column_values_to_not_be_null")
+    not_null = _by_type(infer_suite(reference, spec, max_null_fraction=ValidationSettings().max_null_fraction), "expect_column_values_to_not_be_null")
     # 20 % nulls observed -> 30 % allowed; a column without nulls keeps the 10 % default
     assert not_null["amount"].kwargs["mostly"] == pytest.approx(0.7, abs=1e-3)
     assert not_null["hour"].kwargs["mostly"] == pytest.approx(0.9)
@@ -122,11 +117,11 @@ def test_same_distribution_passes_with_offline_data_docs(data, tmp_path):
     spec, train, validation, holdout = data
     frames = {"train": train, "validation": validation, "holdout": holdout}
     report_path = tmp_path / "reports" / "validation.html"
-    report = validate_splits(frames, spec, report_path=report_path)
+    report = validate_splits(frames, spec, settings=ValidationSettings(), report_path=report_path)
 
     assert report.passed is True and report.outcome == "pass"
     assert report.failed == 0 and report.skew_score == 0.0
-    suite_size = len(infer_suite(train, spec).expectations)
+    suite_size = len(infer_suite(train, spec, max_null_fraction=ValidationSettings().max_null_fraction).expectations)
     assert report.evaluated == 3 * suite_size
     assert [s.name for s in report.splits] == ["train", "validation", "holdout"]
     assert [s.rows for s in report.splits] == [len(train), len(validation), len(holdout)]
@@ -196,7 +191,7 @@ def test_corrupted_split_blocks_naming_expectation_column_and_rule(data, tmp_pat
     frames = {"train": train, "validation": validation, "holdout": corrupt(holdout)}
     report_path = tmp_path / "validation.html"
     with pytest.raises(ValidationFailed) as excinfo:
-        validate_splits(frames, spec, report_path=report_path)
+        validate_splits(frames, spec, settings=ValidationSettings(), report_path=report_path)
     message = str(excinfo.value)
     assert "\n" not in message
     assert message.startswith("data validation failed (block): ")
@@ -214,7 +209,7 @@ def test_corrupted_split_blocks_naming_expectation_column_and_rule(data, tmp_pat
 def test_report_only_mode_returns_failed_report(data, tmp_path, corrupt, expectation, column, observed):
     spec, train, validation, _ = data
     frames = {"train": train, "validation": corrupt(validation)}
-    report = validate_splits(frames, spec, report_path=tmp_path / "validation.html", fail_on_error=False)
+    report = validate_splits(frames, spec, settings=ValidationSettings(), report_path=tmp_path / "validation.html", fail_on_error=False)
     assert report.passed is False and report.outcome == "block"
     assert report.failed >= 1 and report.failed_critical >= 1
     train_result, validation_result = report.splits
@@ -233,14 +228,14 @@ def test_small_out_of_range_share_is_tolerated(data, tmp_path):
     spec, train, validation, _ = data
     few = validation.copy()
     few.loc[few.index[:2], "amount"] = 1e9  # < 1 % of the rows
-    report = validate_splits({"train": train, "validation": few}, spec, report_path=tmp_path / "v.html", fail_on_error=False)
+    report = validate_splits({"train": train, "validation": few}, spec, settings=ValidationSettings(), report_path=tmp_path / "v.html", fail_on_error=False)
     assert report.passed is True and report.outcome == "pass"
 
 
 def test_missing_column_failures_explain_what_was_observed(data, tmp_path):
     spec, train, validation, _ = data
     frames = {"train": train, "validation": _corrupt_missing_column(validation)}
-    report = validate_splits(frames, spec, report_path=tmp_path / "v.html", fail_on_error=False)
+    report = validate_splits(frames, spec, settings=ValidationSettings(), report_path=tmp_path / "v.html", fail_on_error=False)
     failures = report.splits[1].failures
     assert failures
     for check in failures:
@@ -252,9 +247,9 @@ def test_missing_column_failures_explain_what_was_observed(data, tmp_path):
 # Schema outcomes: pass, evolve, block
 
 
-def _outcome(reference, frame, tmp_path, **kwargs):
-    return validate_splits({"data": frame}, reference=reference, report_path=tmp_path / "v.html", fail_on_error=False,
-                           **kwargs)
+def _outcome(reference, frame, tmp_path, *, settings=ValidationSettings(), **kwargs):  # noqa: B008 - frozen
+    return validate_splits({"data": frame}, settings=settings, reference=reference, report_path=tmp_path / "v.html",
+                           fail_on_error=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -372,12 +367,14 @@ def test_skew_score_above_the_threshold_blocks_even_on_warnings(raw, tmp_path):
         for c in ["amount", "hour", "account_age_days", "tx_last_24h", "distance_km"]
     ]
     suite = parse_suite({"expectations": warnings})
-    report = _outcome(reference, current, tmp_path, suite_expectations=suite, skew_threshold=0.05)
+    report = _outcome(reference, current, tmp_path, suite_expectations=suite,
+                      settings=ValidationSettings(skew_threshold=0.05))
     assert report.failed == 5 and report.failed_critical == 0
     assert report.skew_score == pytest.approx(5 / report.evaluated)
     assert report.skew_score > 0.05 and report.outcome == "block"
     assert report.failure_summary().startswith(f"skew score {report.skew_score:.3f} above the threshold 0.05")
-    assert _outcome(reference, current, tmp_path, suite_expectations=suite, skew_threshold=0.2).outcome == "pass"
+    assert _outcome(reference, current, tmp_path, suite_expectations=suite,
+                    settings=ValidationSettings(skew_threshold=0.2)).outcome == "pass"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import DataError
 
 log = logging.getLogger(__name__)

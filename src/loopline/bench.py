@@ -37,7 +37,10 @@ import numpy as np
 
 from loopline import (
     data,
+    dataset_spec,
+    demo_data,
     images,
+    input_checks,
     local,
     serving,
     serving_container,
@@ -49,7 +52,7 @@ from loopline.bench_quality import bench_model_quality
 from loopline.bench_scale import bench_scale, bench_scale_sample_200k
 from loopline.bench_tools import table, write
 from loopline.bench_tuning import bench_tuning_parallel, bench_tuning_pruning, bench_tuning_resume
-from loopline.data import DEMO_IGNORE, DEMO_TARGET
+from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET
 from loopline.errors import LooplineError
 from loopline.home import loopline_home
 from loopline.logs import setup_logging
@@ -107,9 +110,9 @@ def bench_serving_local(home: Path) -> list[dict[str, Any]]:
     folder = home / "serving-bench"
     if folder.exists():
         shutil.rmtree(folder)
-    frame = data.demo_transactions(4000, seed=7)
-    spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, holdout = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
+    frame = demo_data.demo_transactions(4000, seed=7)
+    spec = input_checks.build_spec(frame, target=demo_data.DEMO_TARGET, ignore_columns=demo_data.DEMO_IGNORE)
+    train, validation, holdout = data.split(dataset_spec.conform(frame, spec), spec, settings=data.SplitSettings())
     tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=1, max_epochs=3), export_dir=folder / "model")
     features = holdout[list(spec.features)]
     records = features.astype(object).where(features.notna(), None).to_dict(orient="records")

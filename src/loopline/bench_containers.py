@@ -40,7 +40,7 @@ def _sizes(engine) -> dict[str, float]:
 
 def _loop(home: Path, runner: str) -> tuple[float, dict[str, Any]]:
     from loopline import local
-    from loopline.data import DEMO_IGNORE, DEMO_TARGET
+    from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET
 
     if home.exists():
         shutil.rmtree(home)

@@ -126,7 +126,7 @@ def bench_drift_1m(home: Path) -> list[dict[str, Any]]:
     kinds = _kinds(reference)
     loopline_runs, plain_runs = [], []
     for _ in range(REPEATS):  # alternating, best of each: the machine is shared
-        result, seconds, loopline_mb = timed(lambda: drift.compute(reference, current, kinds))
+        result, seconds, loopline_mb = timed(lambda: drift.compute(reference, current, kinds, drift.DriftSettings()))
         loopline_runs.append(seconds)
         print(f"drift_1m: Loopline {seconds}s; plain numpy/scipy PSI + KS ...", flush=True)
         plain, seconds, plain_mb = timed(lambda: plain_psi_ks(reference, current))
@@ -237,15 +237,16 @@ def bench_validate_1m(home: Path) -> list[dict[str, Any]]:
     reference = wide_frame(ROWS_1M, seed=1)
     batch = corrupted_batch(ROWS_1M, seed=3)
     # Warm up both engines (imports, GX's metric registry) on a few rows: not timed.
-    small = validation_suite.infer_suite(reference.head(1000))
-    validation.run_suite({"warm-up": batch.head(1000)}, small)
+    settings = validation.ValidationSettings()
+    small = validation_suite.infer_suite(reference.head(1000), max_null_fraction=settings.max_null_fraction)
+    validation.run_suite({"warm-up": batch.head(1000)}, small, skew_threshold=settings.skew_threshold)
     print(f"validate_1m: {ROWS_1M:,} rows; Loopline (infer the suite, validate with GX, Data Docs) ...", flush=True)
 
     report_path = folder / "validation.html"
     runs: dict[str, list[float]] = {"infer": [], "run": [], "render": [], "loopline": [], "gx": []}
     for _ in range(REPEATS):  # alternating, best of each: the machine is shared
-        suite, infer_s, _ = timed(lambda: validation_suite.infer_suite(reference))
-        report, run_s, run_mb = timed(lambda s=suite: validation.run_suite({"batch": batch}, s))
+        suite, infer_s, _ = timed(lambda: validation_suite.infer_suite(reference, max_null_fraction=settings.max_null_fraction))
+        report, run_s, run_mb = timed(lambda s=suite: validation.run_suite({"batch": batch}, s, skew_threshold=settings.skew_threshold))
         _, render_s, _ = timed(
             lambda r=report, s=suite: report_path.write_text(validation_report.render_html(r, s), encoding="utf-8"))
         for key, value in (("infer", infer_s), ("run", run_s), ("render", render_s)):

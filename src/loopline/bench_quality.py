@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline import baseline, data, holdout_metrics
+from loopline import baseline, data, dataset_spec, demo_data, holdout_metrics, input_checks
 from loopline.decision import stored_threshold
 from loopline.model_contract import ServingModel, encode_labels
 from loopline.training import tune_and_train
@@ -38,7 +38,7 @@ def datasets() -> dict[str, tuple[pd.DataFrame, str, list[str]]]:
     """name -> (frame, target, ignored columns)."""
     from sklearn.datasets import load_breast_cancer, load_wine
 
-    out = {"demo": (data.demo_transactions(6000, seed=7), data.DEMO_TARGET, list(data.DEMO_IGNORE))}
+    out = {"demo": (demo_data.demo_transactions(6000, seed=7), demo_data.DEMO_TARGET, list(demo_data.DEMO_IGNORE))}
     for name, loader in (("breast_cancer", load_breast_cancer), ("wine", load_wine)):
         bunch = loader(as_frame=True)
         frame = bunch.frame.rename(columns=lambda c: str(c).replace(" ", "_").replace("/", "_"))
@@ -47,7 +47,7 @@ def datasets() -> dict[str, tuple[pd.DataFrame, str, list[str]]]:
     return out
 
 
-def _histgb(train: pd.DataFrame, spec: data.DatasetSpec, seed: int):
+def _histgb(train: pd.DataFrame, spec: dataset_spec.DatasetSpec, seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     design = baseline.design_frame(train, spec)
@@ -73,8 +73,8 @@ def _scores(labels: np.ndarray, proba: np.ndarray, classes: list[str], threshold
 
 
 def one_dataset(name: str, frame: pd.DataFrame, target: str, ignore: list[str], *, seed: int = 42) -> dict[str, Any]:
-    spec = data.build_spec(frame, target=target, ignore_columns=ignore)
-    train, validation, holdout = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings(seed=seed))
+    spec = input_checks.build_spec(frame, target=target, ignore_columns=ignore)
+    train, validation, holdout = data.split(dataset_spec.conform(frame, spec), spec, settings=data.SplitSettings(seed=seed))
     labels = encode_labels(holdout, spec)
     both = pd.concat([train, validation], ignore_index=True)
     with tempfile.TemporaryDirectory(prefix="loopline-quality-") as folder:

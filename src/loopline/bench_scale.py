@@ -97,11 +97,11 @@ def _measure(step: str, folder: Path) -> dict[str, Any]:
 
 
 def one_size(rows: int, home: Path) -> dict[str, Any]:
-    from loopline import data
+    from loopline import demo_data
 
     folder = home / f"scale-{rows}"
     folder.mkdir(parents=True, exist_ok=True)
-    data.demo_transactions(rows, seed=7).to_csv(folder / "data.csv", index=False)
+    demo_data.demo_transactions(rows, seed=7).to_csv(folder / "data.csv", index=False)
     steps = {step: _measure(step, folder) for step in STEPS}
     train_metrics = steps["train_model"]["metrics"]
     entry = {
@@ -136,12 +136,20 @@ def bench_scale_sample_200k(home: Path) -> list[dict[str, Any]]:
     """The sample-tuned model against the one tuned on every row, at 200,000 rows."""
     import tempfile
 
-    from loopline import budget, data, holdout_metrics, training
+    from loopline import (
+        budget,
+        data,
+        dataset_spec,
+        demo_data,
+        holdout_metrics,
+        input_checks,
+        training,
+    )
     from loopline.model_contract import ServingModel, encode_labels
 
-    frame = data.demo_transactions(SAMPLE_COMPARISON_ROWS, seed=7)
-    spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, holdout = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
+    frame = demo_data.demo_transactions(SAMPLE_COMPARISON_ROWS, seed=7)
+    spec = input_checks.build_spec(frame, target=demo_data.DEMO_TARGET, ignore_columns=demo_data.DEMO_IGNORE)
+    train, validation, holdout = data.split(dataset_spec.conform(frame, spec), spec, settings=data.SplitSettings())
     labels = encode_labels(holdout, spec)
     found: dict[str, Any] = {}
     cap = budget.TUNING_SAMPLE_ROWS

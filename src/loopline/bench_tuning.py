@@ -12,6 +12,9 @@ from typing import Any
 
 from loopline import (
     data,
+    dataset_spec,
+    demo_data,
+    input_checks,
     training,
     tuning,
     tuning_storage,
@@ -23,9 +26,9 @@ def _demo_splits(folder: Path, rows: int = 6000) -> dict[str, Path]:
     """The demo data's train and validation splits as Loopline Parquet files."""
 
     folder.mkdir(parents=True, exist_ok=True)
-    frame = data.demo_transactions(rows, seed=7)
-    spec = data.build_spec(frame, target=data.DEMO_TARGET, ignore_columns=data.DEMO_IGNORE)
-    train, validation, _ = data.split(data.conform(frame, spec), spec, settings=data.SplitSettings())
+    frame = demo_data.demo_transactions(rows, seed=7)
+    spec = input_checks.build_spec(frame, target=demo_data.DEMO_TARGET, ignore_columns=demo_data.DEMO_IGNORE)
+    train, validation, _ = data.split(dataset_spec.conform(frame, spec), spec, settings=data.SplitSettings())
     paths = {"train": folder / "train.parquet", "validation": folder / "validation.parquet"}
     data.write_split(train, spec, paths["train"])
     data.write_split(validation, spec, paths["validation"])

@@ -228,9 +228,8 @@ def load(path: str | Path) -> ClusterSettings:
     return ClusterSettings.from_dict(read_yaml_file(path, "cluster settings file", ClusterConfigError), source=str(path))
 
 
-def configure(task, step: str, settings: ClusterSettings | None):
+def configure(task, step: str, settings: ClusterSettings):
     """Apply the settings to one pipeline task of the component `step`; returns the task."""
-    settings = settings or ClusterSettings()
     if step in SERVICE_STEPS and settings.retries:
         task.set_retry(num_retries=settings.retries, backoff_duration=settings.retry_backoff, backoff_factor=2.0,
                        backoff_max_duration="3600s")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import loopline.components
 import loopline.pipelines
+from loopline.cluster import ClusterSettings
 from loopline.images import REGISTRY_ENV
 from loopline.serving_runtime import write_runtimes
 
@@ -30,11 +31,12 @@ def _use_registry(registry: str | None) -> None:
 
 
 def pipeline_function(name: str, kubernetes=None):
-    """The pipeline `name`, built with the cluster settings `kubernetes` (a ClusterSettings)."""
+    """The pipeline `name`, built with the cluster settings `kubernetes` (a ClusterSettings;
+    None: no cluster settings file, ClusterSettings' defaults)."""
     if name not in PIPELINES:
         raise KeyError(f"unknown pipeline '{name}' (known: {', '.join(PIPELINES)})")
     module = importlib.import_module(f"loopline.pipelines.{name}")
-    return getattr(module, f"build_{name}")(kubernetes)
+    return getattr(module, f"build_{name}")(kubernetes if kubernetes is not None else ClusterSettings())
 
 
 def compile_pipeline(name: str, path: Path, *, registry: str | None = None, kubernetes=None) -> Path:

@@ -5,7 +5,8 @@ bar on a long step, and the summary. Everything else goes to the run's log.
 run's log for the duration of the run: kfp.local prints each task's streamed output there, the
 library logs there, TensorFlow's native messages land there too, whatever runner runs the steps.
 A thread follows the log as it grows and recognises kfp.local's task lines, the executor input of
-each task, a failed task's exception and the progress lines steps write (`loopline.progress`).
+each task, a failed task's exception and the progress lines steps write (`loopline.progress`);
+`loopline.terminal` draws the lines.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from loopline import localruns, progress, runpage
+from loopline.terminal import ANSI, Terminal, isatty, use_color
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _PIPELINE_START = re.compile(r"Running pipeline: '(?P<name>[^']+)'")
 _PIPELINE_END = re.compile(r"Pipeline '(?P<name>[^']+)' finished with status (?P<status>[A-Z]+)")
 _TASK_START = re.compile(r"Executing task '(?P<task>[^']+)'")
@@ -31,86 +31,6 @@ _EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(Error|Exception|Failed|Escal
 _EXECUTOR_INPUT = "Got executor_input:"
 # kfp.local indents a task's streamed output by four spaces
 _STREAM_INDENT = "    "
-
-
-def use_color(stream: IO[str]) -> bool:
-    """Colours only on a terminal, and never with NO_COLOR set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-class Terminal:
-    """Lines for a person. On a terminal, one live line (the running step and its progress) is
-    redrawn in place; elsewhere (a file, a pipe, CI) only whole lines are written."""
-
-    GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
-
-    def __init__(self, stream: IO[str], *, color: bool | None = None, live: bool | None = None,
-                 unicode: bool | None = None):
-        self.stream = stream
-        self.color = use_color(stream) if color is None else color
-        is_tty = _isatty(stream)
-        self.live_lines = is_tty if live is None else live
-        encoding = (getattr(stream, "encoding", "") or "").lower().replace("-", "")
-        self.unicode = encoding.startswith("utf") if unicode is None else unicode
-        self._live_shown = False
-        self.lines_written = 0
-
-    def paint(self, text: str, colour: str) -> str:
-        return f"{colour}{text}{self.RESET}" if self.color else text
-
-    def width(self) -> int:
-        try:
-            columns = os.get_terminal_size(self.stream.fileno()).columns
-        except (OSError, AttributeError, ValueError):
-            columns = 0
-        if columns < 20:  # unknown (a pseudo-terminal without a size, a stream)
-            columns = shutil.get_terminal_size((100, 24)).columns
-        return columns if columns >= 20 else 100
-
-    def line(self, text: str = "") -> None:
-        self._clear_live()
-        self.stream.write(text + "\n")
-        self.stream.flush()
-        self.lines_written += text.count("\n") + 1
-
-    def live(self, text: str) -> None:
-        if not self.live_lines:
-            return
-        visible = _ANSI.sub("", text)
-        room = self.width() - 1
-        if len(visible) > room:  # cut the plain text; colours are dropped on a cut line
-            text = visible[: max(0, room - 1)] + "…"
-        self.stream.write("\r\x1b[2K" + text)
-        self.stream.flush()
-        self._live_shown = True
-
-    def _clear_live(self) -> None:
-        if self._live_shown:
-            self.stream.write("\r\x1b[2K")
-            self._live_shown = False
-
-    def bar(self, done: int, total: int, width: int = 24) -> str:
-        filled = int(width * done / total) if total else 0
-        full, empty = ("█", "░") if self.unicode else ("#", ".")
-        return "[" + full * filled + empty * (width - filled) + "]"
-
-    def mark(self, status: str) -> str:
-        marks = {"RUNNING": ("▸", ">"), "SUCCESS": ("✓", "ok"), "FAILURE": ("✗", "!!")}
-        colours = {"RUNNING": self.DIM, "SUCCESS": self.GREEN, "FAILURE": self.RED}
-        symbol = marks[status][0 if self.unicode else 1]
-        return self.paint(symbol, colours[status])
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 class StepTracker:
@@ -134,7 +54,7 @@ class StepTracker:
         with self._lock:
             if self.verbose:
                 self.terminal.line(raw.rstrip("\n"))
-            line = _ANSI.sub("", raw.rstrip("\n"))
+            line = ANSI.sub("", raw.rstrip("\n"))
             if self._input_lines is not None:
                 self._collect_input(line)
                 return
@@ -347,7 +267,7 @@ class RunConsole:
         else:
             self._own_stream = None
         self.terminal = Terminal(stream, color=use_color(sys.stdout) if self._terminal_stream is None else None,
-                                 live=_isatty(sys.stdout) if self._terminal_stream is None else None)
+                                 live=isatty(sys.stdout) if self._terminal_stream is None else None)
         log_fd = os.open(self.record.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)

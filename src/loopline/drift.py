@@ -21,7 +21,6 @@ The settings and the result are declared in `drift_settings`, the reports writte
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -30,10 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
+from loopline.dataset_spec import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
 from loopline.drift_report import summary_markdown, write_report  # noqa: F401 - the drift API
 from loopline.drift_settings import (
-    DEFAULT_REPORT_SAMPLE,
     KS_EXACT_MAX_N,
     P_VALUE_TESTS,
     PREDICTION_CLASS,
@@ -234,12 +232,11 @@ def compute(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     kinds: dict[str, str],
-    settings: DriftSettings | None = None,
+    settings: DriftSettings,
     *,
     predictions: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> DriftResult:
     """Every feature's statistics on all rows, the feature verdicts and the dataset verdict."""
-    settings = settings or DriftSettings()
     columns = list(kinds)
     check_windows(reference, current, columns)
     prediction_columns = [PREDICTION_SCORE, PREDICTION_CLASS] if predictions is not None else []
@@ -285,20 +282,16 @@ def detect(
     current: pd.DataFrame,
     spec: DatasetSpec | None = None,
     *,
+    settings: DriftSettings,
     report_path: str | Path | None = None,
-    settings: DriftSettings | None = None,
-    drift_share: float | None = None,
     model_dir: str | Path | None = None,
-    report_sample_rows: int = DEFAULT_REPORT_SAMPLE,
 ) -> DriftResult:
     """Drift of `current` against `reference` on the spec's features (or every column), with the
-    Evidently report written to `report_path` when given."""
-    settings = settings or DriftSettings()
-    if drift_share is not None:
-        settings = dataclasses.replace(settings, drift_share=drift_share)
+    Evidently report of `settings.report_sample_rows` rows per window written to `report_path`
+    when given."""
     kinds = feature_kinds(reference, spec)
     predictions = predict_frames(model_dir, reference, current) if model_dir else None
     result = compute(reference, current, kinds, settings, predictions=predictions)
     if report_path is not None:
-        write_report(reference, current, kinds, result, settings, report_path, sample_rows=report_sample_rows)
+        write_report(reference, current, kinds, result, settings, report_path)
     return result

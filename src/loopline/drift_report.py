@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC
+from loopline.dataset_spec import CATEGORICAL, NUMERIC
 from loopline.drift_settings import (
-    DEFAULT_REPORT_SAMPLE,
     EVIDENTLY_METHODS,
     DriftResult,
     DriftSettings,
@@ -31,17 +30,16 @@ def write_report(
     settings: DriftSettings,
     report_path: str | Path,
     *,
-    sample_rows: int = DEFAULT_REPORT_SAMPLE,
     seed: int = 0,
 ) -> Path:
     """Evidently's DataDriftPreset report, on a seeded sample of each window when it is larger
-    than `sample_rows`, with Loopline's all-row verdicts at the top of the page."""
+    than `settings.report_sample_rows`, with Loopline's all-row verdicts at the top of the page."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     columns = list(kinds)
-    ref_sample = _sample(reference[columns], sample_rows, seed)
-    cur_sample = _sample(current[columns], sample_rows, seed + 1)
+    ref_sample = _sample(reference[columns], settings.report_sample_rows, seed)
+    cur_sample = _sample(current[columns], settings.report_sample_rows, seed + 1)
     numeric = [c for c, k in kinds.items() if k == NUMERIC]
     categorical = [c for c, k in kinds.items() if k == CATEGORICAL]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)

@@ -41,7 +41,7 @@ from typing import Any
 import pandas as pd
 
 from loopline.baseline import NAME as BASELINE_NAME
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import one_line
 from loopline.gate_config import BaselineRule, GateConfig, RelativeRule, Rule, parse_gate_config
 from loopline.holdout_metrics import (

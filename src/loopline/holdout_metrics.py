@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.decision import classify, stored_threshold
 from loopline.errors import DataError, ModelError, one_line
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.decision import weight_vector
 from loopline.errors import DataError
 from loopline.model_contract import (

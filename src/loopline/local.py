@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopline import container_runner, domains, failures, object_store, registry, serving
+from loopline import (
+    container_runner,
+    demo_data,
+    domains,
+    failures,
+    input_checks,
+    object_store,
+    registry,
+    serving,
+)
 from loopline import data as data_lib
 from loopline.cluster import ClusterSettings
 from loopline.errors import StepFailed, one_line
@@ -78,8 +87,8 @@ def prepare_demo_data(home: Path, *, rows: int = 6000) -> tuple[str, str]:
     folder = home / "data"
     folder.mkdir(parents=True, exist_ok=True)
     reference, shifted = folder / "transactions.csv", folder / "transactions_shifted.csv"
-    data_lib.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
-    data_lib.demo_transactions(rows, shift=1.0, seed=8).to_csv(shifted, index=False)
+    demo_data.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
+    demo_data.demo_transactions(rows, shift=1.0, seed=8).to_csv(shifted, index=False)
     return str(reference), str(shifted)
 
 
@@ -179,18 +188,14 @@ def _run_loop(settings: LoopSettings, on_pipeline=None) -> dict[str, Any]:
     domains.check({"n_trials": settings.n_trials, "max_epochs": settings.max_epochs, "seed": settings.seed,
                    "drift_share": settings.drift_share,
                    "thresholds": DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds})
-    spec = data_lib.check_input(
-        settings.data_uri, target=settings.target, feature_kinds=settings.feature_kinds,
-        ignore_columns=settings.ignore_columns,
-    )
+    split_settings = data_lib.SplitSettings(feature_kinds=dict(settings.feature_kinds or {}),
+                                            ignore_columns=list(settings.ignore_columns or []))
+    spec = data_lib.check_input(settings.data_uri, target=settings.target, settings=split_settings)
 
     check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
     if settings.current_uri:  # the drift monitor compares it with, and retrains on, the same columns
-        current = data_lib.check_input(
-            settings.current_uri, target=settings.target, feature_kinds=settings.feature_kinds,
-            ignore_columns=settings.ignore_columns,
-        )
-        data_lib.check_same_columns(spec, current, where=settings.current_uri)
+        current = data_lib.check_input(settings.current_uri, target=settings.target, settings=split_settings)
+        input_checks.check_same_columns(spec, current, where=settings.current_uri)
     quiet_libraries()
     # Retries are for services in a cluster; on one machine a failure is reported at once.
     training, drift_monitor = build_training(ClusterSettings(retries=0)), build_drift_monitor(ClusterSettings(retries=0))

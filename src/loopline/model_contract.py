@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import DataError
 
 MISSING_TOKEN = ""  # categorical missing values are fed as the empty string

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from loopline import drift
-from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec
+from loopline.dataset_spec import CATEGORICAL, NUMERIC, DatasetSpec
 from loopline.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,9 @@ def numeric_statistics(entry: dict[str, Any], current: np.ndarray) -> dict[str, 
             "wasserstein": wasserstein / norm}
 
 
-def compute(profile: dict[str, Any], current: pd.DataFrame, settings: drift.DriftSettings | None = None
-            ) -> drift.DriftResult:
+def compute(profile: dict[str, Any], current: pd.DataFrame, settings: drift.DriftSettings) -> drift.DriftResult:
     """Drift of `current` against the reference profile: every feature's statistics, the feature
     verdicts and the dataset verdict, as `drift.compute` gives them."""
-    settings = settings or drift.DriftSettings()
     features_profile = profile["features"]
     missing = [c for c in features_profile if c not in current.columns]
     if missing:

@@ -105,7 +105,7 @@ def upload_demo_data(rows: int) -> tuple[str, str]:
     """The demo batches on the store: the reference as CSV, the shifted batch as Parquet."""
     import boto3
 
-    from loopline import data as data_lib
+    from loopline import demo_data
 
     s3 = boto3.client("s3")
     for bucket in (DATA_BUCKET, ARTIFACT_BUCKET):
@@ -115,8 +115,8 @@ def upload_demo_data(rows: int) -> tuple[str, str]:
             pass
     reference = f"s3://{DATA_BUCKET}/demo/transactions.csv"
     current = f"s3://{DATA_BUCKET}/demo/transactions_shifted.parquet"
-    data_lib.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
-    data_lib.demo_transactions(rows, shift=1.0, seed=8).to_parquet(current, index=False)
+    demo_data.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
+    demo_data.demo_transactions(rows, shift=1.0, seed=8).to_parquet(current, index=False)
     return reference, current
 
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         services.append(mlflow_server(home, f"s3://{ARTIFACT_BUCKET}/mlflow").start())
         print(f"MLflow server: {services[-1].url} (artifacts in s3://{ARTIFACT_BUCKET}/mlflow)")
         print(f"data: {reference} (CSV), drift batch: {current} (Parquet)")
-        from loopline.data import DEMO_IGNORE, DEMO_TARGET  # pandas: only once the servers run
+        from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET  # pandas: only once the servers run
 
         run_args = [*run_args, "--runner", args.runner]
         if args.runner == "docker":  # the deploy step takes the cluster's path

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loopline.budget import stratified_sample
-from loopline.data import SPEC_KEY, DatasetSpec
+from loopline.dataset_spec import SPEC_KEY, DatasetSpec
 from loopline.errors import DataError
 from loopline.model_contract import MISSING_TOKEN
 

@@ -31,7 +31,7 @@ from loopline import (
     tuning_storage,
 )
 from loopline.budget import TUNING_SAMPLE_ROWS, final_epochs, steps_per_epoch, tuning_rows
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.decision import (
     THRESHOLD_KEY,
     choose_threshold,

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from loopline.data import DatasetSpec
+from loopline.dataset_spec import DatasetSpec
 from loopline.errors import ValidationFailed
 from loopline.logs import quiet_libraries
 from loopline.validation_report import render_html
@@ -168,7 +168,7 @@ def _check(r, changes: list[SchemaChange]) -> CheckResult:
                        str(meta.get("rule") or ""), result)
 
 def run_suite(
-    frames: dict[str, pd.DataFrame], suite: Suite, *, skew_threshold: float = DEFAULT_SKEW_THRESHOLD
+    frames: dict[str, pd.DataFrame], suite: Suite, *, skew_threshold: float
 ) -> ValidationReport:
     """Validate each named frame with Great Expectations and judge the outcome."""
     check_skew_threshold(skew_threshold)
@@ -220,23 +220,23 @@ def validate_splits(
     frames: dict[str, pd.DataFrame],
     spec: DatasetSpec | None = None,
     *,
+    settings: ValidationSettings,
     report_path: str | Path | None = None,
     fail_on_error: bool = True,
     reference: pd.DataFrame | None = None,
     suite_expectations: list[ExpectationSpec] | None = None,
-    max_null_fraction: float = DEFAULT_MAX_NULL_FRACTION,
-    skew_threshold: float = DEFAULT_SKEW_THRESHOLD,
 ) -> ValidationReport:
     """Infer the suite from `reference` (default: the first frame, the training split), merge the
-    user's expectations, validate every frame and write the HTML report.
+    user's expectations, validate every frame with `settings.max_null_fraction` and
+    `settings.skew_threshold`, and write the HTML report.
 
     Raises ValidationFailed with a one-line summary when blocked and `fail_on_error`.
     """
     base = reference if reference is not None else next(iter(frames.values()))
-    suite = infer_suite(base, spec, max_null_fraction=max_null_fraction)
+    suite = infer_suite(base, spec, max_null_fraction=settings.max_null_fraction)
     if suite_expectations:
         suite = suite.merge(suite_expectations)
-    report = run_suite(frames, suite, skew_threshold=skew_threshold)
+    report = run_suite(frames, suite, skew_threshold=settings.skew_threshold)
     if report_path is not None:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(render_html(report, suite), encoding="utf-8")

@@ -8,11 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC
+from loopline.dataset_spec import CATEGORICAL, NUMERIC
 from loopline.validation_suite import (
     BLOCK,
     CRITICAL,
-    DEFAULT_SKEW_THRESHOLD,
     EVOLVE,
     MAX_FAILURES_IN_MESSAGE,
     NUMERIC_TYPES,
@@ -74,7 +73,7 @@ def _failure_rank(c: CheckResult) -> tuple[int, int]:
 @dataclass
 class ValidationReport:
     splits: list[SplitResult]
-    skew_threshold: float = DEFAULT_SKEW_THRESHOLD
+    skew_threshold: float
     suite_size: int = 0
 
     @property

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.data import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind, is_datetime
+from loopline.dataset_spec import CATEGORICAL, NUMERIC, DatasetSpec, infer_kind
 from loopline.errors import DataError
+from loopline.input_checks import is_datetime
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def infer_suite(
     reference: pd.DataFrame,
     spec: DatasetSpec | None = None,
     *,
-    max_null_fraction: float = DEFAULT_MAX_NULL_FRACTION,
+    max_null_fraction: float,
     max_duplicate_fraction: float = DEFAULT_MAX_DUPLICATE_FRACTION,
 ) -> Suite:
     """Infer a suite from reference data. With a dataset spec: its features (with their kinds)

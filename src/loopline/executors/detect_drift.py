@@ -7,7 +7,7 @@ import json
 import logging
 
 from loopline import data as data_lib
-from loopline import drift, reference_profile, registry
+from loopline import dataset_spec, drift, input_checks, reference_profile, registry
 from loopline.files import write_text
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,8 @@ def run(*, current_data_uri: str, target: str, report, metrics, summary, table, 
                      version, profile["rows"])
             current_raw = drift.last_rows(data_lib.read_table(current_data_uri), settings.current_last_rows)
             kinds = {name: entry["kind"] for name, entry in profile["features"].items()}
-            spec = data_lib.DatasetSpec(target=profile["target"], features=kinds, classes=[])
-            result = reference_profile.compute(profile, data_lib.conform(current_raw, spec), settings)
+            spec = dataset_spec.DatasetSpec(target=profile["target"], features=kinds, classes=[])
+            result = reference_profile.compute(profile, dataset_spec.conform(current_raw, spec), settings)
             write_text(report.path, _profile_report_html(result, version))
             return _outputs(result, metrics, summary, table, report,
                             reference_uri=f"models:/{model_name}/{version}#{reference_profile.PROFILE_FILE}",
@@ -33,15 +33,14 @@ def run(*, current_data_uri: str, target: str, report, metrics, summary, table, 
         reference_data_uri = registry.champion_data_uri(tracking_uri, model_name)
         log.info("reference window: the champion's training data %s", reference_data_uri)
     reference_raw = data_lib.read_table(reference_data_uri)
-    spec = data_lib.build_spec(
+    spec = input_checks.build_spec(
         reference_raw, target=target, feature_kinds=settings.feature_kinds, ignore_columns=settings.ignore_columns,
         source_uri=reference_data_uri,
     )
     current_raw = drift.last_rows(data_lib.read_table(current_data_uri), settings.current_last_rows)
     drift.check_windows(reference_raw, current_raw, list(spec.features))
-    reference, current = data_lib.conform(reference_raw, spec), data_lib.conform(current_raw, spec)
-    result = drift.detect(reference, current, spec, report_path=report.path, settings=settings,
-                          report_sample_rows=settings.report_sample_rows)
+    reference, current = dataset_spec.conform(reference_raw, spec), dataset_spec.conform(current_raw, spec)
+    result = drift.detect(reference, current, spec, report_path=report.path, settings=settings)
     return _outputs(result, metrics, summary, table, report, reference_uri=reference_data_uri,
                     current_uri=current_data_uri)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from loopline import data as data_lib
+from loopline import dataset_spec, validation_report, validation_suite
 from loopline import validation as validation_lib
-from loopline import validation_report, validation_suite
 from loopline.errors import ValidationFailed
 from loopline.files import write_text
 
@@ -28,12 +28,11 @@ def run(*, train, validation, holdout, report, metrics, summary, result,
         missing = [c for c in [*spec.features, spec.target] if c not in raw.columns]
         if missing:
             raise data_lib.DataError(f"reference data {reference_data_uri} lacks columns: {', '.join(missing)}")
-        reference = data_lib.conform(raw, spec)
+        reference = dataset_spec.conform(raw, spec)
     user_suite = validation_suite.load_suite_file(suite_uri) if suite_uri else None
     outcome = validation_lib.validate_splits(
-        frames, spec, report_path=report.path, fail_on_error=False, reference=reference,
-        suite_expectations=user_suite, max_null_fraction=settings.max_null_fraction,
-        skew_threshold=settings.skew_threshold,
+        frames, spec, settings=settings, report_path=report.path, fail_on_error=False, reference=reference,
+        suite_expectations=user_suite,
     )
     metrics.log_metric("success_percent", outcome.success_percent)
     metrics.log_metric("skew_score", round(outcome.skew_score, 6))
