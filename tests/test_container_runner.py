@@ -3,6 +3,8 @@ step can see, and a step whose container failed although kfp.local logged it as 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from loopline import container_runner
@@ -63,3 +65,33 @@ def test_the_podman_socket_does_not_live_under_a_long_home(tmp_path, monkeypatch
         engine._start_podman()
     assert started["url"].startswith("unix://") and len(started["url"]) - len("unix://") < 100
     engine.stop()
+
+
+def test_a_failed_container_is_named_when_kfp_local_raises_first(tmp_path):
+    """A step's container fails without kfp.local noticing (its exit code lost); the next task asks
+    for an output it never wrote, and kfp.local raises. The step and its image are named instead."""
+    from loopline import local
+
+    root = tmp_path / "pipeline_root"
+    root.mkdir()
+
+    def pipeline():
+        run = root / "loopline-training-1"
+        (run / "load-data").mkdir(parents=True)
+        (run / "load-data" / "executor_output.json").write_text("{}")
+        (run / "train-model").mkdir()
+        raise ValueError("Tried to get output 'model' from task 'train-model', but task 'train-model' not found.")
+
+    images = {"load-data": image("base"), "train-model": image("trainer")}
+    with pytest.raises(container_runner.ContainerError, match=rf"^step train-model failed in {image('trainer')} "):
+        local._run_pipeline(root, "training", pipeline, check=lambda run: container_runner.check_tasks(run, images))
+
+
+def test_the_local_store_under_the_shared_folder_is_writable_by_the_steps(tmp_path):
+    from loopline import registry
+
+    shared = container_runner.shared_dir(tmp_path / "pipeline_root")
+    uri = registry.local_tracking_uri(shared)
+    registry.check_store(uri)  # creates the SQLite file, 0644 as SQLite makes it
+    container_runner.share_store(uri, shared)
+    assert (Path(uri[len("sqlite:///"):]).stat().st_mode & 0o777) == 0o666

@@ -241,6 +241,16 @@ def shared_dir(root: Path) -> Path:
     return root / "loopline"
 
 
+def share_store(tracking_uri: str, shared: Path) -> None:
+    """A local SQLite MLflow store under the shared folder, writable by the image's user: SQLite
+    creates its file 0644 whatever the umask, and the steps' uid is not the host's."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri[len("sqlite:///"):])
+    if shared in path.parents and path.is_file():
+        path.chmod(0o666)
+
+
 def visible(uri: str, shared: Path) -> str:
     """A local data file copied under the pipeline root (the only host path a step sees)."""
     if not uri or "://" in uri.replace("file://", "", 1):

@@ -140,8 +140,14 @@ def _run_pipeline(root: Path, name: str, pipeline, on_pipeline=None, check=None,
     os.environ[failures.ENV] = str(failures_file)  # each step's process records the cause of its failure
     try:
         pipeline(**arguments)
-    except RuntimeError as exc:  # kfp.local: "Inner task failed"; the cause is the step's
-        raise step_failure(name, exc, failures.last(failures_file)) from None
+    except Exception as exc:
+        recorded = failures.last(failures_file)
+        new = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        if check and new and recorded is None:  # a container that failed unnoticed, then a task asked for its outputs
+            check(new[-1])
+        if isinstance(exc, RuntimeError):  # kfp.local: "Inner task failed"; the cause is the step's
+            raise step_failure(name, exc, recorded) from None
+        raise
     finally:
         os.environ.pop(failures.ENV, None)
     seconds = time.perf_counter() - started
@@ -221,6 +227,7 @@ def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor, on_
         tracking_uri = settings.tracking_uri or registry.local_tracking_uri(shared)
         object_store.check_tracking_artifacts(tracking_uri)
         registry.check_store(tracking_uri)
+        container_runner.share_store(tracking_uri, shared)
         data_uri = container_runner.visible(settings.data_uri, shared)
         current_uri = container_runner.visible(settings.current_uri, shared)
         _init_kfp_local(home, container_runner.docker_runner())
