@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loopline import serving
 from loopline.tuning import TuningSettings
 
 SCALE_ROWS = (10_000, 100_000, 1_000_000)
@@ -119,8 +120,6 @@ def _measure(step: str, folder: Path) -> dict[str, Any]:
 
 
 def _stop_servers(home: Path) -> None:
-    from loopline import serving
-
     for info in serving.recorded_servers(home):
         serving.stop_server(info)
 
