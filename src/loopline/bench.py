@@ -19,8 +19,8 @@ its own entry and keeps the others.
 - `containers`: image sizes, cold and warm builds, the loop in the images against the loop here.
 - `model_quality`: Loopline's holdout ROC AUC, accuracy and average precision beside logistic
   regression and HistGradientBoosting on the same split (`bench_quality`).
-- `scale`: the training pipeline's steps at 10k, 100k and 1M rows, each in its own process:
-  seconds and peak RSS per step (`bench_scale`).
+- `scale`: the whole training pipeline (load to deploy) at 10k, 100k and 1M rows, each step in
+  its own process: seconds and peak RSS per step (`bench_scale`).
 `python -m loopline.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded."""
 
