@@ -66,7 +66,7 @@ def bench_local_loop(home: Path) -> list[dict[str, Any]]:
     home = home / "local_loop"
     if home.exists():
         shutil.rmtree(home)
-    data_uri, current_uri = local.prepare_demo_data(home)
+    data_uri, current_uri = demo_data.prepare_demo_data(home)
     settings = local.LoopSettings(home=home, data_uri=data_uri, target=DEMO_TARGET, current_uri=current_uri,
                                   ignore_columns=list(DEMO_IGNORE))
     started = time.perf_counter()

@@ -40,11 +40,11 @@ def _sizes(engine) -> dict[str, float]:
 
 def _loop(home: Path, runner: str) -> tuple[float, dict[str, Any]]:
     from loopline import local
-    from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET
+    from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET, prepare_demo_data
 
     if home.exists():
         shutil.rmtree(home)
-    data_uri, current_uri = local.prepare_demo_data(home)
+    data_uri, current_uri = prepare_demo_data(home)
     settings = local.LoopSettings(home=home, data_uri=data_uri, target=DEMO_TARGET, current_uri=current_uri,
                                   ignore_columns=list(DEMO_IGNORE), runner=runner)
     started = time.perf_counter()

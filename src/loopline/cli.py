@@ -18,9 +18,11 @@ from loopline.cli_remote import (
     cmd_schedules,
     cmd_submit,
 )
+from loopline.drift_settings import DriftSettings
 from loopline.errors import LooplineError
 from loopline.home import loopline_home, model_cache_dir
 from loopline.logs import setup_logging
+from loopline.tuning import TuningSettings
 
 
 def _home(value: str | None) -> Path:
@@ -48,9 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_uri, current_uri, target = args.data, args.current or "", args.target
         ignore = args.ignore or []
     else:
-        from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET
+        from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET, prepare_demo_data
 
-        data_uri, current_uri = local.prepare_demo_data(home, rows=args.rows)
+        data_uri, current_uri = prepare_demo_data(home, rows=args.rows)
         target, ignore = DEMO_TARGET, list(DEMO_IGNORE)
     settings = local.LoopSettings(
         home=home,
@@ -154,10 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model-name", default="loopline-model", help="registered model name (default: %(default)s)")
     run.add_argument("--thresholds", help="gate rules as JSON (default: the training pipeline's DEFAULT_THRESHOLDS: "
                      "ROC AUC >= 0.75, no worse than the champion, single-row p95 latency <= 250 ms)")
-    run.add_argument("--trials", type=int, default=4, help="Optuna trials per training (default: %(default)s)")
-    run.add_argument("--max-epochs", type=int, default=15, help="maximum epochs per trial (default: %(default)s)")
-    run.add_argument("--seed", type=int, default=42, help="seed of splits, tuning and training (default: %(default)s)")
-    run.add_argument("--drift-share", type=float, default=0.5, help="share of drifted features that triggers retraining (default: %(default)s)")
+    run.add_argument("--trials", type=int, default=TuningSettings.n_trials, help="Optuna trials per training (default: %(default)s)")
+    run.add_argument("--max-epochs", type=int, default=TuningSettings.max_epochs, help="maximum epochs per trial (default: %(default)s)")
+    run.add_argument("--seed", type=int, default=TuningSettings.seed, help="seed of splits, tuning and training (default: %(default)s)")
+    run.add_argument("--drift-share", type=float, default=DriftSettings.drift_share, help="share of drifted features that triggers retraining (default: %(default)s)")
     run.add_argument("--rows", type=int, default=6000, help="rows of the demo data (default: %(default)s)")
     run.add_argument("--home", help="local state directory (default: $LOOPLINE_HOME or ./.loopline)")
     run.add_argument("--keep-serving", action="store_true", help="leave the local model server running and print its URL")

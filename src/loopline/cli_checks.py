@@ -8,8 +8,10 @@ import json
 import sys
 from pathlib import Path
 
+from loopline.drift_settings import DriftSettings
 from loopline.errors import LooplineError
 from loopline.logs import quiet_libraries
+from loopline.validation_suite import DEFAULT_MAX_NULL_FRACTION, DEFAULT_SKEW_THRESHOLD
 
 
 def out_dir(value: str | None, option: str) -> Path | None:
@@ -113,9 +115,9 @@ def add_check_commands(sub) -> None:
     val.add_argument("--suite", help="Great Expectations suite JSON: expectations added to or overriding the inferred ones")
     val.add_argument("--report", help="directory for the HTML report (validation.html)")
     val.add_argument("--json", action="store_true", help="print one JSON object: passed, skew_score, outcome, failures")
-    val.add_argument("--max-null-fraction", type=float, default=0.1,
+    val.add_argument("--max-null-fraction", type=float, default=DEFAULT_MAX_NULL_FRACTION,
                      help="null fraction allowed in a column without nulls in the reference (default: %(default)s)")
-    val.add_argument("--skew-threshold", type=float, default=0.1,
+    val.add_argument("--skew-threshold", type=float, default=DEFAULT_SKEW_THRESHOLD,
                      help="largest share of failed expectations that does not block (default: %(default)s)")
     val.set_defaults(func=cmd_validate)
 
@@ -126,18 +128,18 @@ def add_check_commands(sub) -> None:
     dri.add_argument("--current", required=True, help="CSV or Parquet file of the current window")
     dri.add_argument("--report", help="directory for the Evidently HTML report (drift.html)")
     dri.add_argument("--json", action="store_true", help="print one JSON object: drifted, share_drifted, features")
-    dri.add_argument("--drift-share", type=float, default=0.5,
+    dri.add_argument("--drift-share", type=float, default=DriftSettings.drift_share,
                      help="share of drifted features at which the data counts as drifted (default: %(default)s)")
-    dri.add_argument("--numeric-test", default="psi", choices=["psi", "ks", "wasserstein"],
+    dri.add_argument("--numeric-test", default=DriftSettings.numeric_test, choices=["psi", "ks", "wasserstein"],
                      help="test that judges numeric features (default: %(default)s)")
-    dri.add_argument("--categorical-test", default="jensenshannon", choices=["jensenshannon", "chisquare", "psi"],
+    dri.add_argument("--categorical-test", default=DriftSettings.categorical_test, choices=["jensenshannon", "chisquare", "psi"],
                      help="test that judges categorical features (default: %(default)s)")
     dri.add_argument("--threshold", action="append", metavar="TEST=VALUE",
                      help="override a test's threshold, e.g. psi=0.25 (repeatable)")
     dri.add_argument("--critical", nargs="*", help="features whose drift alone means the data drifted")
     dri.add_argument("--ignore", nargs="*", help="columns left out (ids, timestamps, the label)")
-    dri.add_argument("--last-rows", type=int, default=0, help="use only the last N rows of --current (default: all)")
+    dri.add_argument("--last-rows", type=int, default=DriftSettings.current_last_rows, help="use only the last N rows of --current (default: all)")
     dri.add_argument("--model", help="a Loopline SavedModel directory: also measure drift of its predictions")
-    dri.add_argument("--report-sample", type=int, default=50_000,
+    dri.add_argument("--report-sample", type=int, default=DriftSettings.report_sample_rows,
                      help="rows per window in the visual report, seeded sample; 0 for all (default: %(default)s)")
     dri.set_defaults(func=cmd_drift)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -65,3 +67,13 @@ def demo_transactions(n_rows: int = 6000, *, shift: float = 0.0, seed: int = 7) 
 
 DEMO_TARGET = "is_fraud"
 DEMO_IGNORE = ["transaction_id"]
+
+
+def prepare_demo_data(home: Path, *, rows: int = 6000) -> tuple[str, str]:
+    """The built-in demo: a reference batch and a shifted batch of synthetic transactions."""
+    folder = home / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    reference, shifted = folder / "transactions.csv", folder / "transactions_shifted.csv"
+    demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
+    demo_transactions(rows, shift=1.0, seed=8).to_csv(shifted, index=False)
+    return str(reference), str(shifted)

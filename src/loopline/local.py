@@ -18,7 +18,6 @@ from typing import Any
 
 from loopline import (
     container_runner,
-    demo_data,
     domains,
     failures,
     input_checks,
@@ -28,6 +27,7 @@ from loopline import (
 )
 from loopline import data as data_lib
 from loopline.cluster import ClusterSettings
+from loopline.drift_settings import DriftSettings
 from loopline.errors import StepFailed, one_line
 from loopline.holdout_metrics import HEADLINE_METRICS
 from loopline.logs import quiet_libraries
@@ -35,6 +35,7 @@ from loopline.model_contract import read_metadata
 from loopline.runguard import ServersOfRun
 from loopline.runlock import RunLock
 from loopline.training import check_constant_features
+from loopline.tuning import TuningSettings
 
 log = logging.getLogger("loopline.run")
 
@@ -71,25 +72,15 @@ class LoopSettings:
     feature_kinds: dict[str, str] = field(default_factory=dict)
     model_name: str = "loopline-model"
     thresholds: dict[str, Any] | None = None  # None: the training pipeline's DEFAULT_THRESHOLDS
-    n_trials: int = 4
-    max_epochs: int = 15
-    seed: int = 42
-    drift_share: float = 0.5
+    n_trials: int = TuningSettings.n_trials
+    max_epochs: int = TuningSettings.max_epochs
+    seed: int = TuningSettings.seed
+    drift_share: float = DriftSettings.drift_share
     keep_serving: bool = False
     runner: str = "subprocess"  # "docker": every step in its image (loopline.container_runner)
     tracking_uri: str = ""  # MLflow tracking URI; empty: the SQLite store under the home
     deploy_target: str = "local"  # "kserve": an InferenceService through the Kubernetes API ($KUBECONFIG)
     storage_uri: str = ""  # with kserve: the prefix under which each version gets its own URI
-
-
-def prepare_demo_data(home: Path, *, rows: int = 6000) -> tuple[str, str]:
-    """The built-in demo: a reference batch and a shifted batch of synthetic transactions."""
-    folder = home / "data"
-    folder.mkdir(parents=True, exist_ok=True)
-    reference, shifted = folder / "transactions.csv", folder / "transactions_shifted.csv"
-    demo_data.demo_transactions(rows, shift=0.0, seed=7).to_csv(reference, index=False)
-    demo_data.demo_transactions(rows, shift=1.0, seed=8).to_csv(shifted, index=False)
-    return str(reference), str(shifted)
 
 
 def read_run(run_dir: Path, pipeline: str, seconds: float, started: float) -> PipelineRun:
