@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loopline import serving
+from loopline.runguard import ServersOfRun
 from loopline.tuning import TuningSettings
 
 SCALE_ROWS = (10_000, 100_000, 1_000_000)
@@ -119,21 +119,14 @@ def _measure(step: str, folder: Path) -> dict[str, Any]:
             "metrics": json.loads(out.read_text())}
 
 
-def _stop_servers(home: Path) -> None:
-    for info in serving.recorded_servers(home):
-        serving.stop_server(info)
-
-
 def one_size(rows: int, home: Path) -> dict[str, Any]:
     from loopline import demo_data
 
     folder = home / f"scale-{rows}"
     folder.mkdir(parents=True, exist_ok=True)
     demo_data.demo_transactions(rows, seed=7).to_csv(folder / "data.csv", index=False)
-    try:
+    with ServersOfRun(folder / "home", MODEL_NAME):  # stops the model server deploy_model starts, however it ends
         steps = {step: _measure(step, folder) for step in STEPS}
-    finally:  # the model server deploy_model started (it serves the champion until stopped)
-        _stop_servers(folder / "home")
     train_metrics = steps["train_model"]["metrics"]
     entry = {
         "rows": rows,

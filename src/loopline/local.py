@@ -133,7 +133,7 @@ def _run_pipeline(root: Path, name: str, pipeline, on_pipeline=None, check=None,
         pipeline(**arguments)
     except Exception as exc:
         recorded = failures.last(failures_file)
-        new = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        new = _new_run_dirs(root, before)
         if check and new and recorded is None:  # a container that failed unnoticed, then a task asked for its outputs
             check(new[-1])
         if isinstance(exc, RuntimeError):  # kfp.local: "Inner task failed"; the cause is the step's
@@ -142,12 +142,17 @@ def _run_pipeline(root: Path, name: str, pipeline, on_pipeline=None, check=None,
     finally:
         os.environ.pop(failures.ENV, None)
     seconds = time.perf_counter() - started
-    new = sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    new = _new_run_dirs(root, before)
     if not new:
         raise RuntimeError(f"pipeline {name} left no run directory under {root}")
     if check:
         check(new[-1])
     return read_run(new[-1], name, seconds, wall_started)
+
+
+def _new_run_dirs(root: Path, before: set[Path]) -> list[Path]:
+    """The run folders kfp.local made under `root` since `before`, oldest first."""
+    return sorted((p for p in set(root.iterdir()) - before if p.is_dir()), key=lambda p: p.stat().st_mtime)
 
 
 def step_failure(pipeline: str, exc: RuntimeError, recorded: dict | None) -> StepFailed:

@@ -131,6 +131,7 @@ class StandInCluster:
         kubeconfig = container_runner.shared_dir(home / "pipeline_root") / "kubeconfig"
         kubeconfig.write_text(json.dumps(self.api.kubeconfig(), indent=2))
         kubeconfig.chmod(0o644)
+        self._saved_kubeconfig = os.environ.get("KUBECONFIG")
         os.environ["KUBECONFIG"] = str(kubeconfig)
 
     def close(self) -> dict:
@@ -139,6 +140,10 @@ class StandInCluster:
             self.controller.stop_all()
         finally:
             self.api.close()
+            if self._saved_kubeconfig is None:
+                os.environ.pop("KUBECONFIG", None)
+            else:
+                os.environ["KUBECONFIG"] = self._saved_kubeconfig
         record = {"api": self.api.url, "serving_image": self.controller.image,
                   "inference_services": [{"namespace": ns, "name": name,
                                           "storage_uri": obj["spec"]["predictor"]["model"]["storageUri"],
