@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The PostgreSQL server fixture (`postgres_url`), started once per session where PostgreSQL is installed.
+pytest_plugins = ["tests.postgres"]
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
