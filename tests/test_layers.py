@@ -23,7 +23,7 @@ PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT /
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files", "loopline.processes",
                     "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site",
-                    "loopline.failures", "loopline.runlock", "loopline.progress", "loopline.localruns")),  # README.md "Layers" lists the same table
+                    "loopline.failures", "loopline.runlock", "loopline.progress", "loopline.localruns")),  # docs/development.md "Layers" lists the same table
     ("data and settings files", ("loopline.dataset_spec", "loopline.input_checks", "loopline.demo_data",
                                  "loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
                                  "loopline.cluster")),
