@@ -97,3 +97,10 @@ def test_github_anchors():
     assert anchor("The gate (`thresholds`)") == "the-gate-thresholds"
     assert anchor("Checking data: `validate` and `drift`") == "checking-data-validate-and-drift"
     assert anchor("Deployment: canary, smoke test, promote or roll back") == "deployment-canary-smoke-test-promote-or-roll-back"
+
+
+def test_the_readme_stays_a_five_minute_read_and_the_layer_table_has_its_markers():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 150  # reference goes to docs/
+    development = (ROOT / "docs" / "development.md").read_text()
+    begin, end = development.index("<!-- layers:begin -->"), development.index("<!-- layers:end -->")
+    assert begin < end and "| foundation |" in development[begin:end]
