@@ -35,22 +35,22 @@ compile: install ## compile pipelines and components to compiled/
 	$(BIN)/loopline compile --out compiled --registry ghcr.io/loopline
 
 check-compiled: install ## fail when compiled/ differs from a fresh compile
-	$(BIN)/python -m loopline.compile --check compiled
+	$(BIN)/python -m loopline.cli.compile --check compiled
 
 docs: install ## regenerate the component READMEs' input/output tables and the README's component table
-	$(BIN)/python -m loopline.docs
+	$(BIN)/python -m tools.docs
 
 lint: install ## ruff
-	$(BIN)/python -m ruff check setup.py src components pipelines tests
+	$(BIN)/python -m ruff check setup.py src components pipelines tests tools
 
 bench: install ## run the benchmarks (or BENCH="drift_1m validate_1m"); print a table and write .loopline/bench.json
-	$(BIN)/python -m loopline.bench $(BENCH)
+	$(BIN)/python -m tools.bench $(BENCH)
 
 images: ## build the three images (Docker, else podman; on a stand-in base where the official one cannot be pulled)
 	containers/engine.sh images
 
 run-containers: install ## the whole loop, every step in its image; data and artifacts on S3 (stand-in) and an MLflow server
-	$(BIN)/python -m loopline.rehearsal --runner docker $(RUN_ARGS)
+	$(BIN)/python -m tools.rehearsal --runner docker $(RUN_ARGS)
 
 test-containers: install ## install podman where needed (root), build the images, run the container tests
 	containers/engine.sh install

@@ -4,13 +4,14 @@ pipeline submitted to the KFP cluster or Vertex AI project this run is in."""
 
 from kfp import dsl
 
-from loopline import cluster, images
 from loopline.components import (
     batch_predict,
     check_drift_escalation,
     detect_drift,
     trigger_training,
 )
+from loopline.core import images
+from loopline.ops import cluster
 from loopline.pipelines.training import DEFAULT_THRESHOLDS, build_training
 
 

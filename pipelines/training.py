@@ -2,7 +2,6 @@
 
 from kfp import dsl
 
-from loopline import cluster, images
 from loopline.components import (
     deploy_model,
     evaluate_model,
@@ -12,6 +11,8 @@ from loopline.components import (
     tune_model,
     validate_data,
 )
+from loopline.core import images
+from loopline.ops import cluster
 
 PIPELINE_NAME = "loopline-training"
 # The gate a training run applies unless told otherwise: an absolute floor, the challenger no

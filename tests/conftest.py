@@ -52,7 +52,7 @@ def demo_loop(tmp_path_factory) -> DemoLoop:
     """One small demo `loopline run` of the whole loop (both pipelines through kfp.local), made once
     and looked at by the end-to-end tests: every step runs under the import guard that limits it to
     its image's packages (containers/Dockerfile's target for the image its compiled YAML names)."""
-    from loopline import image_contract
+    from loopline.core import image_contract
 
     tmp_path = tmp_path_factory.mktemp("demo-loop")
     report = tmp_path / "refused.jsonl"
@@ -69,7 +69,7 @@ def demo_loop(tmp_path_factory) -> DemoLoop:
 
 @pytest.fixture(scope="session")
 def demo_csv(tmp_path_factory) -> Path:
-    from loopline.demo_data import demo_transactions
+    from loopline.data.demo import demo_transactions
 
     path = tmp_path_factory.mktemp("data") / "transactions.csv"
     demo_transactions(2000, seed=7).to_csv(path, index=False)
@@ -78,7 +78,7 @@ def demo_csv(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def splits(demo_csv, tmp_path_factory) -> dict[str, Path]:
-    from loopline.data import SplitSettings, load_and_split
+    from loopline.data.tables import SplitSettings, load_and_split
 
     folder = tmp_path_factory.mktemp("splits")
     paths = {name: folder / f"{name}.parquet" for name in ("train", "validation", "holdout")}
@@ -92,9 +92,9 @@ def splits(demo_csv, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def trained_model(splits, tmp_path_factory) -> Path:
     """One real (small) Optuna + Keras training, exported as a SavedModel."""
-    from loopline import tuning
-    from loopline.data import read_split
-    from loopline.training import tune_and_train
+    from loopline.data.tables import read_split
+    from loopline.tuning import study as tuning
+    from loopline.tuning.training import tune_and_train
 
     train, spec = read_split(splits["train"])
     validation, _ = read_split(splits["validation"])
@@ -216,7 +216,7 @@ class MlflowServer:
         raise RuntimeError(f"mlflow server did not answer on {self.uri} within {timeout}s")
 
     def stop(self) -> None:
-        from loopline.processes import stop_group
+        from loopline.core.processes import stop_group
 
         if self.process is None:
             return
@@ -261,7 +261,7 @@ def s3_standin_env(folder: Path, bucket: str):
     import boto3
     import s3fs
 
-    from loopline.rehearsal import STANDIN_CREDENTIALS, s3_standin
+    from tools.rehearsal import STANDIN_CREDENTIALS, s3_standin
 
     s3fs.S3FileSystem.clear_instance_cache()
     server = s3_standin(folder).start()

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.baseline import fit_baseline
-from loopline.dataset_spec import DatasetSpec
-from loopline.errors import DataError, GateConfigError
-from loopline.evaluation import gate, gate_report_markdown, gate_table_markdown
-from loopline.gate_config import parse_gate_config
-from loopline.holdout_metrics import Evaluation, evaluate_predictions
+from loopline.core.errors import DataError, GateConfigError
+from loopline.data.spec import DatasetSpec
+from loopline.evaluation.baseline import fit_baseline
+from loopline.evaluation.evaluate import gate, gate_report_markdown, gate_table_markdown
+from loopline.evaluation.gate import parse_gate_config
+from loopline.evaluation.metrics import Evaluation, evaluate_predictions
 
 SPEC = DatasetSpec(target="y", features={"amount": "numeric", "channel": "categorical"}, classes=["no", "yes"])
 

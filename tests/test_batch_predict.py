@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from kfp import dsl
 
-from loopline import components, logs, registry
-from loopline.data import read_split
-from loopline.errors import DataError, LooplineError
-from loopline.model_contract import ServingModel
+from loopline import components, registry
+from loopline.core import logs
+from loopline.core.errors import DataError, LooplineError
+from loopline.data.tables import read_split
+from loopline.model.contract import ServingModel
 
 from .conftest import art
 from .test_version_uri import s3  # noqa: F401 - a fixture
@@ -138,7 +139,7 @@ def test_an_unknown_model_is_one_line(model, batch, tmp_path):
 
 
 def test_the_drift_monitor_scores_the_current_window_with_the_champion():
-    from loopline.compile import pipeline_function
+    from loopline.cli.compile import pipeline_function
 
     spec = json.loads(json.dumps(_pipeline_spec(pipeline_function("drift_monitor"))))
     tasks = spec["root"]["dag"]["tasks"]

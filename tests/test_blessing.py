@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from loopline import blessing
-from loopline.errors import BlessingError
+from loopline.core.errors import BlessingError
+from loopline.evaluation import blessing
 
 
 def _model(tmp_path):

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.budget import MIN_STEPS_PER_EPOCH, steps_per_epoch, stratified_sample, tuning_rows
-from loopline.errors import DataError
+from loopline.core.errors import DataError
+from loopline.tuning.budget import (
+    MIN_STEPS_PER_EPOCH,
+    steps_per_epoch,
+    stratified_sample,
+    tuning_rows,
+)
 
 
 def test_small_splits_get_a_minimum_of_steps_per_epoch():
@@ -48,7 +53,7 @@ def test_small_splits_are_used_whole_and_bad_caps_are_errors():
 
 
 def test_the_final_training_keeps_the_tuned_gradient_steps_and_sees_every_row():
-    from loopline.budget import final_epochs
+    from loopline.tuning.budget import final_epochs
 
     assert final_epochs(12, tuned_rows=100_000, full_rows=1_000_000) == 2  # 1.2 passes, rounded up
     assert final_epochs(3, tuned_rows=100_000, full_rows=1_000_000) == 1  # at least one pass

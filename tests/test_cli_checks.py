@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.cli import main
-from loopline.demo_data import demo_transactions
+from loopline.cli.app import main
+from loopline.data.demo import demo_transactions
 
 
 @pytest.fixture(scope="module")

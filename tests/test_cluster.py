@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loopline import cli, cluster, params, submit
-from loopline.cluster import ClusterConfigError
-from loopline.compile import compile_all
+from loopline.cli import app as cli
+from loopline.cli.compile import compile_all
+from loopline.ops import cluster, params, submit
+from loopline.ops.cluster import ClusterConfigError
 
 from .conftest import ROOT
 

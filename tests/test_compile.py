@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
-from loopline import compile as compile_mod
-from loopline import images
+from loopline.cli import compile as compile_mod
+from loopline.core import images
 
 from .conftest import ROOT
 
@@ -69,7 +69,7 @@ def test_images_are_loopline_images_with_the_package_version(path):
 
 
 def test_every_image_role_has_a_dockerfile_target_installing_from_the_lock():
-    from loopline.image_contract import dockerfile_packages
+    from loopline.core.image_contract import dockerfile_packages
 
     lock = {line.split("==")[0].lower().replace("_", "-") for line in (ROOT / "requirements.lock").read_text().splitlines()
             if "==" in line and not line.startswith("#")}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loopline.compiled_pipelines import adapted_yaml, shipped_path
+from loopline.ops.compiled_pipelines import adapted_yaml, shipped_path
 
 from .conftest import ROOT
 from .test_cluster import readme_cluster_config
@@ -44,7 +44,7 @@ def fresh_compiles(tmp_path_factory) -> list[Path]:
     (out / "cases.json").write_text(json.dumps(cases))
     code = (
         "import json, sys; from pathlib import Path\n"
-        "from loopline import cluster, images; from loopline.compile import compile_pipeline\n"
+        "from loopline import cluster, images; from loopline.cli.compile import compile_pipeline\n"
         "out = Path(sys.argv[1])\n"
         "for i, (registry, settings) in enumerate(json.loads((out / 'cases.json').read_text())):\n"
         "    compile_pipeline('training', out / f'{i}.yaml', registry=registry or images.DEFAULT_REGISTRY,\n"
@@ -75,7 +75,7 @@ def test_the_training_pipeline_is_adapted_inside_a_running_kfp_task():
     code = (
         "import sys; import kfp.dsl\n"
         "from loopline.executors import trigger_training\n"
-        "from loopline.compiled_pipelines import adapted_yaml\n"
+        "from loopline.ops.compiled_pipelines import adapted_yaml\n"
         "text = adapted_yaml('training', image_registry='my.registry.example/team', kubernetes_settings={'retries': {'count': 0}})\n"
         "print('my.registry.example/team/loopline-base' in text, 'loopline.components' in sys.modules)\n"
         "from loopline import submit\n"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from kfp import dsl
 
-from loopline import components, registry, serving
-from loopline.errors import DataError, GateConfigError, ValidationFailed
+from loopline import components, registry
+from loopline.core.errors import DataError, GateConfigError, ValidationFailed
+from loopline.serving import server as serving
 
 from .conftest import FAST_SEARCH_SPACE, art
 from .conftest import evaluate_step as _evaluate
@@ -60,7 +61,7 @@ def test_validate_data_names_the_failed_expectation(loaded, tmp_path):
 
     import pandas as pd
 
-    from loopline.data import read_split, write_split
+    from loopline.data.tables import read_split, write_split
 
     holdout, spec = read_split(loaded["holdout"].path)
     holdout["amount"] = holdout["amount"] * 1000  # far outside the training range
@@ -79,7 +80,7 @@ def test_validate_data_names_the_failed_expectation(loaded, tmp_path):
 
 
 def test_validate_data_report_only_returns_false(loaded, tmp_path):
-    from loopline.data import read_split, write_split
+    from loopline.data.tables import read_split, write_split
 
     holdout, spec = read_split(loaded["holdout"].path)
     write_split(holdout.drop(columns=["channel"]), spec, loaded["holdout"].path)
@@ -111,7 +112,7 @@ def test_train_model_outputs_a_model_and_its_metrics(loaded, tmp_path):
      ({"objective": "recall"}, "objective 'recall'")],
 )
 def test_train_model_bad_settings_fail_before_any_work(loaded, tmp_path, kwargs, message):
-    from loopline.errors import TuningConfigError
+    from loopline.core.errors import TuningConfigError
 
     outs = {k: art(cls, tmp_path, k) for k, cls in
             (("model", dsl.Model), ("metrics", dsl.Metrics), ("best_params", dsl.Artifact), ("report", dsl.HTML))}
@@ -123,7 +124,7 @@ def test_train_model_bad_settings_fail_before_any_work(loaded, tmp_path, kwargs,
 def test_train_model_finds_a_corrupt_store_before_training(loaded, tmp_path):
     """In a cluster the training step is the first to reach MLflow: a store it cannot use is one
     line naming the URI, before any trial runs."""
-    from loopline.errors import RegistryError
+    from loopline.core.errors import RegistryError
 
     store = tmp_path / "mlflow.db"
     store.write_bytes(b"this is not a database, just bytes\n" * 4)
@@ -195,7 +196,7 @@ def test_latency_and_fairness_gates_pass_and_fail_on_the_real_model(trained_mode
 
 
 def test_a_holdout_missing_a_column_is_named(trained_model, loaded, tmp_path):
-    from loopline.data import read_split, write_split
+    from loopline.data.tables import read_split, write_split
 
     holdout, spec = read_split(loaded["holdout"].path)
     write_split(holdout.drop(columns=["amount"]), spec, loaded["holdout"].path)
@@ -208,7 +209,7 @@ def test_a_holdout_missing_a_column_is_named(trained_model, loaded, tmp_path):
 def test_a_corrupted_model_artifact_is_a_clear_error(trained_model, loaded, tmp_path):
     import shutil
 
-    from loopline.errors import ModelError
+    from loopline.core.errors import ModelError
 
     broken = tmp_path / "broken"
     shutil.copytree(trained_model, broken)
@@ -246,7 +247,7 @@ def test_register_then_deploy_locally_moves_champion(trained_model, loaded, tmp_
         state = serving.read_state(home, "fraud")
         assert state and serving.is_alive(state)
         # a cluster target cannot serve files the registry keeps on this machine's disk
-        from loopline.errors import DeploymentError
+        from loopline.core.errors import DeploymentError
 
         with pytest.raises(DeploymentError, match="which KServe cannot read"):
             components.deploy_model.python_func(
@@ -265,8 +266,8 @@ def test_registration_refuses_a_model_whose_blessing_does_not_match(trained_mode
 
     from mlflow import MlflowClient
 
-    from loopline.data import read_split, write_split
-    from loopline.errors import BlessingError
+    from loopline.core.errors import BlessingError
+    from loopline.data.tables import read_split, write_split
 
     tracking_uri = registry.local_tracking_uri(tmp_path / "home")
     _, failed = _evaluate(trained_model, loaded, tmp_path / "failed", {"roc_auc": 0.999})
@@ -296,7 +297,7 @@ def test_registration_refuses_a_model_whose_blessing_does_not_match(trained_mode
 
 
 def test_deploy_model_bad_target_is_refused_before_any_work(loaded, tmp_path):
-    from loopline.errors import DeploymentError
+    from loopline.core.errors import DeploymentError
 
     with pytest.raises(DeploymentError, match="target must be 'local' or 'kserve'"):
         components.deploy_model.python_func(
@@ -314,7 +315,7 @@ def _drift_outputs(tmp_path):
 def test_detect_drift_flags_a_shifted_batch_and_not_the_same_one(tmp_path, demo_csv):
     import json
 
-    from loopline.demo_data import demo_transactions
+    from loopline.data.demo import demo_transactions
 
     shifted = tmp_path / "shifted.csv"
     demo_transactions(2000, shift=1.0, seed=8).to_csv(shifted, index=False)
@@ -357,7 +358,7 @@ def test_detect_drift_current_missing_a_column_is_named(tmp_path, demo_csv):
 
 def test_detect_drift_reference_defaults_to_the_champions_training_data(tmp_path, demo_csv, trained_model, loaded):
     """The reference window is the data the champion was trained on, as recorded at registration."""
-    from loopline.demo_data import demo_transactions
+    from loopline.data.demo import demo_transactions
 
     home = tmp_path / "home"
     tracking_uri = registry.local_tracking_uri(home)
@@ -392,9 +393,9 @@ def test_detect_drift_compares_with_the_profile_stored_with_the_champion(tmp_pat
 
     import pandas as pd
 
-    from loopline import reference_profile
-    from loopline.data import read_split
-    from loopline.demo_data import demo_transactions
+    from loopline.data.demo import demo_transactions
+    from loopline.data.tables import read_split
+    from loopline.drift import reference_profile
 
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model, model_dir)

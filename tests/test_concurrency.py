@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from loopline import claims, params, promotion, registry, rollout, runlock
-from loopline.cli import main
-from loopline.logs import quiet_libraries
+from loopline import registry
+from loopline.cli.app import main
+from loopline.core.logs import quiet_libraries
+from loopline.local import runlock
+from loopline.ops import params
+from loopline.registry import claims, promotion
+from loopline.serving import rollout
 
 from .conftest import ROOT
 
@@ -35,7 +39,9 @@ BARRIER = textwrap.dedent("""
 """)
 
 DRIFT_WORKER = BARRIER + textwrap.dedent("""
-    from loopline import params, reruns, submit
+    from loopline.ops import params
+    from loopline.ops import reruns
+    from loopline.ops import submit
     decision = reruns.retrain(
         tracking_uri=cfg["tracking_uri"], model_name=cfg["model"], target=submit.KfpTarget(host=cfg["kfp"]),
         pipeline=params.read_pipeline(cfg["pipeline"]), arguments=cfg["arguments"], monitor_run=f"monitor-{cfg['i']}",
@@ -45,7 +51,7 @@ DRIFT_WORKER = BARRIER + textwrap.dedent("""
 """)
 
 CHAMPION_WORKER = BARRIER + textwrap.dedent("""
-    from loopline import promotion
+    from loopline.registry import promotion
     try:
         with promotion.champion_move(cfg["tracking_uri"], cfg["model"], cfg["version"]) as move:
             move.commit()
@@ -207,7 +213,7 @@ def test_a_second_run_on_the_same_folder_refuses_naming_the_holder(tmp_path, cap
 
 def test_the_lock_goes_with_a_holder_that_was_killed(tmp_path):
     home = tmp_path / "home"
-    script = ("import sys, time; from loopline.runlock import RunLock\n"
+    script = ("import sys, time; from loopline.local.runlock import RunLock\n"
               "with RunLock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", script, str(home)], stdout=subprocess.PIPE, text=True)
     try:

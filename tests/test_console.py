@@ -9,8 +9,10 @@ import re
 import pytest
 from kfp import dsl
 
-from loopline import console, localruns, progress, runpage
-from loopline.terminal import Terminal, use_color
+from loopline.core import progress
+from loopline.local import console, runpage
+from loopline.local import records as localruns
+from loopline.local.terminal import Terminal, use_color
 
 from .browser import dump_dom
 
@@ -21,7 +23,7 @@ def count_things(n: int, metrics: dsl.Output[dsl.Metrics]) -> int:
     import sys
 
     logging.basicConfig(stream=sys.stdout, level=logging.INFO)
-    from loopline import progress
+    from loopline.core import progress
 
     for i in range(n + 1):
         progress.report("things counted", i, n)
@@ -152,7 +154,7 @@ def test_progress_lines_are_recognised_where_loggers_put_them():
 
 
 def test_loopline_runs_lists_the_runs_and_their_pages(tmp_path, capsys):
-    from loopline.cli import main
+    from loopline.cli.app import main
 
     home = tmp_path / "home"
     assert main(["runs", "--home", str(home)]) == 0
@@ -196,7 +198,7 @@ def test_the_cause_is_the_exception_the_step_ended_with(tmp_path):
         "    ",
         "    Traceback (most recent call last):",
         '      File "x.py", line 3, in <module>',
-        "    loopline.errors.ValidationFailed: data validation failed (block): 2 critical failures",
+        "    loopline.core.errors.ValidationFailed: data validation failed (block): 2 critical failures",
         "    columns: amount, hour",
     ]
     for line in streamed:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from loopline import container_runner
-from loopline.cluster import ClusterSettings
-from loopline.images import image
+from loopline.core.images import image
+from loopline.local import container_runner
+from loopline.ops.cluster import ClusterSettings
 
 
 def test_every_task_runs_on_the_image_its_component_names():
@@ -70,7 +70,7 @@ def test_the_podman_socket_does_not_live_under_a_long_home(tmp_path, monkeypatch
 def test_a_failed_container_is_named_when_kfp_local_raises_first(tmp_path):
     """A step's container fails without kfp.local noticing (its exit code lost); the next task asks
     for an output it never wrote, and kfp.local raises. The step and its image are named instead."""
-    from loopline import local
+    from loopline.local import run as local
 
     root = tmp_path / "pipeline_root"
     root.mkdir()

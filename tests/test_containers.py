@@ -34,7 +34,7 @@ SMALL = ["--rows", "1500", "--trials", "1", "--max-epochs", "3", "--thresholds",
 
 
 def rehearsal(home: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
-    result = subprocess.run([sys.executable, "-m", "loopline.rehearsal", "--home", str(home), *SMALL, *args],
+    result = subprocess.run([sys.executable, "-m", "tools.rehearsal", "--home", str(home), *SMALL, *args],
                             cwd=ROOT, capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
     return result, json.loads((home / "last_run.json").read_text())
@@ -70,9 +70,11 @@ def test_the_loop_runs_in_the_images_on_object_storage_like_the_local_loop(tmp_p
 def check_the_cluster_path(home: Path, stdout: str, summary: dict) -> None:
     """Each version's InferenceService points at that version's own URI, served by the serving
     image; the retrain is a canary, promoted or rolled back with its reason; nothing left running."""
-    from loopline import images, serving_container, version_uri
-    from loopline.rehearsal import MODEL_PREFIX
-    from loopline.serving_container import _env
+    from loopline.core import images
+    from loopline.local import serving_container
+    from loopline.local.serving_container import _env
+    from loopline.serving import version_uri
+    from tools.rehearsal import MODEL_PREFIX
 
     cluster = json.loads((home / "kserve-standin.json").read_text())
     serving_image = images.image("serving")
@@ -149,7 +151,7 @@ REUSE = textwrap.dedent('''
 
 
 def test_another_team_reuses_three_compiled_components_in_its_own_pipeline(tmp_path):
-    from loopline.container_runner import Engine
+    from loopline.local.container_runner import Engine
 
     root = tmp_path / "pipeline_root"
     root.mkdir()
@@ -182,7 +184,7 @@ def test_a_missing_image_is_one_line_naming_it_and_make_images(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 2
-    from loopline.images import package_version
+    from loopline.core.images import package_version
 
     assert re.fullmatch(
         rf"loopline: error: image localhost/absent/loopline-\w+:{re.escape(package_version())} is missing from "

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.data import SplitSettings, load_and_split, read_split
-from loopline.dataset_spec import CATEGORICAL, NUMERIC
-from loopline.demo_data import demo_transactions
-from loopline.errors import DataError
+from loopline.core.errors import DataError
+from loopline.data.demo import demo_transactions
+from loopline.data.spec import CATEGORICAL, NUMERIC
+from loopline.data.tables import SplitSettings, load_and_split, read_split
 
 N_ROWS = 2000
 SPLITS = ("train", "validation", "holdout")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopline.decision import (
+from loopline.core.errors import DataError
+from loopline.evaluation.metrics import evaluate_predictions, evaluate_slices
+from loopline.model.decision import (
     THRESHOLD_KEY,
     choose_threshold,
     class_weights,
@@ -14,8 +16,6 @@ from loopline.decision import (
     threshold_record,
     unweight,
 )
-from loopline.errors import DataError
-from loopline.holdout_metrics import evaluate_predictions, evaluate_slices
 
 
 def _binary(p):
@@ -142,9 +142,9 @@ def test_unweighting_restores_calibration_and_keeps_the_ranking():
 def test_the_exported_model_serves_probabilities_without_the_weights_prior_shift(tmp_path):
     """The SavedModel applies the correction itself: every consumer (holdout metrics,
     batch_predict, the model server, the MLflow pyfunc) reads corrected probabilities."""
-    from loopline.dataset_spec import DatasetSpec
-    from loopline.keras_model import as_model_inputs, build_model, export_saved_model
-    from loopline.model_contract import ServingModel
+    from loopline.data.spec import DatasetSpec
+    from loopline.model.classifier import as_model_inputs, build_model, export_saved_model
+    from loopline.model.contract import ServingModel
 
     spec = DatasetSpec(target="y", features={"a": "numeric", "c": "categorical"}, classes=["no", "yes"])
     features = {"a": np.array([0.0, 1.0, 2.0, np.nan], dtype=np.float32), "c": np.array(["x", "y", "x", "z"], dtype=object)}

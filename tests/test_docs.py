@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import importlib
 
-from loopline import components, docs
+from loopline import components
+from tools import docs
 
 
 def test_component_readmes_match_the_components():

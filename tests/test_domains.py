@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from loopline import domains, reruns
-from loopline.cli import main
-from loopline.demo_data import demo_transactions
-from loopline.errors import LooplineError
+from loopline.cli.app import main
+from loopline.core.errors import LooplineError
+from loopline.data.demo import demo_transactions
+from loopline.ops import domains, reruns
 
 from .conftest import ROOT
 

@@ -9,11 +9,11 @@ from scipy import stats
 from scipy.spatial import distance
 
 from loopline import drift
-from loopline.data import read_split
-from loopline.dataset_spec import conform
-from loopline.demo_data import demo_transactions
-from loopline.errors import DataError
-from loopline.input_checks import build_spec
+from loopline.core.errors import DataError
+from loopline.data.checks import build_spec
+from loopline.data.demo import demo_transactions
+from loopline.data.spec import conform
+from loopline.data.tables import read_split
 
 
 def plain_psi(reference: np.ndarray, current: np.ndarray) -> float:

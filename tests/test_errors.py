@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loopline.cli import main
-from loopline.demo_data import demo_transactions
+from loopline.cli.app import main
+from loopline.data.demo import demo_transactions
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_debug_shows_the_traceback_and_the_same_line(files, capsys):
 
 
 def test_an_unexpected_error_is_one_line_that_points_to_debug(capsys, monkeypatch):
-    from loopline import cli as cli_module
+    from loopline.cli import app as cli_module
 
     def broken(args):
         raise KeyError("surprise")

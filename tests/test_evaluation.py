@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from loopline.errors import GateConfigError
-from loopline.evaluation import gate_report_markdown, judge
-from loopline.gate_config import parse_gate_config, parse_thresholds
-from loopline.holdout_metrics import ROC_POINTS, evaluate_predictions
+from loopline.core.errors import GateConfigError
+from loopline.evaluation.evaluate import gate_report_markdown, judge
+from loopline.evaluation.gate import parse_gate_config, parse_thresholds
+from loopline.evaluation.metrics import ROC_POINTS, evaluate_predictions
 
 BINARY = ["0", "1"]
 
@@ -332,7 +332,7 @@ def test_per_class_precision_recall_f1():
 def test_slices_give_demographic_parity_difference_and_auc_gap():
     import pandas as pd
 
-    from loopline.holdout_metrics import evaluate_slices, slice_values
+    from loopline.evaluation.metrics import evaluate_slices, slice_values
 
     # slice a: 4 rows, predicts the positive class for 2 (rate 0.5), ranks perfectly (AUC 1)
     # slice b: 4 rows, predicts positive for 2 (rate 0.5), ranks 3 of 4 pairs right (AUC 0.75)
@@ -366,8 +366,8 @@ def test_slices_give_demographic_parity_difference_and_auc_gap():
 def test_slice_column_must_exist_and_be_few_valued():
     import pandas as pd
 
-    from loopline.errors import DataError
-    from loopline.holdout_metrics import slice_values
+    from loopline.core.errors import DataError
+    from loopline.evaluation.metrics import slice_values
 
     frame = pd.DataFrame({"id": range(500), "channel": ["a", "b"] * 250})
     with pytest.raises(DataError, match="slice column 'region' is not in the holdout split"):
@@ -379,7 +379,7 @@ def test_slice_column_must_exist_and_be_few_valued():
 def test_measure_latency_times_single_rows_and_batches():
     import pandas as pd
 
-    from loopline.holdout_metrics import LATENCY_METRICS, measure_latency
+    from loopline.evaluation.metrics import LATENCY_METRICS, measure_latency
 
     sizes = []
     frame = pd.DataFrame({"x": range(40)})
@@ -397,7 +397,7 @@ def test_measure_latency_times_single_rows_and_batches():
 
 
 def test_legacy_form_and_sections_parse_to_the_same_rules():
-    from loopline.gate_config import parse_gate_config
+    from loopline.evaluation.gate import parse_gate_config
 
     legacy = parse_gate_config({"roc_auc": 0.8, "log_loss": {"max": 0.4}})
     sectioned = parse_gate_config({"absolute": {"roc_auc": 0.8, "log_loss": {"max": 0.4}}})
@@ -446,7 +446,7 @@ def test_legacy_form_and_sections_parse_to_the_same_rules():
     ],
 )
 def test_bad_gate_configurations_are_one_line_errors(config, message):
-    from loopline.gate_config import parse_gate_config
+    from loopline.evaluation.gate import parse_gate_config
 
     with pytest.raises(GateConfigError) as excinfo:
         parse_gate_config(config)
@@ -458,7 +458,7 @@ def test_bad_gate_configurations_are_one_line_errors(config, message):
 
 
 def _champion(metrics, version="3"):
-    from loopline.evaluation import Champion, Evaluation
+    from loopline.evaluation.evaluate import Champion, Evaluation
 
     evaluation = Evaluation(metrics=metrics, classes=BINARY, confusion_matrix=[[1, 0], [0, 1]], roc=None, rows=2)
     return Champion(status="loaded", version=version, model_uri=f"models:/fraud/{version}", evaluation=evaluation)
@@ -525,7 +525,7 @@ def test_first_model_skips_relative_gates_and_says_so():
 
 
 def gate_table(decision):
-    from loopline.evaluation import gate_table_markdown
+    from loopline.evaluation.evaluate import gate_table_markdown
 
     return gate_table_markdown(decision, model_uri="gs://b/m", rows=10)
 
@@ -537,7 +537,7 @@ def test_first_model_with_only_relative_gates_fails_rather_than_pass_on_nothing(
 
 
 def test_a_champion_that_cannot_be_loaded_fails_unless_allowed():
-    from loopline.evaluation import Champion
+    from loopline.evaluation.evaluate import Champion
 
     broken = Champion(status="failed", version="2", model_uri="models:/fraud/2", error="cannot load the champion: bad pb")
     config = {"absolute": {"roc_auc": 0.7}, "relative": {"min_improvement": 0.0}}

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from loopline import claims, registry, rollout, serving
-from loopline.data import read_split
-from loopline.errors import DeploymentError
-from loopline.logs import quiet_libraries
-from loopline.model_contract import ServingModel
-from loopline.runguard import ServersOfRun, Terminated
+from loopline import registry
+from loopline.core.errors import DeploymentError
+from loopline.core.logs import quiet_libraries
+from loopline.data.tables import read_split
+from loopline.local.runguard import ServersOfRun, Terminated
+from loopline.model.contract import ServingModel
+from loopline.registry import claims
+from loopline.serving import rollout
+from loopline.serving import server as serving
 
 LIMITS = rollout.SmokeLimits(rows=4, tolerance=1e-5, max_p95_ms=5000)
 
@@ -72,7 +75,7 @@ DEPLOY = textwrap.dedent("""
     import json, sys
     from types import SimpleNamespace
     from loopline.executors import deploy_model
-    from loopline.rollout import DeploySettings
+    from loopline.serving.rollout import DeploySettings
     cfg = json.loads(sys.argv[1])
     art = lambda path: SimpleNamespace(path=path, uri=path, metadata={})
     deploy_model.run(model_name=cfg["model"], model_version=cfg["version"], tracking_uri=cfg["tracking_uri"],
@@ -136,7 +139,7 @@ def _sigterm_during_a_run(trained_model, home):
 
 
 def test_a_server_kept_on_purpose_stays_recorded_for_serve_stop(trained_model, tmp_path, capsys):
-    from loopline.cli import main
+    from loopline.cli.app import main
 
     home = tmp_path / "home"
     with ServersOfRun(home, "fraud", keep_serving=True):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from loopline import image_contract
+from loopline.core import image_contract
 
 from .conftest import DOCKERFILE, step_images
 

@@ -15,41 +15,31 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# import root -> folder, as pyproject.toml maps them
+# import root -> folder, as setup.py maps them; tools/ (the development tools) is not installed.
 PACKAGES = {"loopline": ROOT / "src" / "loopline", "loopline.components": ROOT / "components",
-            "loopline.pipelines": ROOT / "pipelines", "loopline.compiled": ROOT / "compiled"}
+            "loopline.pipelines": ROOT / "pipelines", "loopline.compiled": ROOT / "compiled", "tools": ROOT / "tools"}
+INSTALLED = ("loopline",)
 
-# Lowest first. A module may import from its own layer and the layers below.
-LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("loopline", "loopline.errors", "loopline.images", "loopline.home", "loopline.files", "loopline.processes",
-                    "loopline.logs", "loopline.compiled", "loopline.image_contract", "loopline.image_contract_site",
-                    "loopline.failures", "loopline.runlock", "loopline.progress", "loopline.localruns")),  # docs/development.md "Layers" lists the same table
-    ("data and settings files", ("loopline.dataset_spec", "loopline.input_checks", "loopline.demo_data",
-                                 "loopline.data", "loopline.params", "loopline.cron", "loopline.blessing",
-                                 "loopline.cluster")),
-    ("the model contract", ("loopline.model_contract", "loopline.mlflow_store", "loopline.compiled_pipelines",
-                            "loopline.keras_model", "loopline.mlflow_pyfunc_code", "loopline.claims", "loopline.decision")),
-    ("training, tuning, validation, drift", ("loopline.tuning_storage", "loopline.tuning", "loopline.tuning_mlflow", "loopline.tuning_report", "loopline.trial_scores", "loopline.training", "loopline.tuning_worker",
-                                             "loopline.validation_suite", "loopline.validation_results",
-                                             "loopline.validation_report", "loopline.validation", "loopline.drift_settings",
-                                             "loopline.drift_report", "loopline.drift", "loopline.budget", "loopline.baseline",
-                                             "loopline.streaming", "loopline.reference_profile")),
-    ("evaluation, registry, submission", ("loopline.holdout_metrics", "loopline.gate_config", "loopline.evaluation", "loopline.registry", "loopline.vertex",
-                                          "loopline.submit_targets", "loopline.submit_kfp",
-                                          "loopline.submit_vertex", "loopline.submit", "loopline.object_store",
-                                          "loopline.promotion")),
-    ("serving, rollout, reruns", ("loopline.serving", "loopline.inference_service", "loopline.rollout", "loopline.reruns", "loopline.kserve_modes",
-                                  "loopline.cluster_api", "loopline.version_uri", "loopline.serving_runtime",
-                                  "loopline.batch", "loopline.runguard", "loopline.domains",
-                                  "loopline.kubernetes_standin")),
-    ("step executors", ("loopline.executors",)),
-    ("components, pipelines, command line", ("loopline.components", "loopline.pipelines", "loopline.compile",
-                                             "loopline.local", "loopline.cli", "loopline.cli_remote", "loopline.cli_checks", "loopline.bench",
-                                             "loopline.bench_tools", "loopline.bench_data", "loopline.bench_tuning",
-                                             "loopline.docs", "loopline.container_runner", "loopline.rehearsal",
-                                             "loopline.bench_containers", "loopline.serving_container", "loopline.kserve_standin",
-                                             "loopline.runpage_svg", "loopline.runpage", "loopline.terminal", "loopline.console", "loopline.bench_quality",
-                                             "loopline.bench_scale")),
+# The packages, lowest first: the folder tree is the layer diagram. A module may import from its own
+# package and the packages below. docs/development.md shows the same table (generated from this one).
+LAYERS: list[tuple[str, str]] = [
+    ("loopline.core", "errors, files, the state folder, logs, processes, progress, images, the MLflow store"),
+    ("loopline.compiled", "the compiled pipelines and components (YAML), shipped with the package"),
+    ("loopline.data", "the dataset spec, reading files and URIs, input checks, splits, the demo data"),
+    ("loopline.model", "the SavedModel contract, the Keras classifier, the decision threshold, the pyfunc"),
+    ("loopline.tuning", "Optuna studies, their storage and tracking, the training budget, streaming, the final fit"),
+    ("loopline.validation", "Great Expectations: the inferred suite, its results and report"),
+    ("loopline.drift", "drift statistics, the drift report, the reference profile"),
+    ("loopline.registry", "the MLflow registry: lineage, aliases, claims, promotion, object storage, Vertex upload"),
+    ("loopline.evaluation", "holdout metrics, the baseline, the gate and the blessing"),
+    ("loopline.serving", "the model server, the InferenceService, KServe modes and runtime, rollouts, batch prediction"),
+    ("loopline.ops", "parameters and their domains, schedules, cluster settings, submission, reruns"),
+    ("loopline.executors", "one executor per step: what a component's body calls"),
+    ("loopline.components", "the KFP components (typed interfaces over the executors)"),
+    ("loopline.pipelines", "the training and drift-monitor pipelines"),
+    ("loopline.local", "the loop on one machine: the local run, console, run page, records, locks"),
+    ("loopline.cli", "the `loopline` command line"),
+    ("tools", "development tools, not installed: benchmarks, the README generator, the rehearsal"),
 ]
 # Third-party libraries whose import takes long enough to delay until a function needs them.
 HEAVY = ("tensorflow", "keras", "optuna", "optuna_integration", "great_expectations", "evidently", "mlflow",
@@ -97,7 +87,7 @@ def imports(module: str, path: Path) -> list[tuple[str, bool]]:
 
 
 def _owner(name: str, known: dict[str, Path]) -> str | None:
-    """The Loopline module an imported name belongs to (`loopline.tuning.TuningSettings` -> `loopline.tuning`)."""
+    """The Loopline module an imported name belongs to (`loopline.tuning.study.TuningSettings` -> `loopline.tuning.study`)."""
     while name and name not in known:
         name = name.rpartition(".")[0]
     return name or None
@@ -154,11 +144,12 @@ def cycles(edges: dict[str, dict[str, bool]]) -> list[list[str]]:
 
 
 def layer(module: str) -> int:
-    best, found = -1, None
-    for number, (_, names) in enumerate(LAYERS):
-        for name in names:
-            if (module == name or module.startswith(f"{name}.")) and len(name) > best:
-                best, found = len(name), number
+    if module == "loopline":  # the root package: its version, nothing more
+        return 0
+    found = None
+    for number, (name, _) in enumerate(LAYERS):
+        if module == name or module.startswith(f"{name}."):
+            found = number
     if found is None:
         raise AssertionError(f"{module} is in no layer: add it to LAYERS in tests/test_layers.py")
     return found
@@ -186,6 +177,20 @@ def test_every_module_has_a_layer():
         layer(module)
 
 
+def test_every_package_is_a_layer():
+    """No module sits loose at the top of the library: each is inside one of the layers' packages."""
+    loose = [m for m in modules() if m.count(".") == 1 and m.startswith("loopline.")
+             and m not in {name for name, _ in LAYERS}]
+    assert loose == []
+
+
+def test_the_installed_package_never_imports_the_development_tools_or_the_tests():
+    known = modules()
+    found = [f"{module} imports {name}" for module, path in known.items() if module.startswith(INSTALLED)
+             for name, _ in imports(module, path) if name.split(".")[0] in ("tools", "tests")]
+    assert found == []
+
+
 def test_the_import_graph_has_no_cycle():
     assert cycles(graph()) == []
 
@@ -206,8 +211,10 @@ def test_function_local_imports_only_delay_heavy_libraries():
 
 def main() -> int:
     edges = graph()
-    for number, (name, members) in enumerate(LAYERS):
-        print(f"{number} {name}: {', '.join(m.removeprefix('loopline.') or 'loopline' for m in members)}")
+    known = modules()
+    for number, (name, what) in enumerate(LAYERS):
+        count = sum(1 for m in known if m == name or m.startswith(f"{name}."))
+        print(f"{number:2} {name:22} {count:3} modules  {what}")
     found = cycles(edges)
     print(f"\nmodules: {len(edges)}, imports between them: {sum(len(t) for t in edges.values())}, "
           f"cycles: {len(found)}")

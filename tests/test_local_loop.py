@@ -11,8 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loopline import localruns, registry, runpage_svg, serving
-from loopline.demo_data import demo_transactions
+from loopline import registry
+from loopline.data.demo import demo_transactions
+from loopline.local import records as localruns
+from loopline.local import runpage_svg
+from loopline.serving import server as serving
 
 from .conftest import LENIENT_GATES
 
@@ -163,8 +166,9 @@ def test_a_failed_step_is_reported_as_its_own_one_line_cause(tmp_path):
     from kfp import dsl
     from kfp import local as kfp_local
 
-    from loopline import components, local
-    from loopline.errors import StepFailed
+    from loopline import components
+    from loopline.core.errors import StepFailed
+    from loopline.local import run as local
 
     data = tmp_path / "data.csv"
     demo_transactions(300, seed=1).to_csv(data, index=False)

@@ -16,9 +16,10 @@ from urllib.parse import unquote
 import fsspec
 import pytest
 
-from loopline import data as data_lib
-from loopline import demo_data, object_store
-from loopline.rehearsal import STANDIN_CREDENTIALS, s3_standin
+from loopline.data import demo as demo_data
+from loopline.data import tables as data_lib
+from loopline.registry import object_store
+from tools.rehearsal import STANDIN_CREDENTIALS, s3_standin
 
 from .conftest import s3_standin_env
 
@@ -82,7 +83,7 @@ def test_csv_and_parquet_read_from_gs_through_gcsfs_and_the_hash_streams(gcs, tm
 
 
 def test_the_drift_check_reads_its_current_batch_from_gs(gcs, tmp_path, capsys):
-    from loopline import cli
+    from loopline.cli import app as cli
 
     reference = tmp_path / "reference.csv"
     demo_data.demo_transactions(2000, shift=0.0, seed=7).to_csv(reference, index=False)
@@ -134,7 +135,7 @@ def test_refused_credentials_are_one_line_naming_the_uri(tmp_path):
 
 
 def test_no_container_engine_is_one_line_saying_what_to_install(tmp_path, monkeypatch):
-    from loopline.container_runner import ContainerError, Engine
+    from loopline.local.container_runner import ContainerError, Engine
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
     monkeypatch.setenv("PATH", str(tmp_path))

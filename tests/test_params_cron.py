@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from loopline import cron, params
-from loopline.cron import CronError
-from loopline.params import ParameterError
+from loopline.ops import cron, params
+from loopline.ops.cron import CronError
+from loopline.ops.params import ParameterError
 
 from .conftest import ROOT
 

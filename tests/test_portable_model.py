@@ -17,9 +17,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from loopline import logs, mlflow_store, registry, serving
-from loopline.data import read_split
-from loopline.model_contract import ServingModel
+from loopline import registry
+from loopline.core import logs, mlflow_store
+from loopline.data.tables import read_split
+from loopline.model.contract import ServingModel
+from loopline.serving import server as serving
 
 from .conftest import ROOT
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from loopline.processes import stop_group
+from loopline.core.processes import stop_group
 
 
 def _group_alive(pgid: int) -> bool:

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline import drift, reference_profile
-from loopline.dataset_spec import DatasetSpec
-from loopline.errors import DataError
+from loopline import drift
+from loopline.core.errors import DataError
+from loopline.data.spec import DatasetSpec
+from loopline.drift import reference_profile
 
 SPEC = DatasetSpec(target="y", features={"amount": "numeric", "hour": "numeric", "channel": "categorical"},
                    classes=["0", "1"])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from loopline import logs, registry
-from loopline.data import read_split
-from loopline.errors import LooplineError
+from loopline import registry
+from loopline.core import logs
+from loopline.core.errors import LooplineError
+from loopline.data.tables import read_split
 
 
 @pytest.fixture()

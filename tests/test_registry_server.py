@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from loopline import logs, registry
-from loopline.data import file_sha256, read_split
-from loopline.errors import BlessingError, RegistryError
+from loopline import registry
+from loopline.core import logs
+from loopline.core.errors import BlessingError, RegistryError
+from loopline.data.tables import file_sha256, read_split
 
 from .conftest import MlflowServer
 from .conftest import evaluate_step as evaluate
@@ -96,8 +97,9 @@ def test_registration_with_signature_input_example_lineage_and_idempotency(train
 def test_registration_saves_the_input_example_without_importing_tensorflow(trained_model, splits, tmp_path):
     code = f"""
 import sys
-from loopline import logs, registry
-from loopline.data import read_split
+from loopline import registry
+from loopline.core import logs
+from loopline.data.tables import read_split
 logs.quiet_libraries()
 holdout, spec = read_split({str(splits['holdout'])!r})
 version = registry.register({str(trained_model)!r}, tracking_uri=registry.local_tracking_uri({str(tmp_path)!r}),
@@ -165,7 +167,7 @@ def test_a_corrupted_champion_artifact_fails_the_gate_unless_allowed(trained_mod
 def test_registry_stopped_mid_run_retries_then_fails_cleanly(trained_model, splits, tmp_path, monkeypatch, caplog):
     from mlflow import MlflowClient
 
-    from loopline.evaluation import evaluate_champion
+    from loopline.evaluation.evaluate import evaluate_champion
 
     server = MlflowServer(tmp_path / "registry").start()
     try:

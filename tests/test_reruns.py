@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from kfp import dsl
 
-from loopline import components, logs, params, registry, reruns, submit
-from loopline.compile import _normalise
-from loopline.errors import LooplineError
+from loopline import components, registry
+from loopline.cli.compile import _normalise
+from loopline.core import logs
+from loopline.core.errors import LooplineError
+from loopline.ops import params, reruns, submit
 
 from .conftest import ROOT
 
@@ -206,8 +208,8 @@ def test_drift_monitor_in_submit_mode_starts_one_training_run_for_two_detections
 
     from kfp import local
 
-    from loopline.cluster import ClusterSettings
-    from loopline.demo_data import demo_transactions
+    from loopline.data.demo import demo_transactions
+    from loopline.ops.cluster import ClusterSettings
     from loopline.pipelines.drift_monitor import build_drift_monitor
 
     reference, current = tmp_path / "reference.csv", tmp_path / "current.csv"

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from loopline import inference_service, rollout, serving
-from loopline.data import read_split
-from loopline.errors import DeploymentError
-from loopline.model_contract import ServingModel
+from loopline.core.errors import DeploymentError
+from loopline.data.tables import read_split
+from loopline.model.contract import ServingModel
+from loopline.serving import inference_service, rollout
+from loopline.serving import server as serving
 
 from .conftest import ROOT
 from .standins.kubernetes_api import KubernetesApiStandIn
@@ -327,7 +328,7 @@ def test_rbac_grants_exactly_the_verbs_the_rollout_uses(cluster, probe):
 
 
 class HeldController:
-    """What the stand-in's controller is asked (loopline.kserve_standin runs the serving image): it
+    """What the stand-in's controller is asked (tests.standins.kserve_controller runs the serving image): it
     reconciles once released and reports the real predictor, or fails as told."""
 
     def __init__(self, url: str):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loopline import localruns, runpage, runpage_svg
+from loopline.local import records as localruns
+from loopline.local import runpage, runpage_svg
 
 ROOT = Path(__file__).resolve().parents[1]
 

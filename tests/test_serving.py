@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from loopline import inference_service, serving
-from loopline.data import read_split
-from loopline.errors import DeploymentError
-from loopline.model_contract import ServingModel
+from loopline.core.errors import DeploymentError
+from loopline.data.tables import read_split
+from loopline.model.contract import ServingModel
+from loopline.serving import inference_service
+from loopline.serving import server as serving
 
 from .conftest import KSERVE_CRD, v2_inputs
 
@@ -126,7 +127,7 @@ def test_tf_serving_is_refused_with_the_reason(runtime):
 
 
 def test_a_standard_mode_canary_validates_against_kserve_crd(isvc_validator):
-    from loopline import kserve_modes
+    from loopline.serving import kserve_modes
 
     manifest = _isvc(deployment_mode="Standard")
     body = kserve_modes.canary_body(_isvc(model_version="4", deployment_mode="Standard"), "4", 10)

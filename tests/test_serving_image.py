@@ -12,10 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline import images, rollout, serving, serving_container, version_uri
-from loopline.data import read_split
-from loopline.model_contract import ServingModel
-from loopline.rehearsal import STANDIN_CREDENTIALS
+from loopline.core import images
+from loopline.data.tables import read_split
+from loopline.local import serving_container
+from loopline.model.contract import ServingModel
+from loopline.serving import rollout, version_uri
+from loopline.serving import server as serving
+from tools.rehearsal import STANDIN_CREDENTIALS
 
 from .test_serving_runtime import v2_inputs
 from .test_version_uri import s3, storage_initializer_python  # noqa: F401 - s3 is a fixture

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import yaml
 
-from loopline import images, inference_service, serving, serving_runtime
-from loopline.data import read_split
-from loopline.model_contract import ServingModel
+from loopline.core import images
+from loopline.data.tables import read_split
+from loopline.model.contract import ServingModel
+from loopline.serving import inference_service
+from loopline.serving import runtime as serving_runtime
+from loopline.serving import server as serving
 
 from .conftest import ROOT, v2_inputs
 from .test_serving import _strict

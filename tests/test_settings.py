@@ -9,18 +9,13 @@ import inspect
 import pytest
 import yaml
 
-from loopline import (
-    batch,
-    components,
-    data,
-    drift,
-    gate_config,
-    registry,
-    reruns,
-    rollout,
-    tuning,
-    validation,
-)
+from loopline import components, drift, registry
+from loopline.data import tables as data
+from loopline.evaluation import gate as gate_config
+from loopline.ops import reruns
+from loopline.serving import batch, rollout
+from loopline.tuning import study as tuning
+from loopline.validation import validate as validation
 
 from .conftest import ROOT
 

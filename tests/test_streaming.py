@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline import streaming
-from loopline.budget import stratified_sample
-from loopline.data import read_split, write_split
-from loopline.dataset_spec import conform
-from loopline.demo_data import demo_transactions
-from loopline.input_checks import build_spec
+from loopline.data.checks import build_spec
+from loopline.data.demo import demo_transactions
+from loopline.data.spec import conform
+from loopline.data.tables import read_split, write_split
+from loopline.tuning import streaming
+from loopline.tuning.budget import stratified_sample
 
 from .conftest import FAST_SEARCH_SPACE
 
@@ -68,8 +68,9 @@ def test_every_epoch_streams_every_row_once_in_a_new_order(split_files, monkeypa
 
 
 def test_tuning_on_a_sample_and_the_final_model_on_every_row(split_files, monkeypatch, tmp_path):
-    from loopline import training, tuning
-    from loopline.model_contract import METADATA_FILE, ServingModel
+    from loopline.model.contract import METADATA_FILE, ServingModel
+    from loopline.tuning import study as tuning
+    from loopline.tuning import training
 
     monkeypatch.setattr(training, "TUNING_SAMPLE_ROWS", 800)
     monkeypatch.setattr(streaming, "CHUNK_ROWS", 512)

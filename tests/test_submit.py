@@ -8,7 +8,9 @@ import json
 import pytest
 import yaml
 
-from loopline import __version__, cli, cron, params, submit
+from loopline import __version__
+from loopline.cli import app as cli
+from loopline.ops import cron, params, submit
 
 from .conftest import ROOT
 

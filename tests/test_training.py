@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline import tuning
-from loopline.data import read_split
-from loopline.errors import DataError
-from loopline.model_contract import METADATA_FILE, ServingModel, encode_labels
-from loopline.training import tune_and_train
-from loopline.tuning import check_search_space
+from loopline.core.errors import DataError
+from loopline.data.tables import read_split
+from loopline.model.contract import METADATA_FILE, ServingModel, encode_labels
+from loopline.tuning import study as tuning
+from loopline.tuning.study import check_search_space
+from loopline.tuning.training import tune_and_train
 
 
 def test_export_is_tf_serving_layout_with_metadata(trained_model):
@@ -38,7 +38,7 @@ def test_serving_signature_takes_raw_named_features(trained_model):
 
 
 def test_model_learns_and_predicts_probabilities(trained_model, splits):
-    from loopline.trial_scores import auc_score
+    from loopline.tuning.trial_scores import auc_score
 
     holdout, spec = read_split(splits["holdout"])
     proba = ServingModel(trained_model).predict_frame(holdout)
@@ -76,9 +76,9 @@ def test_same_seed_same_best_params(splits, tmp_path):
 
 
 def test_multiclass_target(tmp_path):
-    from loopline.data import SplitSettings, split
-    from loopline.dataset_spec import conform
-    from loopline.input_checks import build_spec
+    from loopline.data.checks import build_spec
+    from loopline.data.spec import conform
+    from loopline.data.tables import SplitSettings, split
 
     rng = np.random.default_rng(0)
     n = 900
@@ -120,7 +120,7 @@ def test_bad_budgets_are_rejected_before_training(splits, tmp_path, kwargs, mess
 def test_the_model_carries_its_decision_threshold_and_class_weights(trained_model, splits):
     """The demo is imbalanced (a few % positives): classes are weighed, and a threshold chosen on
     the validation split is stored where serving and evaluation read it."""
-    from loopline.decision import IMBALANCE_RATIO, stored_threshold
+    from loopline.model.decision import IMBALANCE_RATIO, stored_threshold
 
     meta = json.loads((trained_model / METADATA_FILE).read_text())
     record = meta["decision_threshold"]
@@ -134,9 +134,9 @@ def test_the_model_carries_its_decision_threshold_and_class_weights(trained_mode
 
 
 def test_multiclass_models_keep_the_argmax_and_report_the_rows_of_each_phase(tmp_path):
-    from loopline.data import SplitSettings, split
-    from loopline.dataset_spec import conform
-    from loopline.input_checks import build_spec
+    from loopline.data.checks import build_spec
+    from loopline.data.spec import conform
+    from loopline.data.tables import SplitSettings, split
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=600)

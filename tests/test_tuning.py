@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 from kfp import dsl
 
-from loopline import components, tuning, tuning_storage, tuning_worker
-from loopline.data import read_split, write_split
-from loopline.errors import DataError, LooplineError, TuningConfigError
+from loopline import components
+from loopline.core.errors import DataError, LooplineError, TuningConfigError
+from loopline.data.tables import read_split, write_split
+from loopline.tuning import storage as tuning_storage
+from loopline.tuning import study as tuning
+from loopline.tuning import worker as tuning_worker
 
 from .conftest import FAST_SEARCH_SPACE, ROOT
 
@@ -119,7 +122,7 @@ def test_study_name_derives_from_the_pipeline_run():
 
 
 def test_a_constant_feature_is_named_before_training(small_splits, tmp_path):
-    from loopline.training import tune_and_train
+    from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
     with pytest.raises(DataError, match="feature column 'channel' is constant in the training split"):
@@ -149,7 +152,7 @@ def test_a_study_tuned_for_another_objective_is_not_mixed_in(tmp_path):
 
 
 def test_log_loss_objective_minimises_and_every_trial_reports_epochs(small_splits, tmp_path):
-    from loopline.training import tune_and_train
+    from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
     result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=3, seed=5, objective="log_loss", pruner="none", search_space=TINY_SPACE), export_dir=tmp_path / "m")
@@ -160,7 +163,7 @@ def test_log_loss_objective_minimises_and_every_trial_reports_epochs(small_split
 
 
 def test_median_pruning_stops_poor_trials_early(small_splits, tmp_path):
-    from loopline.training import tune_and_train
+    from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
     # a wide learning-rate range: some trials learn slowly, and the median pruner stops them
@@ -175,7 +178,7 @@ def test_median_pruning_stops_poor_trials_early(small_splits, tmp_path):
 
 
 def test_hyperband_pruner_runs(small_splits, tmp_path):
-    from loopline.training import tune_and_train
+    from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
     result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=2, pruner="hyperband", objective="accuracy", search_space=TINY_SPACE), export_dir=tmp_path / "m")
@@ -183,7 +186,7 @@ def test_hyperband_pruner_runs(small_splits, tmp_path):
 
 
 def test_the_timeout_ends_tuning_between_trials(small_splits, tmp_path):
-    from loopline.training import tune_and_train
+    from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
     result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=50, max_epochs=2, timeout_seconds=0.5, search_space=TINY_SPACE), export_dir=tmp_path / "m")
@@ -195,7 +198,7 @@ def test_mlflow_parent_run_nested_trials_and_the_final_model(small_splits, tmp_p
     from mlflow.models import get_model_info
 
     from loopline import registry
-    from loopline.training import tune_and_train
+    from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
     tracking_uri = registry.local_tracking_uri(tmp_path / "mlflow")
@@ -232,7 +235,7 @@ def test_failed_trials_are_recorded_and_a_study_without_a_completed_trial_is_an_
     from mlflow import MlflowClient
 
     from loopline import registry
-    from loopline.training import tune_and_train
+    from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
     tracking_uri = registry.local_tracking_uri(tmp_path / "mlflow")
@@ -398,7 +401,7 @@ def test_training_pipeline_compiles_parallel_workers_and_resources():
 
 def test_constant_columns_in_a_frame(small_splits):
     train, _, spec = _frames(small_splits)
-    from loopline.training import check_constant_features
+    from loopline.tuning.training import check_constant_features
 
     check_constant_features(train, spec)  # the demo data has none
     with pytest.raises(DataError, match="'distance_km' is constant .*every row is missing"):
@@ -413,7 +416,7 @@ def test_training_pipeline_with_parallel_workers_through_kfp_local_and_a_failed_
     from mlflow import MlflowClient
 
     from loopline import registry
-    from loopline.demo_data import demo_transactions
+    from loopline.data.demo import demo_transactions
     from loopline.pipelines import training
 
     data = tmp_path / "data.csv"

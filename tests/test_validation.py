@@ -9,13 +9,12 @@ import re
 import numpy as np
 import pytest
 
-from loopline.data import SplitSettings, split
-from loopline.dataset_spec import conform
-from loopline.demo_data import DEMO_IGNORE, DEMO_TARGET, demo_transactions
-from loopline.errors import DataError, ValidationFailed
-from loopline.input_checks import build_spec
-from loopline.validation import ValidationSettings, validate_splits
-from loopline.validation_suite import (
+from loopline.core.errors import DataError, ValidationFailed
+from loopline.data.checks import build_spec
+from loopline.data.demo import DEMO_IGNORE, DEMO_TARGET, demo_transactions
+from loopline.data.spec import conform
+from loopline.data.tables import SplitSettings, split
+from loopline.validation.suite import (
     FINITE_MAX,
     NUMERIC_TYPES,
     ExpectationSpec,
@@ -23,6 +22,7 @@ from loopline.validation_suite import (
     load_suite_file,
     parse_suite,
 )
+from loopline.validation.validate import ValidationSettings, validate_splits
 
 NUMERIC_COLUMNS = ["amount", "hour", "account_age_days", "tx_last_24h", "distance_km"]
 CATEGORICAL_COLUMNS = ["merchant_category", "channel"]

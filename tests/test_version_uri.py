@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loopline import serving, version_uri
-from loopline.data import read_split
-from loopline.errors import DeploymentError
-from loopline.kserve_standin import storage_initializer_python  # noqa: F401 - also used by the serving-image tests
-from loopline.model_contract import ServingModel
-from loopline.rehearsal import STANDIN_CREDENTIALS
+from loopline.core.errors import DeploymentError
+from loopline.data.tables import read_split
+from loopline.model.contract import ServingModel
+from loopline.serving import server as serving
+from loopline.serving import version_uri
+from tests.standins.kserve_controller import storage_initializer_python  # noqa: F401 - also used by the serving-image tests
+from tools.rehearsal import STANDIN_CREDENTIALS
 
 from .conftest import s3_standin_env
 

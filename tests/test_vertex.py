@@ -10,8 +10,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from loopline import registry, vertex
-from loopline.vertex import VertexError
+from loopline import registry
+from loopline.registry import vertex
+from loopline.registry.vertex import VertexError
 
 from .conftest import evaluate_step as evaluate
 from .conftest import register_step as register

@@ -6,7 +6,7 @@ The work is done by `loopline.executors.batch_predict` (src/loopline/executors/b
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
-from loopline.images import TRAINER_IMAGE
+from loopline.core.images import TRAINER_IMAGE
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
@@ -45,9 +45,9 @@ def batch_predict(
         metrics: Rows, share of each predicted class, mean probability of each class, the version used and, with a reference, the prediction drift (PSI and KS of the score, PSI and Jensen-Shannon distance of the class).
         Output: The version number that scored the data (empty when skipped).
     """
-    from loopline.batch import BatchSettings
+    from loopline.core.logs import setup_logging
     from loopline.executors import batch_predict as executor
-    from loopline.logs import setup_logging
+    from loopline.serving.batch import BatchSettings
 
     setup_logging()
     settings = BatchSettings(version=version, key_column=key_column, reference_data_uri=reference_data_uri,

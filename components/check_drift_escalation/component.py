@@ -6,7 +6,7 @@ The work is done by `loopline.executors.check_drift_escalation` (src/loopline/ex
 from kfp import dsl
 from kfp.dsl import Input, Metrics
 
-from loopline.images import BASE_IMAGE
+from loopline.core.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -31,9 +31,9 @@ def check_drift_escalation(
     Returns:
         Output: True when retraining may go ahead (the step fails otherwise).
     """
+    from loopline.core.logs import setup_logging
     from loopline.executors import check_drift_escalation as executor
-    from loopline.logs import setup_logging
-    from loopline.reruns import EscalationSettings
+    from loopline.ops.reruns import EscalationSettings
 
     setup_logging()
     settings = EscalationSettings(drift_share=drift_share, escalation_threshold=escalation_threshold,

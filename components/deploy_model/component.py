@@ -6,7 +6,7 @@ The work is done by `loopline.executors.deploy_model` (src/loopline/executors/de
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
-from loopline.images import DEPLOYER_IMAGE
+from loopline.core.images import DEPLOYER_IMAGE
 
 
 @dsl.component(base_image=DEPLOYER_IMAGE, install_kfp_package=False)
@@ -75,9 +75,9 @@ def deploy_model(
         report: Markdown account of the rollout: steps, smoke test, decision and reason.
         Output: The rollout action: created, promoted, rolled_back or noop.
     """
+    from loopline.core.logs import setup_logging
     from loopline.executors import deploy_model as executor
-    from loopline.logs import setup_logging
-    from loopline.rollout import DeploySettings
+    from loopline.serving.rollout import DeploySettings
 
     setup_logging()
     settings = DeploySettings(

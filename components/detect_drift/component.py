@@ -6,7 +6,7 @@ The work is done by `loopline.executors.detect_drift` (src/loopline/executors/de
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Markdown, Metrics, Output
 
-from loopline.images import BASE_IMAGE
+from loopline.core.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -61,9 +61,9 @@ def detect_drift(
         table: JSON table of every feature's statistics and verdict.
         Output: True when the dataset drifted.
     """
+    from loopline.core.logs import setup_logging
     from loopline.drift import DriftSettings
     from loopline.executors import detect_drift as executor
-    from loopline.logs import setup_logging
 
     setup_logging()
     settings = DriftSettings(

@@ -15,7 +15,7 @@ from kfp.dsl import (
     Output,
 )
 
-from loopline.images import TRAINER_IMAGE
+from loopline.core.images import TRAINER_IMAGE
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
@@ -59,9 +59,9 @@ def evaluate_model(
         blessing: JSON record of the verdict with the exact model URI, model and holdout SHA-256 it judged; registration checks it.
         Output: True when every gate passed.
     """
+    from loopline.core.logs import setup_logging
+    from loopline.evaluation.gate import GateSettings
     from loopline.executors import evaluate_model as executor
-    from loopline.gate_config import GateSettings
-    from loopline.logs import setup_logging
 
     setup_logging()
     settings = GateSettings(thresholds=thresholds, tracking_uri=tracking_uri, model_name=model_name)

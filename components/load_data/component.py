@@ -6,7 +6,7 @@ The work is done by `loopline.executors.load_data` (src/loopline/executors/load_
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from loopline.images import BASE_IMAGE
+from loopline.core.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -38,9 +38,9 @@ def load_data(
         validation: Validation split used for tuning.
         holdout: Holdout split used only by evaluation.
     """
-    from loopline.data import SplitSettings
+    from loopline.core.logs import setup_logging
+    from loopline.data.tables import SplitSettings
     from loopline.executors import load_data as executor
-    from loopline.logs import setup_logging
 
     setup_logging()
     settings = SplitSettings(feature_kinds=feature_kinds, ignore_columns=ignore_columns,

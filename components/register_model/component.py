@@ -6,7 +6,7 @@ The work is done by `loopline.executors.register_model` (src/loopline/executors/
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model
 
-from loopline.images import BASE_IMAGE
+from loopline.core.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -50,8 +50,8 @@ def register_model(
     Returns:
         Output: The registered model version.
     """
+    from loopline.core.logs import setup_logging
     from loopline.executors import register_model as executor
-    from loopline.logs import setup_logging
     from loopline.registry import RegisterSettings
 
     setup_logging()

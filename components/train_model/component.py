@@ -6,7 +6,7 @@ The work is done by `loopline.executors.train_model` (src/loopline/executors/tra
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
-from loopline.images import TRAINER_IMAGE
+from loopline.core.images import TRAINER_IMAGE
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
@@ -62,9 +62,9 @@ def train_model(
         best_params: JSON file with the best hyperparameters, objective, study and the final training curves.
         report: HTML (opens offline) with the optimization history, parameter importances, intermediate values and training curves.
     """
+    from loopline.core.logs import setup_logging
     from loopline.executors import train_model as executor
-    from loopline.logs import setup_logging
-    from loopline.tuning import TuningSettings
+    from loopline.tuning.study import TuningSettings
 
     setup_logging()
     settings = TuningSettings(n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds,

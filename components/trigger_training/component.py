@@ -6,7 +6,7 @@ The work is done by `loopline.executors.trigger_training` (src/loopline/executor
 from kfp import dsl
 from kfp.dsl import Markdown, Output, OutputPath
 
-from loopline.images import BASE_IMAGE
+from loopline.core.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -77,9 +77,9 @@ def trigger_training(
         run: The training run this monitor run started; empty when none.
         Output: True when a training run was started by this monitor run.
     """
+    from loopline.core.logs import setup_logging
     from loopline.executors import trigger_training as executor
-    from loopline.logs import setup_logging
-    from loopline.reruns import RetrainSettings
+    from loopline.ops.reruns import RetrainSettings
 
     setup_logging()
     settings = RetrainSettings(

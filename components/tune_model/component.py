@@ -6,7 +6,7 @@ The work is done by `loopline.executors.tune_model` (src/loopline/executors/tune
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Output
 
-from loopline.images import TRAINER_IMAGE
+from loopline.core.images import TRAINER_IMAGE
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
@@ -52,9 +52,9 @@ def tune_model(
     Returns:
         metrics: Trials and epochs run by this worker, trials in the study, the study's best value.
     """
+    from loopline.core.logs import setup_logging
     from loopline.executors import tune_model as executor
-    from loopline.logs import setup_logging
-    from loopline.tuning import TuningSettings
+    from loopline.tuning.study import TuningSettings
 
     setup_logging()
     settings = TuningSettings(n_trials=n_trials, max_epochs=max_epochs, timeout_seconds=timeout_seconds,

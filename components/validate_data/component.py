@@ -6,7 +6,7 @@ The work is done by `loopline.executors.validate_data` (src/loopline/executors/v
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
-from loopline.images import BASE_IMAGE
+from loopline.core.images import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -49,9 +49,9 @@ def validate_data(
         result: JSON result with the outcome, skew score, failures and every check, for other steps to read.
         Output: True unless the outcome is block.
     """
+    from loopline.core.logs import setup_logging
     from loopline.executors import validate_data as executor
-    from loopline.logs import setup_logging
-    from loopline.validation import ValidationSettings
+    from loopline.validation.validate import ValidationSettings
 
     setup_logging()
     settings = ValidationSettings(fail_on_error=fail_on_error, reference_data_uri=reference_data_uri,

@@ -15,6 +15,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = ["__version__"]
 
 if _os.environ.get("LOOPLINE_STEP_FAILURES"):  # a step of `loopline run`: hand its failure's cause back
-    from loopline import failures as _failures
+    from loopline.core import failures as _failures
 
     _failures.install()

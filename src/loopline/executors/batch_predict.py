@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from loopline import batch
-from loopline.errors import LooplineError
-from loopline.files import write_text
-from loopline.home import loopline_home
-from loopline.logs import quiet_libraries
+from loopline.core.errors import LooplineError
+from loopline.core.files import write_text
+from loopline.core.home import loopline_home
+from loopline.core.logs import quiet_libraries
+from loopline.serving import batch
 
 log = logging.getLogger(__name__)
 

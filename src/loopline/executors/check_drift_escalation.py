@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loopline import data as data_lib
-from loopline import reruns
+from loopline.data import tables as data_lib
+from loopline.ops import reruns
 
 
 def run(*, metrics, settings: reruns.EscalationSettings) -> bool:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 
-from loopline import data as data_lib
-from loopline import inference_service, promotion, registry, rollout, version_uri
-from loopline.errors import DeploymentError
-from loopline.files import write_text
-from loopline.home import loopline_home, model_cache_dir
-from loopline.logs import quiet_libraries
-from loopline.model_contract import ServingModel
+from loopline import registry
+from loopline.core.errors import DeploymentError
+from loopline.core.files import write_text
+from loopline.core.home import loopline_home, model_cache_dir
+from loopline.core.logs import quiet_libraries
+from loopline.data import tables as data_lib
+from loopline.model.contract import ServingModel
+from loopline.registry import promotion
+from loopline.serving import inference_service, rollout, version_uri
 
 log = logging.getLogger(__name__)
 

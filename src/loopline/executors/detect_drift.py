@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import logging
 
-from loopline import data as data_lib
-from loopline import dataset_spec, drift, input_checks, reference_profile, registry
-from loopline.files import write_text
+from loopline import drift, registry
+from loopline.core.files import write_text
+from loopline.data import checks as input_checks
+from loopline.data import spec as dataset_spec
+from loopline.data import tables as data_lib
+from loopline.drift import reference_profile
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import logging
 import tempfile
 
-from loopline import baseline as baseline_lib
-from loopline import blessing as blessing_lib
-from loopline import data as data_lib
-from loopline import evaluation, gate_config, holdout_metrics
-from loopline.errors import GateConfigError
-from loopline.files import write_text
-from loopline.logs import quiet_libraries
-from loopline.model_contract import encode_labels
+from loopline.core.errors import GateConfigError
+from loopline.core.files import write_text
+from loopline.core.logs import quiet_libraries
+from loopline.data import tables as data_lib
+from loopline.evaluation import baseline as baseline_lib
+from loopline.evaluation import blessing as blessing_lib
+from loopline.evaluation import evaluate as evaluation
+from loopline.evaluation import gate as gate_config
+from loopline.evaluation import metrics as holdout_metrics
+from loopline.model.contract import encode_labels
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopline import data as data_lib
+from loopline.data import tables as data_lib
 
 
 def run(*, data_uri: str, target: str, train, validation, holdout, settings: data_lib.SplitSettings) -> None:

@@ -8,13 +8,13 @@ import logging
 from pathlib import Path
 
 from loopline import __version__, registry
-from loopline import blessing as blessing_lib
-from loopline import data as data_lib
-from loopline import vertex as vertex_lib
-from loopline.files import json_dump
-from loopline.images import ROLES, image
-from loopline.logs import quiet_libraries
-from loopline.model_contract import METADATA_FILE
+from loopline.core.files import json_dump
+from loopline.core.images import ROLES, image
+from loopline.core.logs import quiet_libraries
+from loopline.data import tables as data_lib
+from loopline.evaluation import blessing as blessing_lib
+from loopline.model.contract import METADATA_FILE
+from loopline.registry import vertex as vertex_lib
 
 log = logging.getLogger(__name__)
 

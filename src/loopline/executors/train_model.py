@@ -7,9 +7,12 @@ import json
 
 import pandas as pd
 
-from loopline import reference_profile, streaming, training, tuning, tuning_storage
-from loopline.files import write_text
-from loopline.mlflow_store import check_store
+from loopline.core.files import write_text
+from loopline.core.mlflow_store import check_store
+from loopline.drift import reference_profile
+from loopline.tuning import storage as tuning_storage
+from loopline.tuning import streaming, training
+from loopline.tuning import study as tuning
 
 
 def run(*, train, validation, model, metrics, best_params, report, settings: tuning.TuningSettings,

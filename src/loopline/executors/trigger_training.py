@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from loopline import domains, reruns
-from loopline.files import write_text
+from loopline.core.files import write_text
+from loopline.ops import domains, reruns
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from loopline import training, tuning
-from loopline.errors import TuningConfigError
+from loopline.core.errors import TuningConfigError
+from loopline.tuning import study as tuning
+from loopline.tuning import training
 
 
 def run(*, train, validation, metrics, settings: tuning.TuningSettings, worker: int, pipeline_run: str) -> None:

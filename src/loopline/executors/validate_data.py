@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
-from loopline import data as data_lib
-from loopline import dataset_spec, validation_report, validation_suite
-from loopline import validation as validation_lib
-from loopline.errors import ValidationFailed
-from loopline.files import write_text
+from loopline.core.errors import ValidationFailed
+from loopline.core.files import write_text
+from loopline.data import spec as dataset_spec
+from loopline.data import tables as data_lib
+from loopline.validation import report as validation_report
+from loopline.validation import suite as validation_suite
+from loopline.validation import validate as validation_lib
 
 
 def run(*, train, validation, holdout, report, metrics, summary, result,

@@ -1,0 +1,1 @@
+"""Evaluation: holdout metrics, the baseline, the gate's configuration and verdict, the blessing."""

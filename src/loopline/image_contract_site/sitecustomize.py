@@ -1,6 +1,0 @@
-"""Put on PYTHONPATH by loopline.image_contract.write_contract(): a kfp.local step started with
-the contract in its environment may import only what its image installs."""
-
-from loopline.image_contract import install_guard
-
-install_guard()

@@ -1,0 +1,1 @@
+"""Serving: the model server, the InferenceService, KServe's modes and runtime, rollouts, batch prediction."""
