@@ -37,7 +37,7 @@ compile: install ## compile pipelines and components to compiled/
 check-compiled: install ## fail when compiled/ differs from a fresh compile
 	$(BIN)/python -m loopline.cli.compile --check compiled
 
-docs: install ## regenerate the components' README input/output tables from the components
+docs: install ## regenerate the component READMEs' input/output tables and the README's component table
 	$(BIN)/python -m tools.docs
 
 lint: install ## ruff

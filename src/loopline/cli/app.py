@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--kubernetes-config", metavar="FILE",
                       help="cluster settings (YAML) applied with kfp-kubernetes: secrets as environment variables, "
                       "image pull secrets, PVC for the Optuna storage, node selector and tolerations for training, "
-                      "timeouts and retries (see the README); names only, never secret values")
+                      "timeouts and retries (see docs/clusters.md); names only, never secret values")
     comp.set_defaults(func=cmd_compile)
 
     serve = sub.add_parser("serve", help="serve the champion from a local KServe model server",
