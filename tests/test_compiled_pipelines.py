@@ -44,7 +44,7 @@ def fresh_compiles(tmp_path_factory) -> list[Path]:
     (out / "cases.json").write_text(json.dumps(cases))
     code = (
         "import json, sys; from pathlib import Path\n"
-        "from loopline import cluster, images; from loopline.cli.compile import compile_pipeline\n"
+        "from loopline.core import images; from loopline.ops import cluster; from loopline.cli.compile import compile_pipeline\n"
         "out = Path(sys.argv[1])\n"
         "for i, (registry, settings) in enumerate(json.loads((out / 'cases.json').read_text())):\n"
         "    compile_pipeline('training', out / f'{i}.yaml', registry=registry or images.DEFAULT_REGISTRY,\n"
@@ -78,7 +78,7 @@ def test_the_training_pipeline_is_adapted_inside_a_running_kfp_task():
         "from loopline.ops.compiled_pipelines import adapted_yaml\n"
         "text = adapted_yaml('training', image_registry='my.registry.example/team', kubernetes_settings={'retries': {'count': 0}})\n"
         "print('my.registry.example/team/loopline-base' in text, 'loopline.components' in sys.modules)\n"
-        "from loopline import submit\n"
+        "from loopline.ops import submit\n"
         "try:\n"
         "    submit.KfpTarget(host='http://127.0.0.1:9').client()\n"
         "except submit.SubmitError as exc:\n"

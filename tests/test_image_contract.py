@@ -47,7 +47,7 @@ def test_a_trainer_image_without_plotly_fails_the_report_naming_step_module_and_
     assert without_plotly != DOCKERFILE.read_text()
     # the report's real code path: a tiny study, then the HTML report
     code = (
-        "import optuna; from loopline import tuning, tuning_report\n"
+        "import optuna; from loopline.tuning import report as tuning_report, study as tuning\n"
         "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
         "study = optuna.create_study(direction='maximize')\n"
         "study.optimize(lambda t: t.suggest_float('x', 0, 1), n_trials=3)\n"

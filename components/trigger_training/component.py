@@ -28,6 +28,28 @@ def trigger_training(
     deploy_target: str = "kserve",
     namespace: str = "default",
     storage_uri: str = "",
+    local_home: str = "",
+    vertex_model_registry: dict = {},
+    objective: str = "roc_auc",
+    pruner: str = "median",
+    tuning_storage_url: str = "",
+    study_name: str = "",
+    tuning_workers: list = [],
+    train_cpu_request: str = "1",
+    train_cpu_limit: str = "2",
+    train_memory_request: str = "2G",
+    train_memory_limit: str = "8G",
+    train_accelerator_type: str = "nvidia.com/gpu",
+    train_accelerator_count: int = 0,
+    deploy_mode: str = "Serverless",
+    deploy_canary_percent: int = 10,
+    deploy_service_account: str = "",
+    deploy_runtime: str = "loopline-serving",
+    deploy_runtime_version: str = "",
+    deploy_min_replicas: int = 1,
+    deploy_max_replicas: int = 1,
+    deploy_cpu: str = "1",
+    deploy_memory: str = "2Gi",
     rerun_target: str = "kfp",
     kfp_host: str = "",
     vertex_project: str = "",
@@ -43,7 +65,9 @@ def trigger_training(
 
     No run starts while the last drift-triggered run is still active, or within the cooldown
     after it started; a retried step of the same monitor run never submits twice. The state is
-    kept in tags of the registered model in MLflow.
+    kept in tags of the registered model in MLflow. Every parameter of the training pipeline
+    (data_uri to deploy_memory, as compiled/training.yaml declares them) is handed to the run
+    unchanged.
 
     Args:
         data_uri: Data to train on (the monitor's current window).
@@ -60,6 +84,28 @@ def trigger_training(
         deploy_target: Deployment target of the training run, "kserve" or "local".
         namespace: Kubernetes namespace for the InferenceService.
         storage_uri: Storage prefix (gs://, s3://) under which each model version gets its own URI <storage_uri>/<model_name>/v<version>; empty: the version's folder in the MLflow artifact store.
+        local_home: Local state directory of the training run (target "local").
+        vertex_model_registry: Optional Vertex AI Model Registry upload target; empty for none.
+        objective: Tuning objective on the validation split: "roc_auc", "accuracy" or "log_loss".
+        pruner: Trial pruner: "median", "hyperband" or "none".
+        tuning_storage_url: Optuna RDB storage of the training run; empty for in-memory.
+        study_name: Optuna study name; empty derives it from the run.
+        tuning_workers: Worker numbers for parallel tune_model tasks sharing the study; empty for none.
+        train_cpu_request: CPU request of the tuning and training tasks.
+        train_cpu_limit: CPU limit of the tuning and training tasks.
+        train_memory_request: Memory request of the tuning and training tasks.
+        train_memory_limit: Memory limit of the tuning and training tasks.
+        train_accelerator_type: Accelerator resource of the tuning and training tasks.
+        train_accelerator_count: Accelerators per tuning or training task; 0 for none.
+        deploy_mode: KServe deployment mode of the training run's deployment.
+        deploy_canary_percent: Share of traffic a new version gets while it is smoke-tested.
+        deploy_service_account: Service account of the predictor pods.
+        deploy_runtime: The KServe ServingRuntime or ClusterServingRuntime serving the model.
+        deploy_runtime_version: Image tag of the runtime's container; empty for the runtime's own.
+        deploy_min_replicas: Minimum predictor replicas.
+        deploy_max_replicas: Maximum predictor replicas.
+        deploy_cpu: CPU request and limit of each predictor replica.
+        deploy_memory: Memory request and limit of each predictor replica.
         rerun_target: Where the run goes, "kfp" or "vertex".
         kfp_host: KFP API endpoint; empty for the cluster the step runs in.
         vertex_project: Vertex AI project; empty for the one the step runs in.
@@ -77,6 +123,8 @@ def trigger_training(
         run: The training run this monitor run started; empty when none.
         Output: True when a training run was started by this monitor run.
     """
+    values = dict(locals())  # every input; the training pipeline's own are picked by their names
+
     from loopline.core.logs import setup_logging
     from loopline.executors import trigger_training as executor
     from loopline.ops.reruns import RetrainSettings
@@ -88,11 +136,5 @@ def trigger_training(
         image_registry=image_registry, kubernetes_settings=kubernetes_settings,
     )
     return executor.run(
-        arguments={
-            "data_uri": data_uri, "target": target, "tracking_uri": tracking_uri, "model_name": model_name,
-            "thresholds": thresholds, "feature_kinds": feature_kinds, "ignore_columns": ignore_columns,
-            "n_trials": n_trials, "max_epochs": max_epochs, "timeout_seconds": timeout_seconds, "seed": seed,
-            "deploy_target": deploy_target, "namespace": namespace, "storage_uri": storage_uri,
-        },
-        settings=settings, monitor_run=monitor_run, summary=summary, reason_path=reason, run_path=run,
+        arguments=values, settings=settings, monitor_run=monitor_run, summary=summary, reason_path=reason, run_path=run,
     )

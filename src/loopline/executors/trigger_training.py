@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 def run(*, arguments: dict, settings: reruns.RetrainSettings, monitor_run: str, summary, reason_path: str,
         run_path: str) -> bool:
-    """Submit a drift-triggered training run (or not: cooldown, dedupe); write the decision."""
+    """Submit a drift-triggered training run (or not: cooldown, dedupe); write the decision. Of
+    `arguments`, those the training pipeline declares are handed to the run unchanged."""
+    arguments = reruns.training_arguments(arguments)
     domains.check(arguments)  # the training run's parameters, before anything is sent
     decision = reruns.trigger_training(arguments=arguments, settings=settings, monitor_run=monitor_run)
     for path, text in ((reason_path, decision.reason), (run_path, decision.run_id), (summary.path, decision.markdown())):

@@ -40,10 +40,13 @@ TAG_MONITOR = "loopline.drift_retraining.monitor_run"
 PENDING = "(being submitted)"
 LEASE_SECONDS = 900  # a monitor run that died holding the lease blocks others for at most this long
 RERUN_MODES = ("nested", "submit")
-TRAINING_ARGUMENTS = (
-    "data_uri", "target", "tracking_uri", "model_name", "thresholds", "feature_kinds", "ignore_columns",
-    "n_trials", "max_epochs", "timeout_seconds", "seed", "deploy_target", "namespace", "storage_uri",
-)
+
+
+def training_arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a training run among `values`: those the shipped training pipeline declares
+    (compiled/training.yaml's inputs, the one declaration the pipelines and this step share)."""
+    declared = params.read_pipeline(compiled_pipelines.shipped_path("training")).inputs
+    return {name: value for name, value in values.items() if name in declared}
 
 
 class DriftEscalated(DataVerdict):
@@ -269,9 +272,6 @@ def trigger_training(*, arguments: dict[str, Any], settings: RetrainSettings, mo
     """What the `trigger_training` step does: take the training pipeline the package ships,
     adapted to the image registry and cluster settings the monitor was compiled with (no
     compiler runs inside a KFP task), then `retrain` with it."""
-    unknown = sorted(set(arguments) - set(TRAINING_ARGUMENTS))
-    if unknown:
-        raise LooplineError(f"not arguments of the training pipeline: {', '.join(unknown)}")
     if not arguments.get("thresholds"):
         raise GateConfigError("thresholds is empty: the training run's gate would fail closed; give at least one rule")
     target = target_for(settings.rerun_target, kfp_host=settings.kfp_host, vertex_project=settings.vertex_project,
