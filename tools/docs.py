@@ -130,6 +130,38 @@ def render_project_readme(text: str) -> str:
     return head + component_table() + rest.split(TABLE_END, 1)[1]
 
 
+LAYERS_BEGIN = "<!-- layers:begin -->"
+LAYERS_END = "<!-- layers:end -->"
+
+
+def development_doc_path() -> Path:
+    """docs/development.md, whose package table is generated from the layering test."""
+    return project_readme_path().parent / "docs" / "development.md"
+
+
+def layer_table() -> str:
+    """The packages, lowest first, with their modules: tests/test_layers.py's LAYERS, the layering the
+    test enforces, so that the table cannot drift from the code."""
+    from tests import test_layers
+
+    known = test_layers.modules()
+    rows = []
+    for number, (package, what) in enumerate(test_layers.LAYERS):
+        members = sorted(m.removeprefix(f"{package}.") for m in known if m.startswith(f"{package}.")
+                         and m.count(".") == package.count(".") + 1)
+        shown = ", ".join(f"`{m}`" for m in members) if len(members) <= 12 else f"{len(members)} modules"
+        rows.append(f"| {number} | `{package}` | {what} | {shown} |")
+    return "\n".join([LAYERS_BEGIN, "| layer | package | what it holds | modules |", "|---|---|---|---|",
+                      *rows, LAYERS_END])
+
+
+def render_development_doc(text: str) -> str:
+    if LAYERS_BEGIN not in text or LAYERS_END not in text:
+        raise LooplineError(f"docs/development.md: no {LAYERS_BEGIN} ... {LAYERS_END} markers")
+    head, rest = text.split(LAYERS_BEGIN, 1)
+    return head + layer_table() + rest.split(LAYERS_END, 1)[1]
+
+
 def stale_readmes() -> list[str]:
     """Component READMEs, and the repository's README, whose generated block differs from the components."""
     stale = []
@@ -143,6 +175,9 @@ def stale_readmes() -> list[str]:
         text = project.read_text()
         if TABLE_BEGIN not in text or render_project_readme(text) != text:
             stale.append(str(project))
+    development = development_doc_path()
+    if development.is_file() and render_development_doc(development.read_text()) != development.read_text():
+        stale.append(str(development))
     return stale
 
 
@@ -162,7 +197,7 @@ def _main(args: list[str]) -> int:
         if stale:
             print("READMEs are stale: run `make docs` and commit the result", file=sys.stderr)
             return 1
-        print("component READMEs and the README's component table are up to date")
+        print("component READMEs, the README's component table and docs/development.md's layer table are up to date")
         return 0
     if args:
         print("usage: python -m tools.docs [--check]", file=sys.stderr)
@@ -176,6 +211,10 @@ def _main(args: list[str]) -> int:
     if project.is_file():
         text = project.read_text()
         writes.append((project, text, render_project_readme(text)))
+    development = development_doc_path()
+    if development.is_file():
+        text = development.read_text()
+        writes.append((development, text, render_development_doc(text)))
     for path, text, new in writes:
         if new != text:
             path.write_text(new)
