@@ -20,7 +20,7 @@ from loopline.core.logs import quiet_libraries
 from loopline.local import runlock
 from loopline.ops import params
 from loopline.registry import claims, promotion
-from loopline.serving import rollout
+from loopline.serving import targets
 
 from .conftest import ROOT
 
@@ -171,7 +171,7 @@ def test_the_deploy_step_fails_closed_before_starting_a_server(tmp_path):
     with pytest.raises(promotion.ChampionMoved, match="the champion stays v1"):
         deploy_model.run(model_name="fraud", model_version=v2, tracking_uri=uri, holdout=None, manifest=None,
                          report=None, pipeline_run="run-2",
-                         settings=rollout.DeploySettings(target="local", local_home=str(tmp_path / "home")))
+                         settings=targets.DeploySettings(target="local", local_home=str(tmp_path / "home")))
     assert not (tmp_path / "home" / "serving").exists()
     assert registry.alias_version(uri, "fraud", registry.CHAMPION) == v1
 

@@ -75,7 +75,7 @@ DEPLOY = textwrap.dedent("""
     import json, sys
     from types import SimpleNamespace
     from loopline.executors import deploy_model
-    from loopline.serving.rollout import DeploySettings
+    from loopline.serving.targets import DeploySettings
     cfg = json.loads(sys.argv[1])
     art = lambda path: SimpleNamespace(path=path, uri=path, metadata={})
     deploy_model.run(model_name=cfg["model"], model_version=cfg["version"], tracking_uri=cfg["tracking_uri"],

@@ -13,7 +13,7 @@ from loopline import components, drift, registry
 from loopline.data import tables as data
 from loopline.evaluation import gate as gate_config
 from loopline.ops import reruns
-from loopline.serving import batch, rollout
+from loopline.serving import batch, targets
 from loopline.tuning import study as tuning
 from loopline.validation import validate as validation
 
@@ -27,7 +27,7 @@ SETTINGS = {
     "train_model": tuning.TuningSettings,
     "evaluate_model": gate_config.GateSettings,
     "register_model": registry.RegisterSettings,
-    "deploy_model": rollout.DeploySettings,
+    "deploy_model": targets.DeploySettings,
     "detect_drift": drift.DriftSettings,
     "check_drift_escalation": reruns.EscalationSettings,
     "trigger_training": reruns.RetrainSettings,

@@ -77,7 +77,7 @@ def deploy_model(
     """
     from loopline.core.logs import setup_logging
     from loopline.executors import deploy_model as executor
-    from loopline.serving.rollout import DeploySettings
+    from loopline.serving.targets import DeploySettings
 
     setup_logging()
     settings = DeploySettings(

@@ -95,7 +95,7 @@ def run_step(step: str, folder: Path) -> dict[str, Any]:
     elif step == "deploy_model":
         from loopline.executors import deploy_model
         from loopline.registry import local_tracking_uri
-        from loopline.serving.rollout import DeploySettings
+        from loopline.serving.targets import DeploySettings
 
         action = deploy_model.run(model_name=MODEL_NAME, model_version=(folder / "version").read_text(),
                                   tracking_uri=local_tracking_uri(folder), holdout=a["holdout"],

@@ -24,6 +24,7 @@ from loopline.drift.settings import DriftSettings
 from loopline.local import console
 from loopline.ops import cluster
 from loopline.serving import server as serving
+from loopline.serving import targets
 from loopline.tuning.study import TuningSettings
 
 
@@ -169,9 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="subprocess: steps in this environment (default); docker: every step in the image its "
                           "compiled YAML names (Docker, or podman's API service started for the run; `make images` first)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI, e.g. an MLflow server (default: the local SQLite store)")
-    run.add_argument("--deploy-target", choices=("local", "kserve"), default="local",
-                     help="local: a KServe model server on loopback (default); kserve: an InferenceService through "
-                          "the Kubernetes API of $KUBECONFIG")
+    run.add_argument("--deploy-target", choices=tuple(targets.TARGETS), default=targets.DeploySettings.target,
+                     help=f"{targets.help_text()} (default: %(default)s)")
     run.add_argument("--storage-uri", help="with --deploy-target kserve: the s3:// or gs:// prefix under which each "
                                            "version gets its own URI <prefix>/<model>/v<version>")
     run.add_argument("-v", "--verbose", action="store_true",

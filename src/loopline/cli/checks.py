@@ -10,7 +10,7 @@ from pathlib import Path
 
 from loopline.core.errors import LooplineError
 from loopline.core.logs import quiet_libraries
-from loopline.drift.settings import DriftSettings
+from loopline.drift.settings import CATEGORICAL_TESTS, NUMERIC_TESTS, DriftSettings
 from loopline.validation.suite import DEFAULT_MAX_NULL_FRACTION, DEFAULT_SKEW_THRESHOLD
 
 
@@ -131,9 +131,9 @@ def add_check_commands(sub) -> None:
     dri.add_argument("--json", action="store_true", help="print one JSON object: drifted, share_drifted, features")
     dri.add_argument("--drift-share", type=float, default=DriftSettings.drift_share,
                      help="share of drifted features at which the data counts as drifted (default: %(default)s)")
-    dri.add_argument("--numeric-test", default=DriftSettings.numeric_test, choices=["psi", "ks", "wasserstein"],
+    dri.add_argument("--numeric-test", default=DriftSettings.numeric_test, choices=NUMERIC_TESTS,
                      help="test that judges numeric features (default: %(default)s)")
-    dri.add_argument("--categorical-test", default=DriftSettings.categorical_test, choices=["jensenshannon", "chisquare", "psi"],
+    dri.add_argument("--categorical-test", default=DriftSettings.categorical_test, choices=CATEGORICAL_TESTS,
                      help="test that judges categorical features (default: %(default)s)")
     dri.add_argument("--threshold", action="append", metavar="TEST=VALUE",
                      help="override a test's threshold, e.g. psi=0.25 (repeatable)")

@@ -14,10 +14,10 @@ from typing import Any
 
 from loopline.core.errors import GateConfigError
 from loopline.evaluation.metrics import (
+    COMPUTED_METRICS,
     DEFAULT_MIN_SLICE_ROWS,
-    FAIRNESS_METRICS,
-    LATENCY_METRICS,
     LOWER_IS_BETTER,
+    PER_CLASS_PREFIXES,
 )
 
 SECTIONS = ("absolute", "relative", "latency", "fairness", "allow_champion_load_failure", "baseline")
@@ -36,11 +36,9 @@ FAIRNESS_KEYS = {
 }
 
 
-# Every metric the evaluation computes, for checking gate rules before any work; per-class
-# precision, recall and F1 are `<metric>_<class>`.
-GATE_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc", "brier",
-                "model_size_bytes", *LATENCY_METRICS, *FAIRNESS_METRICS)
-PER_CLASS_PREFIXES = ("precision_", "recall_", "f1_")
+# Every metric the evaluation computes (declared beside the code that computes them), for checking
+# gate rules before any work; per-class precision, recall and F1 are `<metric>_<class>`.
+GATE_METRICS = COMPUTED_METRICS
 
 
 def check_metric_name(metric: Any, where: str) -> None:

@@ -29,6 +29,14 @@ LATENCY_METRICS = ("latency_single_p50_ms", "latency_single_p95_ms", "latency_ba
 
 FAIRNESS_METRICS = ("demographic_parity_difference", "slice_auc_gap")
 
+# What `evaluate_predictions` computes from labels and probabilities (decision_threshold: binary only);
+# per-class precision, recall and F1 are `<metric>_<class>` besides.
+QUALITY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss", "roc_auc",
+                   "average_precision", "brier", "decision_threshold")
+PER_CLASS_PREFIXES = ("precision_", "recall_", "f1_")
+# Every metric a holdout evaluation reports, and so every metric a gate rule can name.
+COMPUTED_METRICS = (*QUALITY_METRICS, "model_size_bytes", *LATENCY_METRICS, *FAIRNESS_METRICS)
+
 LOWER_IS_BETTER = {"log_loss", "brier", "model_size_bytes", *LATENCY_METRICS, *FAIRNESS_METRICS}
 
 MAX_SLICES = 50

@@ -6,20 +6,19 @@ from __future__ import annotations
 import logging
 
 from loopline import registry
-from loopline.core.errors import DeploymentError
 from loopline.core.files import write_text
 from loopline.core.home import loopline_home, model_cache_dir
 from loopline.core.logs import quiet_libraries
 from loopline.data import tables as data_lib
 from loopline.model.contract import ServingModel
 from loopline.registry import promotion
-from loopline.serving import inference_service, rollout, version_uri
+from loopline.serving import inference_service, rollout, targets, version_uri
 
 log = logging.getLogger(__name__)
 
 
 def run(*, model_name: str, model_version: str, tracking_uri: str, holdout, manifest, report, pipeline_run: str,
-        settings: rollout.DeploySettings) -> str:
+        settings: targets.DeploySettings) -> str:
     """Roll the version out holding the model's champion lease: the champion moves only from the
     version the gate compared with (fail closed when it moved, or another run is moving it), and
     only when the new version serves. Returns the rollout action."""
@@ -31,11 +30,12 @@ def run(*, model_name: str, model_version: str, tracking_uri: str, holdout, mani
 
 
 def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, tracking_uri: str, holdout, manifest,
-         report, pipeline_run: str, settings: rollout.DeploySettings) -> str:
+         report, pipeline_run: str, settings: targets.DeploySettings) -> str:
     """Build the InferenceService, roll the version out (canary, smoke test, promote or roll
     back) and move `champion` only when the new version serves. Returns the rollout action."""
     quiet_libraries()
-    target, namespace, storage_uri = settings.target, settings.namespace, settings.storage_uri
+    target = targets.target(settings.target)
+    namespace, storage_uri = settings.namespace, settings.storage_uri
     home = loopline_home(settings.local_home)
     holdout_df, spec = data_lib.read_split(holdout.path)
     sample = holdout_df[list(spec.features)].head(max(1, settings.smoke_rows))
@@ -50,11 +50,7 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
         model_uri = version_uri.publish(local_dir, storage_uri, model_name, model_version)
     else:
         model_uri = registry.serving_storage_uri(tracking_uri, model_name, model_version, local_dir)
-    if target == "kserve" and not version_uri.is_cluster_readable(model_uri):
-        raise DeploymentError(
-            f"the registry keeps version {model_version} at {model_uri}, which KServe cannot read: "
-            "give storage_uri (a gs:// or s3:// prefix) or use an MLflow server with object-store artifacts"
-        )
+    target.check_model_uri(model_uri, model_version)
     isvc = inference_service.build_inference_service(
         name=_isvc_name(model_name),
         namespace=namespace,
@@ -86,16 +82,11 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
     (manifests / f"{isvc.metadata.name}-v{model_version}{suffix}").write_text(text)
 
     limits = rollout.SmokeLimits(rows=len(rows), tolerance=settings.tolerance, max_p95_ms=settings.max_p95_ms)
-    if target == "kserve":
-        result = rollout.rollout_cluster(
-            rollout.ClusterApi(), inference_service.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
-            canary_percent=settings.canary_percent, ready_timeout=settings.ready_timeout_seconds,
-        )
-    else:
-        result = rollout.rollout_local(
-            home=home, model_name=model_name, version=model_version, model_dir=str(local_dir), rows=rows,
-            expected=expected, limits=limits, ready_timeout=min(settings.ready_timeout_seconds, 300.0),
-        )
+    result = target.roll_out(targets.Rollout(
+        home=home, model_name=model_name, version=model_version, model_dir=str(local_dir), model_uri=model_uri,
+        manifest=inference_service.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
+        canary_percent=settings.canary_percent, ready_timeout=settings.ready_timeout_seconds,
+    ))
     write_text(report.path, result.markdown())
     report.metadata.update({"action": result.action, "reason": result.reason, "endpoint": result.endpoint,
                             "previous_version": result.previous_version})

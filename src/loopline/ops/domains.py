@@ -16,8 +16,8 @@ from loopline.core.errors import LooplineError
 from loopline.data import tables as data
 from loopline.drift.settings import DriftSettings
 from loopline.evaluation import gate as gate_config
-from loopline.ops import reruns
-from loopline.serving import rollout
+from loopline.ops import reruns, submit
+from loopline.serving import targets
 from loopline.tuning import study as tuning
 
 
@@ -35,10 +35,10 @@ SETTINGS: list[tuple[type, dict[str, str]]] = [
     (reruns.EscalationSettings, {n: n for n in ("drift_share", "escalation_threshold", "rerun_mode")}),
     (reruns.RetrainSettings, {n: n for n in ("rerun_target", "cooldown_hours")}),
     (data.SplitSettings, {n: n for n in ("validation_fraction", "holdout_fraction", "seed")}),
-    (rollout.DeploySettings, {"deploy_target": "target", "canary_percent": "canary_percent",
+    (targets.DeploySettings, {"deploy_target": "target", "canary_percent": "canary_percent",
                               "smoke_rows": "smoke_rows"}),
 ]
-CHOICES = {"rerun_target": ("kfp", "vertex")}
+CHOICES = {"rerun_target": submit.RERUN_TARGETS}
 # Rules no settings object holds: name -> (lowest, highest, lowest allowed?, highest allowed?)
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "seed": (0, math.inf, True, False),

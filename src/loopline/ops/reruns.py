@@ -29,6 +29,7 @@ from loopline import registry
 from loopline.core.errors import DataVerdict, GateConfigError, LooplineError
 from loopline.core.logs import quiet_libraries
 from loopline.ops import compiled_pipelines, params, submit
+from loopline.ops.submit.targets import RERUN_MODES
 from loopline.registry import claims
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ TAG_STARTED = "loopline.drift_retraining.started_at"
 TAG_MONITOR = "loopline.drift_retraining.monitor_run"
 PENDING = "(being submitted)"
 LEASE_SECONDS = 900  # a monitor run that died holding the lease blocks others for at most this long
-RERUN_MODES = ("nested", "submit")
 
 
 def training_arguments(values: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ class EscalationSettings:
     def __post_init__(self) -> None:
         """The checks of the escalation settings, each a one-line LooplineError."""
         if self.rerun_mode not in RERUN_MODES:
-            raise LooplineError(f"rerun_mode must be 'nested' or 'submit', got '{self.rerun_mode}'")
+            raise LooplineError(f"rerun_mode must be one of {', '.join(map(repr, RERUN_MODES))}, got '{self.rerun_mode}'")
         if not 0.0 < self.escalation_threshold <= 1.0:
             raise LooplineError(f"escalation_threshold must be in (0, 1], got {self.escalation_threshold:g}")
         if self.escalation_threshold < 1.0 and self.escalation_threshold <= self.drift_share:

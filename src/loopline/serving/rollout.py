@@ -29,7 +29,7 @@ import numpy as np
 
 from loopline.core import progress
 from loopline.core.errors import DeploymentError
-from loopline.serving import inference_service, kserve_modes
+from loopline.serving import kserve_modes
 from loopline.serving import server as serving
 from loopline.serving.cluster_api import ClusterApi  # noqa: F401 - the rollout's API, also used by its callers
 
@@ -41,37 +41,6 @@ TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 VERSION_LABEL = "loopline.dev/model-version"
 
 
-@dataclass(frozen=True, kw_only=True)
-class DeploySettings:
-    """Where and how `deploy_model` rolls a version out and what its smoke test demands: the one
-    declaration of these settings and their defaults. Checked on construction."""
-
-    target: str = "local"  # local (KServe model server on loopback) or kserve (InferenceService)
-    namespace: str = "default"
-    storage_uri: str = ""  # empty: where the registry keeps the version
-    canary_percent: int = 10
-    deployment_mode: str = "Serverless"  # or Knative; Standard or RawDeployment
-    service_account: str = ""
-    runtime: str = inference_service.LOOPLINE_RUNTIME  # the (Cluster)ServingRuntime of Loopline's serving image
-    runtime_version: str = ""  # empty: the runtime's own image tag
-    min_replicas: int = 1
-    max_replicas: int = 1
-    cpu: str = "1"  # request and limit of each predictor replica
-    memory: str = "2Gi"
-    smoke_rows: int = 16
-    tolerance: float = 1e-5  # max |served - in-process| per probability
-    max_p95_ms: float = 1000.0
-    ready_timeout_seconds: float = 600.0
-    local_home: str = ""  # empty: $LOOPLINE_HOME or ./.loopline
-
-    def __post_init__(self) -> None:
-        """The checks of the deployment settings, each a one-line DeploymentError."""
-        if self.target not in TARGETS:
-            raise DeploymentError(f"target must be 'local' or 'kserve', got '{self.target}'")
-        kserve_modes.canonical_mode(self.deployment_mode)
-
-
-TARGETS = ("local", "kserve")
 
 
 @dataclass

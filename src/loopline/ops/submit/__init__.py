@@ -24,6 +24,8 @@ from loopline.ops.params import PipelineFile
 from loopline.ops.submit.kfp import kfp_run_state, schedule_kfp, submit_kfp, version_name  # noqa: F401 - the submit API
 from loopline.ops.submit.targets import (  # noqa: F401 - the submit API
     ALLOWED_VALUES,
+    RERUN_MODES,
+    RERUN_TARGETS,
     KfpTarget,
     Schedule,
     SubmitError,

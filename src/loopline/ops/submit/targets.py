@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline.core.errors import LooplineError
+from loopline.serving.targets import TARGETS as DEPLOY_TARGETS
 
 PIPELINE_KEYS = ("training", "drift_monitor")
 
-ALLOWED_VALUES = {
-    "rerun_mode": ("nested", "submit"),
-    "rerun_target": ("kfp", "vertex"),
-    "deploy_target": ("local", "kserve"),
+RERUN_MODES = ("nested", "submit")  # retrain inside the monitor run, or submit a new training run
+RERUN_TARGETS = ("kfp", "vertex")
+ALLOWED_VALUES = {  # the choice lists, each declared once where its rule lives
+    "rerun_mode": RERUN_MODES,
+    "rerun_target": RERUN_TARGETS,
+    "deploy_target": tuple(DEPLOY_TARGETS),
 }
 
 DEFAULT_EXPERIMENT = "loopline"
