@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loopline.core.errors import DataError
+from loopline.data.plain_types import plain_series
 from loopline.data.spec import DatasetSpec
 
 MISSING_TOKEN = ""  # categorical missing values are fed as the empty string
@@ -86,7 +87,7 @@ class ServingModel:
         for name, kind in self.features.items():
             if name not in frame.columns:
                 raise DataError(f"column '{name}' is missing from the data the model was given")
-            col = frame[name]
+            col = plain_series(frame[name])  # nullable and categorical types as plain ones
             if kind == "numeric":
                 tensors[name] = tf.constant(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32))
             else:

@@ -6,7 +6,8 @@ TensorFlow): it never imports `loopline`. Loopline itself never imports this mod
 
 The feeding follows the SavedModel contract (loopline.model.contract): one 1-D tensor per raw
 feature, float32 with NaN for a missing number, a string with "" for a missing category; the
-output is one probability per class. Integer columns are numbers like any other.
+output is one probability per class. Integer columns are numbers like any other; pandas'
+nullable and categorical columns are read as plain ones.
 """
 
 import json
@@ -44,6 +45,8 @@ class LooplineSavedModel(mlflow.pyfunc.PythonModel):
         tensors = {}
         for name, kind in features.items():
             col = frame[name]
+            if isinstance(col.dtype, pd.api.extensions.ExtensionDtype):  # nullable or category: plain objects
+                col = pd.Series(col.to_numpy(dtype=object, na_value=np.nan), index=col.index, dtype=object)
             if kind == "numeric":
                 numbers = pd.to_numeric(col, errors="coerce")
                 bad = col[numbers.isna() & col.notna()]
