@@ -65,6 +65,13 @@ def test_plain_names_stay_and_others_get_safe_distinct_names():
     assert names["hour of day"].endswith("_hour_of_day") and names["größe"].endswith("_groe")
 
 
+def test_a_model_exported_before_the_map_takes_its_features_by_their_own_names():
+    assert feature_names.model_inputs({"features": {"amount": "numeric", "channel": "categorical"}}) == {
+        "amount": "amount", "channel": "channel"}
+    recorded = {"features": {"hour of day": "numeric"}, "inputs": {"hour of day": "f_1_hour_of_day"}}
+    assert feature_names.model_inputs(recorded) == {"hour of day": "f_1_hour_of_day"}
+
+
 @pytest.fixture(scope="module")
 def odd_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("odd-names")
