@@ -382,3 +382,25 @@ def test_read_split_missing_file(tmp_path):
     with pytest.raises(DataError) as excinfo:
         read_split(path)
     _assert_data_error(excinfo, "not found", str(path))
+
+
+def test_pyarrow_backed_and_nullable_columns_read_as_plain_ones(tmp_path):
+    """A Parquet file written from a frame of pyarrow-backed or nullable types reads as the
+    same values from CSV do (`loopline.data.plain_types`)."""
+    from loopline.data.tables import read_table
+
+    n = 120
+    frame = pd.DataFrame({
+        "count": pd.array([i % 7 if i % 11 else None for i in range(n)], dtype="int64[pyarrow]"),
+        "amount": pd.array([i / 3 for i in range(n)], dtype="double[pyarrow]"),
+        "colour": pd.array([["red", "green", None][i % 3] for i in range(n)], dtype="string[pyarrow]"),
+        "flag": pd.array([i % 2 == 0 for i in range(n)], dtype="bool[pyarrow]"),
+        "size": pd.Categorical([["s", "m", "l"][i % 3] for i in range(n)]),
+        "label": np.tile(["yes", "no"], n // 2),
+    })
+    frame.to_parquet(tmp_path / "arrow.parquet", index=False)
+    frame.to_csv(tmp_path / "arrow.csv", index=False)
+    pd.testing.assert_frame_equal(read_table(str(tmp_path / "arrow.parquet")), read_table(str(tmp_path / "arrow.csv")))
+    result, _ = _load(tmp_path / "arrow.parquet", tmp_path / "out", target="label")
+    assert result.spec.features == {"count": NUMERIC, "amount": NUMERIC, "colour": CATEGORICAL, "flag": CATEGORICAL,
+                                    "size": CATEGORICAL}

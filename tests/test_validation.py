@@ -400,3 +400,27 @@ def test_suite_file_that_is_not_json_is_named(tmp_path):
         load_suite_file(path)
     with pytest.raises(DataError, match="suite file not found"):
         load_suite_file(tmp_path / "nope.json")
+
+
+def test_columns_named_alike_but_for_case_are_each_checked_against_their_own_expectations(raw, tmp_path):
+    """Great Expectations finds a column without regard to case: `Channel` and `channel` are
+    handed to it under aliases, and reported under their own names."""
+    reference, current = raw
+    cased = {"channel": "Channel", "merchant_category": "channel"}
+    report = _outcome(reference.rename(columns=cased), current.rename(columns=cased), tmp_path)
+    assert report.outcome == "pass" and report.failures() == []
+    page = (tmp_path / "v.html").read_text()  # GX's Data Docs too name the columns as the data does
+    assert "Channel__" not in page and "channel__" not in page and "Channel" in page
+    swapped = current.rename(columns={"merchant_category": "Channel"})  # the two columns' values trade places
+    report = _outcome(reference.rename(columns=cased), swapped, tmp_path)
+    in_set = {f["column"] for f in report.failures() if f["expectation"] == "expect_column_values_to_be_in_set"}
+    assert in_set == {"Channel", "channel"}
+
+
+def test_booleans_with_missing_values_are_checked_as_booleans(raw, tmp_path):
+    reference, current = raw
+    flags = [True, False, None]
+    reference = reference.assign(flag=[flags[i % 3] for i in range(len(reference))])
+    current = current.assign(flag=[flags[(i + 1) % 3] for i in range(len(current))])
+    report = _outcome(reference, current, tmp_path)
+    assert report.outcome == "pass" and report.failures() == [], report.failures()

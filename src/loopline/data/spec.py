@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from loopline.core.errors import DataError
+from loopline.data.plain_types import plain_series
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -57,17 +58,18 @@ def conform(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Keep the spec's columns with canonical dtypes: float for numeric, string for categorical.
 
     Missing categorical values stay missing (None); the model maps them to their own token.
+    pandas' nullable and categorical columns are read as their plain kinds first.
     """
     out = pd.DataFrame(index=df.index)
     for name, kind in spec.features.items():
         if name not in df.columns:
             raise DataError(f"column '{name}' is missing from the data")
+        col = plain_series(df[name])
         if kind == NUMERIC:
-            out[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
+            out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
         else:
-            col = df[name]
             out[name] = col.where(col.isna(), col.astype(str)).astype("object")
     if spec.target in df.columns:
-        target = df[spec.target]
+        target = plain_series(df[spec.target])
         out[spec.target] = target.where(target.isna(), target.astype(str)).astype("object")
     return out

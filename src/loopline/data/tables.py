@@ -16,6 +16,7 @@ import pandas as pd
 
 from loopline.core.errors import DataError
 from loopline.data.checks import build_spec, check_column_names, check_flat_columns, check_rows
+from loopline.data.plain_types import plain_frame
 from loopline.data.spec import SPEC_KEY, DatasetSpec, conform
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def file_sha256(uri: str) -> str:
 
 
 def read_table(uri: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file from a path or URI; raise DataError naming the file if unusable."""
+    """Read a CSV or Parquet file from a path or URI; raise DataError naming the file if unusable.
+    pandas' nullable and categorical columns come back as their plain kinds (`plain_types`)."""
     path = _strip_file_scheme(uri)
     if "://" not in path and not Path(path).is_file():
         raise DataError(f"data file not found: {uri}")
@@ -80,7 +82,7 @@ def read_table(uri: str) -> pd.DataFrame:
     if df.empty:
         raise DataError(f"data file has no rows: {uri}")
     check_flat_columns(df, uri)
-    return df
+    return plain_frame(df)
 
 
 def _header_names(path: str, df: pd.DataFrame) -> list[str]:

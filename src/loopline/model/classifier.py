@@ -19,6 +19,7 @@ from loopline.model.contract import (
     SERVING_VERSION,
 )
 from loopline.model.decision import weight_vector
+from loopline.model.feature_names import INPUTS_KEY, rename, signature_names
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +32,36 @@ def set_seeds(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 def build_model(spec: DatasetSpec, train_features: dict[str, np.ndarray], params: dict[str, Any]):
-    """The Keras functional model: raw named inputs -> preprocessing -> MLP -> softmax."""
+    """The Keras functional model: raw named inputs -> preprocessing -> MLP -> softmax. Its
+    inputs and layers are named by the features' signature names (`loopline.model.feature_names`)."""
     import keras
     from keras import layers, ops
 
     inputs: dict[str, Any] = {}
     encoded = []
+    internal = signature_names(spec.features)
     for name in spec.numeric:
         values = train_features[name]
         finite = values[np.isfinite(values)]
         if finite.size == 0:
             raise DataError(f"numeric column '{name}' has no values in the training split")
         fill = float(np.median(finite))
-        inp = keras.Input(shape=(1,), name=name, dtype="float32")
-        inputs[name] = inp
+        inp = keras.Input(shape=(1,), name=internal[name], dtype="float32")
+        inputs[internal[name]] = inp
         missing = ops.cast(ops.logical_not(ops.isfinite(inp)), "float32")
         filled = ops.where(ops.isfinite(inp), inp, ops.full_like(inp, fill))
-        norm = layers.Normalization(name=f"norm_{name}")
+        norm = layers.Normalization(name=f"norm_{internal[name]}")
         norm.adapt(np.where(np.isfinite(values), values, fill).reshape(-1, 1))
         encoded.append(norm(filled))
         if (~np.isfinite(values)).any():
             encoded.append(missing)
     for name in spec.categorical:
         vocab = sorted({v for v in train_features[name] if v != MISSING_TOKEN})
-        inp = keras.Input(shape=(1,), name=name, dtype="string")
-        inputs[name] = inp
+        inp = keras.Input(shape=(1,), name=internal[name], dtype="string")
+        inputs[internal[name]] = inp
         lookup = layers.StringLookup(
-            vocabulary=vocab, num_oov_indices=1, mask_token=None, output_mode="one_hot", name=f"lookup_{name}"
+            vocabulary=vocab, num_oov_indices=1, mask_token=None, output_mode="one_hot",
+            name=f"lookup_{internal[name]}"
         )
         # missing ("") is out of vocabulary: it shares the OOV bucket with unseen categories
         encoded.append(lookup(inp))
@@ -78,13 +82,14 @@ def build_model(spec: DatasetSpec, train_features: dict[str, np.ndarray], params
     return model
 
 def as_model_inputs(features: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Column arrays as (rows, 1) tensors: strings as tf.string, numbers as float32."""
+    """Column arrays (keyed by feature name) as the model's (rows, 1) tensors, keyed by signature
+    name: strings as tf.string, numbers as float32."""
     import tensorflow as tf
 
-    return {
+    return rename({
         k: tf.constant(v.reshape(-1, 1).astype(str) if v.dtype == object else v.reshape(-1, 1))
         for k, v in features.items()
-    }
+    })
 
 def make_dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, batch_size: int, *, shuffle_seed=None,
                  repeat: bool = False):
@@ -109,7 +114,8 @@ def make_dataset(features: dict[str, np.ndarray], labels: np.ndarray | None, bat
 
 def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, params: dict[str, Any],
                        decision: dict[str, Any] | None = None) -> Path:
-    """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature;
+    """Export a TF Serving SavedModel whose signature takes one 1-D tensor per raw feature, named
+    by its signature name (the metadata's `inputs` maps the features to them);
     `decision` (the decision threshold, the class weights) goes into its metadata. A model fitted
     with class weights serves probabilities corrected for them (`decision.unweight`)."""
     import tensorflow as tf
@@ -119,8 +125,10 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
     inverse = (tf.constant(1.0 / weight_vector(weights, len(spec.classes)), dtype=tf.float32)
                if weights else None)
 
+    internal = signature_names(spec.features)
     signature = {
-        name: tf.TensorSpec(shape=(None,), dtype=tf.float32 if kind == "numeric" else tf.string, name=name)
+        internal[name]: tf.TensorSpec(shape=(None,), dtype=tf.float32 if kind == "numeric" else tf.string,
+                                      name=internal[name])
         for name, kind in spec.features.items()
     }
 
@@ -140,6 +148,7 @@ def export_saved_model(model, spec: DatasetSpec, export_dir: str | Path, *, para
     archive.write_out(str(target), verbose=False)
     metadata = {
         "features": spec.features,
+        INPUTS_KEY: internal,
         "classes": spec.classes,
         "target": spec.target,
         "signature": "serving_default",

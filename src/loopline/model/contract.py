@@ -4,7 +4,9 @@ Training writes it; evaluation, the registry, serving and drift read it. A model
 laid out as TF Serving expects (`<dir>/<SERVING_VERSION>/saved_model.pb`) beside
 `METADATA_FILE` (features, classes, target, signature, output, hyperparameters). Its
 `serving_default` signature takes one 1-D tensor per raw feature: float32 for numeric (NaN for
-missing), string for categorical ("" for missing), and returns `probabilities`.
+missing), string for categorical ("" for missing), and returns `probabilities`. Its inputs are
+named by the features' signature names (the metadata's `inputs`, `loopline.model.feature_names`);
+`ServingModel` takes rows and frames by the user's column names.
 TensorFlow is imported only when a model is loaded.
 """
 
@@ -19,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from loopline.core.errors import DataError
+from loopline.data.plain_types import plain_series
 from loopline.data.spec import DatasetSpec
+from loopline.model.feature_names import model_inputs
 
 MISSING_TOKEN = ""  # categorical missing values are fed as the empty string
 SERVING_VERSION = "1"
@@ -71,6 +75,7 @@ class ServingModel:
         self._loaded = tf.saved_model.load(str(versions[-1]))
         self._fn = self._loaded.signatures[self.metadata["signature"]]
         self.features: dict[str, str] = self.metadata["features"]
+        self.inputs: dict[str, str] = model_inputs(self.metadata)  # feature name -> signature name
         self.classes: list[str] = self.metadata["classes"]
 
     def predict_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -86,9 +91,10 @@ class ServingModel:
         for name, kind in self.features.items():
             if name not in frame.columns:
                 raise DataError(f"column '{name}' is missing from the data the model was given")
-            col = frame[name]
+            col = plain_series(frame[name])  # nullable and categorical types as plain ones
             if kind == "numeric":
-                tensors[name] = tf.constant(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32))
+                values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32)
             else:
-                tensors[name] = tf.constant(col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object))
+                values = col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object)
+            tensors[self.inputs[name]] = tf.constant(values)
         return self._fn(**tensors)[self.metadata["output"]].numpy()

@@ -6,7 +6,10 @@ TensorFlow): it never imports `loopline`. Loopline itself never imports this mod
 
 The feeding follows the SavedModel contract (loopline.model.contract): one 1-D tensor per raw
 feature, float32 with NaN for a missing number, a string with "" for a missing category; the
-output is one probability per class. Integer columns are numbers like any other.
+output is one probability per class. Integer columns are numbers like any other; pandas'
+nullable and categorical columns are read as plain ones. The model takes the columns by the
+user's names; its signature inputs carry the names in the metadata's `inputs` map (features
+whose names TensorFlow cannot take have safe names there).
 """
 
 import json
@@ -38,12 +41,15 @@ class LooplineSavedModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         frame = pd.DataFrame(model_input)
         features = self.metadata["features"]
+        inputs = self.metadata.get("inputs") or {}
         missing = [name for name in features if name not in frame.columns]
         if missing:
             raise ValueError(f"input lacks feature columns: {', '.join(missing)}")
         tensors = {}
         for name, kind in features.items():
             col = frame[name]
+            if isinstance(col.dtype, pd.api.extensions.ExtensionDtype):  # nullable or category: plain objects
+                col = pd.Series(col.to_numpy(dtype=object, na_value=np.nan), index=col.index, dtype=object)
             if kind == "numeric":
                 numbers = pd.to_numeric(col, errors="coerce")
                 bad = col[numbers.isna() & col.notna()]
@@ -52,7 +58,7 @@ class LooplineSavedModel(mlflow.pyfunc.PythonModel):
                 values = numbers.to_numpy(dtype=np.float32)
             else:
                 values = col.where(col.notna(), MISSING_TOKEN).astype(str).to_numpy(dtype=object)
-            tensors[name] = self._tf.constant(values)
+            tensors[inputs.get(name, name)] = self._tf.constant(values)
         proba = self._fn(**tensors)[self.metadata["output"]].numpy()
         return pd.DataFrame(proba, columns=[str(c) for c in self.metadata["classes"]])
 

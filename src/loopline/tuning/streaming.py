@@ -21,6 +21,7 @@ import pandas as pd
 from loopline.core.errors import DataError
 from loopline.data.spec import SPEC_KEY, DatasetSpec
 from loopline.model.contract import MISSING_TOKEN
+from loopline.model.feature_names import rename, signature_names
 from loopline.tuning.budget import stratified_sample
 
 log = logging.getLogger(__name__)
@@ -112,17 +113,20 @@ def batches(paths: list[str | Path], spec: DatasetSpec, batch_size: int, *, seed
 
 def parquet_dataset(paths: list[str | Path], spec: DatasetSpec, batch_size: int, *, seed: int):
     """A tf.data dataset of (features, labels) batches streamed from the files, reshuffled every
-    epoch; features as the model takes them ((rows, 1) float32 or string tensors)."""
+    epoch; features as the model takes them ((rows, 1) float32 or string tensors, keyed by
+    signature name)."""
     import tensorflow as tf
 
+    internal = signature_names(spec.features)
     signature = (
-        {name: tf.TensorSpec(shape=(None, 1), dtype=tf.float32 if kind == "numeric" else tf.string)
+        {internal[name]: tf.TensorSpec(shape=(None, 1), dtype=tf.float32 if kind == "numeric" else tf.string)
          for name, kind in spec.features.items()},
         tf.TensorSpec(shape=(None,), dtype=tf.int32),
     )
     epochs = iter(range(1 << 30))
 
     def generate():
-        yield from batches(paths, spec, int(batch_size), seed=seed, epoch=next(epochs))
+        for features, labels in batches(paths, spec, int(batch_size), seed=seed, epoch=next(epochs)):
+            yield rename(features), labels
 
     return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)

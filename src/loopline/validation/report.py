@@ -50,8 +50,9 @@ def offline(page: str) -> str:
     page = _CSS_URL.sub("none", page)  # GX's logo, as a CSS background
     return _LINK_HREF.sub("", page)
 
-def _gx_body(result, prefix: str, *, with_style: bool) -> str:
-    """The body of GX's Data Docs page for one validation result, with ids made unique."""
+def _gx_body(result, prefix: str, *, with_style: bool, aliases: dict[str, str] | None = None) -> str:
+    """The body of GX's Data Docs page for one validation result, with ids made unique and the
+    columns GX saw under aliases (`validation_names`) under their own names."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
@@ -63,6 +64,8 @@ def _gx_body(result, prefix: str, *, with_style: bool) -> str:
     style = "".join(re.findall(r"<style[^>]*>.*?</style>", page[:start], re.S)) if with_style else ""
     body = re.sub(r'\bid="', f'id="{prefix}-', body)
     body = re.sub(r'href="#', f'href="#{prefix}-', body)
+    for name, alias in (aliases or {}).items():
+        body = body.replace(html.escape(alias), html.escape(name))
     return style + body
 
 def render_html(report: ValidationReport, suite: Suite) -> str:
@@ -99,7 +102,7 @@ def render_html(report: ValidationReport, suite: Suite) -> str:
     for i, split in enumerate(report.splits):
         if split.gx_result is not None:
             parts.append(f"<h2 style='margin:1rem 2rem'>Great Expectations Data Docs: {html.escape(split.name)}</h2>")
-            parts.append(_gx_body(split.gx_result, f"s{i}", with_style=i == 0))
+            parts.append(_gx_body(split.gx_result, f"s{i}", with_style=i == 0, aliases=split.column_aliases))
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Loopline data validation</title>"
         f"<style>{_OFFLINE_CSS}</style></head><body>{''.join(parts)}</body></html>"

@@ -45,6 +45,7 @@ class SplitResult:
     checks: list[CheckResult] = field(default_factory=list)
     schema_changes: list[SchemaChange] = field(default_factory=list)
     gx_result: Any = field(default=None, repr=False)
+    column_aliases: dict[str, str] = field(default_factory=dict, repr=False)  # column -> its name in GX
 
     @property
     def failures(self) -> list[CheckResult]:

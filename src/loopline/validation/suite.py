@@ -212,8 +212,9 @@ def _column_expectations(col: pd.Series, name: str, kind: str, max_null_fraction
             out.append(ExpectationSpec("expect_column_values_to_be_in_type_list",
                                        {"column": name, "type_list": DATETIME_TYPES}, CRITICAL, "dates or times"))
     else:
-        if pd.api.types.is_bool_dtype(col):
-            types = BOOL_TYPES
+        values = col.dropna()
+        if pd.api.types.is_bool_dtype(col) or (len(values) and values.map(type).isin((bool, np.bool_)).all()):
+            types = BOOL_TYPES  # booleans, with missing values too (an object column of True, False and NaN)
         elif pd.api.types.is_numeric_dtype(col):
             types = NUMERIC_TYPES
         else:

@@ -26,6 +26,7 @@ report `validation_report`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ import pandas as pd
 from loopline.core.errors import ValidationFailed
 from loopline.core.logs import quiet_libraries
 from loopline.data.spec import DatasetSpec
+from loopline.validation.names import alias_kwargs, case_aliases, user_kwargs, user_result
 from loopline.validation.report import render_html
 from loopline.validation.results import (
     CheckResult,
@@ -136,24 +138,31 @@ class _Runner:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = self.context.data_sources.add_pandas(name="loopline")
         self.batches = source.add_dataframe_asset(name="data").add_batch_definition_whole_dataframe("whole")
+        # columns named alike but for case go to GX under aliases (`validation_names`)
+        self.aliases = case_aliases(suite.columns)
+        expectations = [dataclasses.replace(item, kwargs=alias_kwargs(item.kwargs, self.aliases)).to_gx()
+                        for item in suite.expectations]
         # Built whole, then added once: adding expectations one by one to a stored suite saves
         # the suite after each of them.
         self.gx_suite = self.context.suites.add(
-            gx.ExpectationSuite(name=suite.name, expectations=[item.to_gx() for item in suite.expectations])
+            gx.ExpectationSuite(name=suite.name, expectations=expectations)
         )
 
     def validate(self, frame: pd.DataFrame):
+        if self.aliases:
+            frame = frame.rename(columns=self.aliases)
         batch = self.batches.get_batch(batch_parameters={"dataframe": frame})
         return batch.validate(self.gx_suite, result_format="SUMMARY")
 
-def _check(r, changes: list[SchemaChange]) -> CheckResult:
+def _check(r, changes: list[SchemaChange], aliases: dict[str, str] | None = None) -> CheckResult:
     config = r.expectation_config
     meta = config.meta or {}
     severity = str(meta.get("severity") or getattr(config, "severity", CRITICAL) or CRITICAL)
     severity = severity.split(".")[-1].lower()
-    result = jsonable(dict(r.result or {}))
-    column = str(config.kwargs.get("column") or ", ".join(map(str, config.kwargs.get("column_list") or [])))
-    detail = "" if r.success else describe(config.type, config.kwargs, result, _exception_message(r.exception_info))
+    result = user_result(jsonable(dict(r.result or {})), aliases or {})
+    kwargs = user_kwargs(dict(config.kwargs), aliases or {})
+    column = str(kwargs.get("column") or ", ".join(map(str, kwargs.get("column_list") or [])))
+    detail = "" if r.success else describe(config.type, kwargs, result, _exception_message(r.exception_info))
     if config.type == "expect_table_columns_to_match_set" and not r.success:
         blocking = [c.column for c in changes if c.blocking and c.change == "new_column"]
         if blocking:  # an extra column without nulls is a block, not a compatible evolution
@@ -179,8 +188,9 @@ def run_suite(
                  name, len(frame), frame.shape[1], len(suite.expectations))
         changes = schema_changes(frame, suite)
         result = runner.validate(frame)
-        split = SplitResult(name=name, rows=len(frame), schema_changes=changes, gx_result=result)
-        split.checks = [_check(r, changes) for r in result.results]
+        split = SplitResult(name=name, rows=len(frame), schema_changes=changes, gx_result=result,
+                            column_aliases=runner.aliases)
+        split.checks = [_check(r, changes, runner.aliases) for r in result.results]
         for check in split.checks:  # new categories within the set's tolerance: the schema evolves
             if (check.success and check.expectation == "expect_column_values_to_be_in_set"
                     and check.result.get("unexpected_count")):
