@@ -131,7 +131,8 @@ def build_training(settings: cluster.ClusterSettings):
             deploy_memory: Memory request and limit of each predictor replica.
         """
         load = step(load_data(
-            data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
+            data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed,
+            thresholds=thresholds, tracking_uri=tracking_uri, model_name=model_name, storage_uri=storage_uri,
         ).set_caching_options(False), "load_data")
         validate = step(validate_data(
             train=load.outputs["train"], validation=load.outputs["validation"], holdout=load.outputs["holdout"]

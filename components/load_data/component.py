@@ -21,8 +21,15 @@ def load_data(
     validation_fraction: float = 0.15,
     holdout_fraction: float = 0.15,
     seed: int = 42,
+    thresholds: dict = {},
+    tracking_uri: str = "",
+    model_name: str = "",
+    storage_uri: str = "",
 ):
     """Reads a CSV or Parquet file, applies the dataset spec and splits it deterministically.
+
+    The run's later settings it is given (gate rules, model name, storage URI) are checked first,
+    so that a run that cannot succeed stops before anything is trained.
 
     Args:
         data_uri: Path or URI (file://, gs://, s3://) of a CSV or Parquet file.
@@ -32,6 +39,10 @@ def load_data(
         validation_fraction: Share of rows for the validation split, stratified by target.
         holdout_fraction: Share of rows for the golden holdout split, stratified by target.
         seed: Seed of the split.
+        thresholds: The run's gate rules (evaluate_model), checked against the data's columns before any split is written; empty: none.
+        tracking_uri: The run's MLflow tracking URI, for checking relative gate rules; empty: none.
+        model_name: The run's registered model name, checked against MLflow's naming rules; empty: none.
+        storage_uri: The run's model storage prefix (deploy_model), checked for a scheme; empty: none.
 
     Returns:
         train: Training split (Parquet, with the dataset spec in its metadata).
@@ -45,5 +56,6 @@ def load_data(
     setup_logging()
     settings = SplitSettings(feature_kinds=feature_kinds, ignore_columns=ignore_columns,
                              validation_fraction=validation_fraction, holdout_fraction=holdout_fraction, seed=seed)
+    later = {"thresholds": thresholds, "tracking_uri": tracking_uri, "model_name": model_name, "storage_uri": storage_uri}
     executor.run(data_uri=data_uri, target=target, train=train, validation=validation, holdout=holdout,
-                 settings=settings)
+                 settings=settings, run_parameters={k: v for k, v in later.items() if v})

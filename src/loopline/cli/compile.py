@@ -24,6 +24,8 @@ def _use_registry(registry: str | None) -> None:
     registry reloads them."""
     from loopline.core import images
 
+    if registry:
+        images.check_registry(registry, "--registry")
     if registry and registry.rstrip("/") != images.registry():
         os.environ[REGISTRY_ENV] = registry
         for name in [m for m in sys.modules if m.startswith(("loopline.core.images", "loopline.components", "loopline.pipelines"))]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loopline.core.errors import LooplineError
 from loopline.ops import cron, params, submit
+from loopline.ops.submit import options as submit_options
 
 
 def _target(args: argparse.Namespace):
@@ -39,13 +40,7 @@ def _target(args: argparse.Namespace):
     )
 
 def _labels(items: list[str] | None) -> dict[str, str]:
-    labels = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise LooplineError(f"--label '{item}' is not KEY=VALUE")
-        labels[key] = value
-    return labels
+    return submit_options.parse_labels(items)
 
 def _prepare(args: argparse.Namespace):
     """Target, compiled pipeline and checked parameters: everything is checked before sending."""
@@ -53,6 +48,8 @@ def _prepare(args: argparse.Namespace):
     target = _target(args)
     if target.kind == "kfp" and (args.label or args.kms_key or args.network):
         raise LooplineError("--label, --kms-key and --network are Vertex AI options; KFP does not use them")
+    submit_options.SubmitOptions(target=target.kind, pipeline_root=args.pipeline_root or "", labels=_labels(args.label),
+                                 max_concurrency=getattr(args, "max_concurrency", 1))
     path = Path(args.package) if args.package else Path(args.compiled) / f"{args.pipeline}.yaml"
     pipeline = params.read_pipeline(path)
     checked = params.check(
@@ -69,7 +66,7 @@ def _prepare(args: argparse.Namespace):
     from loopline.ops import domains  # the steps' settings objects: pandas, numpy
 
     defaults = {name: spec.default for name, spec in pipeline.inputs.items() if spec.default is not None}
-    domains.check({**defaults, **checked, "max_concurrency": getattr(args, "max_concurrency", None)})
+    domains.check({**defaults, **checked})
     return target, pipeline, checked
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -9,7 +9,10 @@ component and pipeline modules import this at compile time.
 from __future__ import annotations
 
 import os
+import re
 from importlib.metadata import PackageNotFoundError, version
+
+from loopline.core.errors import LooplineError
 
 DEFAULT_REGISTRY = "ghcr.io/loopline"
 REGISTRY_ENV = "LOOPLINE_IMAGE_REGISTRY"
@@ -29,6 +32,18 @@ def package_version() -> str:
         return version("loopline")
     except PackageNotFoundError:  # pragma: no cover - source tree that is not installed
         return "0.0.0"
+
+
+# a registry host (with an optional port) and lowercase path components, as image references take them
+_REGISTRY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def check_registry(value: str, name: str = "image registry") -> str:
+    """A registry prefix an image reference can start with, e.g. `my.registry:5000/loopline`."""
+    if not isinstance(value, str) or not _REGISTRY.match(value.rstrip("/")):
+        raise LooplineError(f"{name} {value!r} is not an image registry prefix (a host such as my.registry:5000, "
+                            "then lowercase path parts: no spaces or capitals)")
+    return value
 
 
 def registry() -> str:

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loopline.core import rules
 from loopline.core.errors import DataError
 from loopline.data.checks import build_spec, check_column_names, check_flat_columns, check_rows
 from loopline.data.plain_types import plain_frame
-from loopline.data.spec import SPEC_KEY, DatasetSpec, conform
+from loopline.data.spec import KINDS, SPEC_KEY, DatasetSpec, conform
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,20 @@ class SplitSettings:
 
     def __post_init__(self) -> None:
         """The checks of the split settings, each a one-line DataError."""
+        check_feature_kinds(self.feature_kinds)
+        rules.names("ignore_columns", self.ignore_columns, DataError)
+        rules.number("seed", self.seed, DataError, low=0, whole=True)
         for name in ("validation_fraction", "holdout_fraction"):
-            value = getattr(self, name)
+            value = rules.number(name, getattr(self, name), DataError)
             if not 0.0 < value < 0.5:
                 raise DataError(f"{name} must be between 0 and 0.5, got {value}")
+
+
+def check_feature_kinds(feature_kinds: dict[str, str], name: str = "feature_kinds") -> None:
+    """A mapping of column names to a kind Loopline knows (numeric or categorical)."""
+    for column, kind in rules.mapping(name, feature_kinds, DataError).items():
+        if kind not in KINDS:
+            raise DataError(f"{name}: column '{column}' has the unknown kind {kind!r} (use one of {', '.join(KINDS)})")
 
 
 def split(df: pd.DataFrame, spec: DatasetSpec, *, settings: SplitSettings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -196,8 +207,10 @@ def load_and_split(
     train_path: str | Path,
     validation_path: str | Path,
     holdout_path: str | Path,
+    check_spec=None,
 ) -> LoadResult:
-    """Read `data_uri`, apply the dataset spec and write the three splits."""
+    """Read `data_uri`, apply the dataset spec and write the three splits; `check_spec(spec)`,
+    when given, judges the spec before anything is written."""
     raw = read_table(data_uri)
     spec = build_spec(
         raw,
@@ -208,6 +221,8 @@ def load_and_split(
         source_sha256=file_sha256(data_uri),
     )
     check_rows(raw, spec, where=data_uri)
+    if check_spec is not None:
+        check_spec(spec)
     data = conform(raw, spec)
     train, validation, holdout = split(data, spec, settings=settings)
     rows = {}

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.core import rules
 from loopline.core.errors import DataError
 
 PSI_BINS = 10
@@ -60,6 +61,7 @@ class DriftSettings:
 
     def __post_init__(self) -> None:
         """The checks of the drift settings, each a one-line DataError naming the parameter."""
+        rules.number("drift_share", self.drift_share, DataError)
         if not 0.0 < self.drift_share <= 1.0:
             raise DataError(f"drift_share must be in (0, 1], got {self.drift_share}")
         if self.numeric_test not in NUMERIC_TESTS:
@@ -68,7 +70,7 @@ class DriftSettings:
             raise DataError(
                 f"categorical_test '{self.categorical_test}' is not one of {', '.join(CATEGORICAL_TESTS)}"
             )
-        for test, value in self.thresholds.items():
+        for test, value in rules.mapping("thresholds", self.thresholds, DataError).items():
             if test not in DEFAULT_TEST_THRESHOLDS:
                 raise DataError(f"thresholds: unknown test '{test}' (known: {', '.join(DEFAULT_TEST_THRESHOLDS)})")
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -77,6 +79,14 @@ class DriftSettings:
                 raise DataError(f"thresholds: '{test}' is a p-value threshold and must be in (0, 1), got {value}")
         if not 0.0 < self.null_rate_threshold <= 1.0:
             raise DataError(f"null_rate_threshold must be in (0, 1], got {self.null_rate_threshold}")
+        rules.names("critical_features", self.critical_features, DataError)
+        rules.names("ignore_columns", self.ignore_columns, DataError)
+        for column, kind in rules.mapping("feature_kinds", self.feature_kinds, DataError).items():
+            if kind not in ("numeric", "categorical"):
+                raise DataError(f"feature_kinds: column '{column}' has the unknown kind {kind!r} "
+                                "(use one of numeric, categorical)")
+        rules.number("current_last_rows", self.current_last_rows, DataError, low=0, whole=True)
+        rules.number("report_sample_rows", self.report_sample_rows, DataError, low=0, whole=True)
 
 @dataclass
 class DriftResult:

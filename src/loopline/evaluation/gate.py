@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.core import rules
 from loopline.core.errors import GateConfigError
 from loopline.evaluation.metrics import (
     COMPUTED_METRICS,
@@ -98,6 +99,18 @@ def _number(value: Any, where: str) -> float:
         raise GateConfigError(f"{where} must be a finite number, got {value!r}")
     return float(value)
 
+def _positive(value: Any, where: str) -> float:
+    number = _number(value, where)
+    if number <= 0:
+        raise GateConfigError(f"{where} must be above 0, got {value!r}")
+    return number
+
+def _not_negative(value: Any, where: str) -> float:
+    number = _number(value, where)
+    if number < 0:
+        raise GateConfigError(f"{where} must not be negative, got {value!r}")
+    return number
+
 def _mapping(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise GateConfigError(f"{where} must be a mapping, got {value!r}")
@@ -129,12 +142,10 @@ def parse_thresholds(thresholds: dict[str, Any]) -> list[tuple[str, str, float]]
                 raise GateConfigError(f"threshold for '{metric}' takes 'min' and/or 'max', got {sorted(rule)}")
             for key, op in (("min", ">="), ("max", "<=")):
                 if key in rule:
-                    value = rule[key]
-                    if isinstance(value, bool) or not isinstance(value, (int, float)):
-                        raise GateConfigError(f"threshold '{key}' for '{metric}' must be a number, got {value!r}")
-                    checks.append((metric, op, float(value)))
+                    checks.append((metric, op, _number(rule[key], f"threshold '{key}' for '{metric}'")))
         else:
-            checks.append((metric, "<=" if metric in LOWER_IS_BETTER else ">=", float(rule)))
+            checks.append((metric, "<=" if metric in LOWER_IS_BETTER else ">=",
+                           _number(rule, f"threshold for '{metric}'")))
     return checks
 
 def _parse_relative(section: dict[str, Any]) -> list[RelativeRule]:
@@ -169,6 +180,7 @@ def _parse_baseline(section: Any) -> BaselineRule | None:
     metric = section.get("metric", DEFAULT_BASELINE_METRIC)
     if not isinstance(metric, str) or not metric:
         raise GateConfigError(f"baseline.metric must be a metric name, got {metric!r}")
+    check_metric_name(metric, "baseline.metric")
     tolerance = _number(section.get("tolerance", DEFAULT_BASELINE_TOLERANCE), "baseline.tolerance")
     if tolerance < 0:
         raise GateConfigError(f"baseline.tolerance must not be negative, got {tolerance!r}")
@@ -198,7 +210,7 @@ def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
         out.rules += [Rule("absolute", m, op, t) for m, op, t in parse_thresholds(absolute)]
     latency = _mapping(config.get("latency", {}), "latency")
     _unknown(latency, LATENCY_KEYS, "latency")
-    out.rules += [Rule("latency", LATENCY_KEYS[k], "<=", _number(v, f"latency.{k}")) for k, v in latency.items()]
+    out.rules += [Rule("latency", LATENCY_KEYS[k], "<=", _positive(v, f"latency.{k}")) for k, v in latency.items()]
     if "fairness" in config:
         fairness = _mapping(config["fairness"], "fairness")
         _unknown(fairness, ("slice_column", "min_slice_rows", *FAIRNESS_KEYS), "fairness")
@@ -212,7 +224,7 @@ def parse_gate_config(config: dict[str, Any] | None) -> GateConfig:
                 raise GateConfigError(f"fairness.min_slice_rows must be a positive integer, got {rows!r}")
             out.min_slice_rows = rows
         out.rules += [
-            Rule("fairness", FAIRNESS_KEYS[k], "<=", _number(fairness[k], f"fairness.{k}"))
+            Rule("fairness", FAIRNESS_KEYS[k], "<=", _not_negative(fairness[k], f"fairness.{k}"))
             for k in FAIRNESS_KEYS
             if k in fairness
         ]
@@ -246,6 +258,18 @@ class GateSettings:
     def __post_init__(self) -> None:
         """The checks of the gate settings, each a one-line GateConfigError."""
         config = parse_gate_config(self.thresholds)
+        if self.model_name:
+            rules.model_name("model_name", self.model_name, GateConfigError)
         if config.needs_champion and not (self.tracking_uri and self.model_name):
             raise GateConfigError("relative gates compare with the champion: give tracking_uri and model_name")
         object.__setattr__(self, "config", config)
+
+
+def check_columns(config: GateConfig, columns, where: str) -> None:
+    """The gate's rules that name columns hold for the data's columns (`where`: the data's name):
+    checked before training, since a slice column the holdout lacks fails every run's gate."""
+    if config.slice_column and config.slice_column not in columns:
+        raise GateConfigError(
+            f"fairness.slice_column: column '{config.slice_column}' is not in {where} "
+            f"(columns: {', '.join(map(str, columns))})"
+        )

@@ -185,12 +185,15 @@ def _run_loop(settings: LoopSettings, on_pipeline=None) -> dict[str, Any]:
     for uri in (settings.data_uri, settings.current_uri):
         object_store.check_readable(uri)
     # Fail fast, before any model is trained, on settings and data that cannot be used.
-    domains.check({"n_trials": settings.n_trials, "max_epochs": settings.max_epochs, "seed": settings.seed,
-                   "drift_share": settings.drift_share,
-                   "thresholds": DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds})
+    parameters = {**{n: getattr(settings, n) for n in ("n_trials", "max_epochs", "seed", "drift_share", "model_name",
+                                                       "deploy_target", "storage_uri", "feature_kinds", "ignore_columns")},
+                  "tracking_uri": settings.tracking_uri or registry.local_tracking_uri(home),
+                  "thresholds": DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds}
+    domains.check(parameters)
     split_settings = data_lib.SplitSettings(feature_kinds=dict(settings.feature_kinds or {}),
                                             ignore_columns=list(settings.ignore_columns or []))
     spec = data_lib.check_input(settings.data_uri, target=settings.target, settings=split_settings)
+    domains.check_data(parameters, [*spec.features, spec.target], f"the features and target of {settings.data_uri}")
 
     check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
     if settings.current_uri:  # the drift monitor compares it with, and retrains on, the same columns

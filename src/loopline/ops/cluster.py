@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopline.core import rules
 from loopline.core.errors import LooplineError
 from loopline.ops.params import read_yaml_file
 
@@ -164,6 +165,33 @@ class ClusterSettings:
     def uses_kubernetes(self) -> bool:
         return bool(self.secrets or self.image_pull_secrets or self.optuna_pvc or self.node_selector
                     or self.tolerations or self.timeouts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResources:
+    """The resources of the tuning and training tasks, compiled into their pods from the training
+    pipeline's `train_*` parameters; the one declaration of their rules. Checked on construction:
+    quantities Kubernetes takes, a request no larger than its limit."""
+
+    cpu_request: str = "1"
+    cpu_limit: str = "2"
+    memory_request: str = "2G"
+    memory_limit: str = "8G"
+    accelerator_type: str = "nvidia.com/gpu"
+    accelerator_count: int = 0  # 0: no accelerator
+
+    def __post_init__(self) -> None:
+        """The checks of the training resources, each a one-line ClusterConfigError."""
+        for name in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
+            rules.quantity(f"train_{name}", getattr(self, name), ClusterConfigError)
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self, f"{kind}_request"), getattr(self, f"{kind}_limit")
+            if rules.quantity_value(request) > rules.quantity_value(limit):
+                raise ClusterConfigError(f"train_{kind}_request ({request}) is above train_{kind}_limit ({limit}); "
+                                         "Kubernetes refuses a request larger than its limit")
+        rules.number("train_accelerator_count", self.accelerator_count, ClusterConfigError, low=0, whole=True)
+        if self.accelerator_count and not str(self.accelerator_type or "").strip():
+            raise ClusterConfigError("train_accelerator_type is empty: name the accelerator, e.g. nvidia.com/gpu")
 
 
 def _whole(value: Any) -> Any:

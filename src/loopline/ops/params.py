@@ -154,6 +154,8 @@ def _from_text(value: str, expected: str) -> Any:
         text = value.strip()
         if text.startswith("["):
             return json.loads(text)
+        if text.startswith("{"):  # an object is not a list of one item
+            raise ValueError(value)
         return [part.strip() for part in text.split(",") if part.strip()]  # a,b,c
     raise ValueError(f"unknown parameter type {expected}")
 

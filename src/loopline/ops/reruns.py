@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from loopline import registry
+from loopline.core import images, rules
 from loopline.core.errors import DataVerdict, GateConfigError, LooplineError
 from loopline.core.logs import quiet_libraries
 from loopline.ops import compiled_pipelines, params, submit
-from loopline.ops.submit.targets import RERUN_MODES
+from loopline.ops.submit.targets import RERUN_MODES, RERUN_TARGETS
 from loopline.registry import claims
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class EscalationSettings:
 
     def __post_init__(self) -> None:
         """The checks of the escalation settings, each a one-line LooplineError."""
+        rules.number("drift_share", self.drift_share)
+        rules.number("escalation_threshold", self.escalation_threshold)
         if self.rerun_mode not in RERUN_MODES:
             raise LooplineError(f"rerun_mode must be one of {', '.join(map(repr, RERUN_MODES))}, got '{self.rerun_mode}'")
         if not 0.0 < self.escalation_threshold <= 1.0:
@@ -186,8 +189,14 @@ class RetrainSettings:
 
     def __post_init__(self) -> None:
         """The checks of the retraining settings, each a one-line LooplineError."""
-        if self.cooldown_hours < 0:
+        rules.choice("rerun_target", self.rerun_target, RERUN_TARGETS)
+        if rules.number("cooldown_hours", self.cooldown_hours) < 0:
             raise LooplineError(f"cooldown_hours must be 0 or more, got {self.cooldown_hours:g}")
+        if self.image_registry:
+            images.check_registry(self.image_registry, "image_registry")
+        if self.rerun_target == "vertex" and self.pipeline_root and not self.pipeline_root.startswith("gs://"):
+            raise LooplineError(f"training_pipeline_root: Vertex AI needs a gs:// pipeline root, got '{self.pipeline_root}'")
+        rules.mapping("kubernetes_settings", self.kubernetes_settings)
 
 
 def retrain(

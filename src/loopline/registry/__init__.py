@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from loopline.core.errors import LooplineError
+from loopline.core import rules
+from loopline.core.errors import LooplineError, RegistryError
 from loopline.core.mlflow_store import (  # noqa: F401 - the registry's own API too
     DEFAULT_RETRY,
     EXPERIMENT,
@@ -82,6 +83,8 @@ class RegisterSettings:
 
     def __post_init__(self) -> None:
         """The checks of the registration settings (the Vertex AI target is checked with the model)."""
+        for name in ("image_refs", "extra_tags", "vertex_model_registry"):
+            rules.mapping(name, getattr(self, name), RegistryError)
 
 
 @dataclass

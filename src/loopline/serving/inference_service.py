@@ -23,6 +23,18 @@ LOOPLINE_MODEL_FORMAT_VERSION = "1"  # the SavedModel contract's layout (model_c
 LOOPLINE_RUNTIME = "loopline-serving"  # the ClusterServingRuntime's name
 TF_SERVING_RUNTIMES = ("tensorflow", "kserve-tensorflow-serving", "tfserving")
 
+def check_runtime(runtime: str) -> None:
+    """The runtime names a ServingRuntime that can serve Loopline's SavedModels (not TF Serving)."""
+    if runtime in TF_SERVING_RUNTIMES:
+        raise DeploymentError(
+            f"runtime '{runtime}' (TensorFlow Serving) is refused: KServe's TF Serving images cannot load "
+            "SavedModels of TensorFlow 2.21 and reject null for missing values; use the runtime "
+            f"'{LOOPLINE_RUNTIME}' (Loopline's serving image)"
+        )
+    if not runtime:
+        raise DeploymentError(f"runtime is empty: name the ServingRuntime, e.g. '{LOOPLINE_RUNTIME}'")
+
+
 def build_inference_service(
     *,
     name: str,
@@ -54,14 +66,7 @@ def build_inference_service(
     if not storage_uri:
         raise DeploymentError("storage_uri is empty: the InferenceService needs the model's location")
     canonical_mode(deployment_mode)  # either name of a mode; anything else is refused here
-    if runtime in TF_SERVING_RUNTIMES:
-        raise DeploymentError(
-            f"runtime '{runtime}' (TensorFlow Serving) is refused: KServe's TF Serving images cannot load "
-            "SavedModels of TensorFlow 2.21 and reject null for missing values; use the runtime "
-            f"'{LOOPLINE_RUNTIME}' (Loopline's serving image)"
-        )
-    if not runtime:
-        raise DeploymentError(f"runtime is empty: name the ServingRuntime, e.g. '{LOOPLINE_RUNTIME}'")
+    check_runtime(runtime)
     if min_replicas < 0 or max_replicas < max(1, min_replicas):
         raise DeploymentError(f"replicas: need 0 <= min_replicas <= max_replicas, got {min_replicas}..{max_replicas}")
     labels = {

@@ -12,12 +12,14 @@ their choices from `TARGETS`, so a new target (Vertex AI, say) is one class here
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from loopline.core import rules
 from loopline.core.errors import DeploymentError
 from loopline.serving import inference_service, kserve_modes, rollout, version_uri
 from loopline.serving import server as serving
@@ -152,3 +154,33 @@ class DeploySettings:
         if self.target not in TARGETS:
             raise DeploymentError(f"target must be one of {', '.join(map(repr, TARGETS))}, got '{self.target}'")
         kserve_modes.canonical_mode(self.deployment_mode)
+        check_namespace(self.namespace)
+        inference_service.check_runtime(self.runtime)
+        rules.number("canary_percent", self.canary_percent, DeploymentError, low=1, high=99, whole=True)
+        rules.number("min_replicas", self.min_replicas, DeploymentError, low=0, whole=True)
+        rules.number("max_replicas", self.max_replicas, DeploymentError, low=1, whole=True)
+        if self.min_replicas > self.max_replicas:
+            raise DeploymentError(f"min_replicas ({self.min_replicas:g}) is above max_replicas ({self.max_replicas:g})")
+        rules.quantity("cpu", self.cpu, DeploymentError)
+        rules.quantity("memory", self.memory, DeploymentError)
+        rules.number("smoke_rows", self.smoke_rows, DeploymentError, low=1, whole=True)
+        rules.number("tolerance", self.tolerance, DeploymentError, low=0)
+        rules.number("max_p95_ms", self.max_p95_ms, DeploymentError, low=0, low_open=True)
+        rules.number("ready_timeout_seconds", self.ready_timeout_seconds, DeploymentError, low=0, low_open=True)
+        if self.storage_uri and not rules.has_scheme(self.storage_uri):
+            raise DeploymentError(f"storage_uri '{self.storage_uri}' has no scheme: give a prefix such as "
+                                  "s3://bucket/models or gs://bucket/models")
+        if self.target == "kserve" and self.storage_uri and not version_uri.is_cluster_readable(self.storage_uri):
+            raise DeploymentError(f"storage_uri '{self.storage_uri}' is not one KServe can read in a cluster "
+                                  f"(one of {', '.join(version_uri.CLUSTER_SCHEMES)})")
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_namespace(namespace: str) -> None:
+    """A Kubernetes namespace is a DNS-1123 label: at most 63 lowercase letters, digits and '-',
+    starting and ending with a letter or digit."""
+    if not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_LABEL.match(namespace):
+        raise DeploymentError(f"namespace {namespace!r} is not a Kubernetes namespace name (a DNS-1123 label: "
+                              "at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)")

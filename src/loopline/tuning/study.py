@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopline.core import progress
+from loopline.core import progress, rules
 from loopline.core.errors import TuningConfigError
 from loopline.tuning.storage import check_storage_url, masked
 
@@ -85,19 +85,23 @@ class TuningSettings:
 
     def __post_init__(self) -> None:
         """The checks of every tuning setting, each a one-line TuningConfigError."""
-        if isinstance(self.n_trials, bool) or int(self.n_trials) != self.n_trials or self.n_trials < 1:
+        whole = isinstance(self.n_trials, (int, float)) and not isinstance(self.n_trials, bool) and math.isfinite(
+            self.n_trials) and int(self.n_trials) == self.n_trials
+        if not whole or self.n_trials < 1:
             raise TuningConfigError(f"n_trials must be a whole number of at least 1, got {self.n_trials}")
-        if self.max_epochs < 1:
+        if rules.number("max_epochs", self.max_epochs, TuningConfigError, whole=True) < 1:
             raise TuningConfigError(f"max_epochs must be at least 1, got {self.max_epochs}")
+        rules.number("seed", self.seed, TuningConfigError, low=0, whole=True)
         if self.timeout_seconds is None:
             object.__setattr__(self, "timeout_seconds", 0.0)
-        if not math.isfinite(self.timeout_seconds) or self.timeout_seconds < 0:
+        if rules.number("timeout_seconds", self.timeout_seconds, TuningConfigError) < 0:
             raise TuningConfigError(f"timeout_seconds must be 0 (no limit) or positive, got {self.timeout_seconds}")
         if self.objective not in OBJECTIVES:
             raise TuningConfigError(f"objective '{self.objective}' is not one of {', '.join(OBJECTIVES)}")
         if self.pruner not in PRUNERS:
             raise TuningConfigError(f"pruner '{self.pruner}' is not one of {', '.join(PRUNERS)}")
         check_storage_url(self.storage_url)
+        rules.mapping("search_space", self.search_space or {}, TuningConfigError)
         object.__setattr__(self, "search_space", check_search_space(self.search_space or {}))
 
     def to_json(self) -> str:
