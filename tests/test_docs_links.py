@@ -103,4 +103,4 @@ def test_the_readme_stays_a_five_minute_read_and_the_layer_table_has_its_markers
     assert len((ROOT / "README.md").read_text().splitlines()) <= 150  # reference goes to docs/
     development = (ROOT / "docs" / "development.md").read_text()
     begin, end = development.index("<!-- layers:begin -->"), development.index("<!-- layers:end -->")
-    assert begin < end and "| foundation |" in development[begin:end]
+    assert begin < end and "| 0 | `loopline.core` |" in development[begin:end]

@@ -191,7 +191,7 @@ def test_drift_within_the_range_retrains(tmp_path):
     [
         (0.4, "nested", r"escalation_threshold \(0.4\) must be above drift_share \(0.5\)"),
         (1.5, "nested", r"escalation_threshold must be in \(0, 1\], got 1.5"),
-        (0.9, "sumbit", "rerun_mode must be 'nested' or 'submit', got 'sumbit'"),
+        (0.9, "sumbit", "rerun_mode must be one of 'nested', 'submit', got 'sumbit'"),
     ],
 )
 def test_escalation_settings_are_checked(tmp_path, threshold, mode, message):

@@ -47,8 +47,8 @@ MODEL_REQUIREMENTS = ["tensorflow-cpu==2.21.0", "pandas==2.3.3", "numpy==2.4.6"]
 
 
 def pyfunc_code_path() -> str:
-    """The pyfunc model as code (loopline/model/pyfunc_code.py): MLflow copies the file into the model."""
-    return str(Path(__file__).parents[1] / "model" / "pyfunc_code.py")
+    """The pyfunc model as code (loopline/model/mlflow_pyfunc_code.py): MLflow copies the file into the model."""
+    return str(Path(__file__).parents[1] / "model" / "mlflow_pyfunc_code.py")
 
 
 def _signature(features: dict[str, str], classes: list[str]):
