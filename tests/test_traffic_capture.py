@@ -1,4 +1,5 @@
-"""Capture: the local model server writing KServe's logger objects for its traffic."""
+"""Capture: KServe's logger block in every InferenceService Loopline writes (checked against the
+CRD, unknown fields rejected), and the local model server writing the same objects."""
 
 from __future__ import annotations
 
@@ -10,12 +11,57 @@ from pathlib import Path
 
 import pytest
 
+from loopline.core.errors import DeploymentError
 from loopline.data.tables import read_split
+from loopline.model.contract import ServingModel
+from loopline.serving import inference_service, kserve_modes, rollout
 from loopline.serving import server as serving
 from loopline.traffic import log as traffic_log
 from loopline.traffic.capture import TrafficSettings
 
-from .conftest import ROOT, v2_inputs
+from .conftest import KSERVE_CRD, ROOT, v2_inputs
+from .test_serving import _isvc, _strict
+
+TRAFFIC = {"uri": "s3://traffic/logs", "format": "parquet", "batch_size": 100, "batch_interval": "5s"}
+
+
+@pytest.fixture(scope="module")
+def strict_validator():
+    """KServe's InferenceService schema, unknown fields rejected (as tests/test_serving.py builds it)."""
+    import jsonschema
+    import yaml
+
+    crd = yaml.safe_load(KSERVE_CRD.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == inference_service.KSERVE_VERSION)
+    return jsonschema.Draft7Validator(_strict(version["schema"]["openAPIV3Schema"]))
+
+
+@pytest.mark.parametrize("mode", ["Serverless", "Standard"])
+def test_the_logger_block_validates_against_the_crd(strict_validator, mode):
+    manifest = _isvc(traffic_log=TRAFFIC, deployment_mode=mode)
+    assert sorted(e.message for e in strict_validator.iter_errors(manifest)) == []
+    assert manifest["spec"]["predictor"]["logger"] == {
+        "mode": "all", "url": "s3://traffic/logs", "storage": {"path": "v3", "parameters": {"format": "parquet"}},
+        "batchSize": 100, "batchInterval": "5s"}
+    if mode == "Standard":  # the canary of the next version logs under its own version
+        body = kserve_modes.canary_body(_isvc(model_version="4", deployment_mode=mode, traffic_log=TRAFFIC), "4", 10)
+        manifest["spec"]["canary"] = body["spec"]["canary"]
+        assert sorted(e.message for e in strict_validator.iter_errors(manifest)) == []
+
+
+def test_an_unknown_logger_field_is_rejected(strict_validator):
+    manifest = _isvc(traffic_log=TRAFFIC)
+    manifest["spec"]["predictor"]["logger"]["batchsize"] = 5
+    assert any("batchsize" in e.message for e in strict_validator.iter_errors(manifest))
+    assert "logger" not in _isvc()["spec"]["predictor"]  # no traffic log: no logger block
+
+
+def test_deploy_settings_check_the_traffic_log():
+    with pytest.raises(DeploymentError, match="traffic_log_uri must be an s3://, gs:// or abfs:// prefix"):
+        rollout.DeploySettings(target="kserve", traffic_log_uri="/tmp/logs")
+    with pytest.raises(DeploymentError, match="format must be one of json, csv, parquet, got 'xml'"):
+        rollout.DeploySettings(traffic_log_uri="s3://b/l", traffic_log_format="xml")
+    assert rollout.DeploySettings(traffic_log_uri="/tmp/logs").traffic_log()["uri"] == "/tmp/logs"  # local: a folder
 
 
 def _post(url: str, body: dict, headers: dict | None = None):
@@ -63,3 +109,32 @@ def test_the_local_server_logs_requests_and_their_answers(trained_model, splits,
     record = traffic_log.decode_batch(Path(logs / "risk/fraud/predictor/v1/given-id-request.csv").read_bytes(), "csv")[0]
     assert record.source_uri.endswith("/v1/models/fraud:predict") and record.url == str(logs)
 
+
+
+def test_a_local_canary_logs_as_canary_until_it_is_promoted(trained_model, splits, tmp_path):
+    """A first deployment's traffic is `default`; the next version's smoke test is `canary`
+    traffic under v2, and what it serves once promoted is `default` again, without a restart."""
+    holdout, spec = read_split(splits["holdout"])
+    sample = holdout[list(spec.features)].head(4)
+    rows = sample.astype(object).where(sample.notna(), None).to_dict(orient="records")
+    expected = ServingModel(trained_model).predict_rows(rows)
+    limits = rollout.SmokeLimits(rows=len(rows), tolerance=1e-5, max_p95_ms=5000)
+    home, logs = tmp_path / "home", tmp_path / "traffic"
+    traffic = TrafficSettings(uri=str(logs), fmt="json", inference_service="fraud")
+    try:
+        for version in ("1", "2"):
+            result = rollout.rollout_local(home=home, model_name="fraud", version=version, model_dir=str(trained_model),
+                                           rows=rows, expected=expected, limits=limits, traffic=traffic)
+            assert result.action in (rollout.CREATED, rollout.PROMOTED)
+        _post(serving.read_state(home, "fraud").predict_url, {"instances": rows[:1]}, {"Ce-Id": "after-promotion"})
+    finally:
+        serving.stop_server(serving.read_state(home, "fraud"))
+    folder = logs / "default" / "fraud" / "predictor"
+    endpoints = {}
+    for version in ("v1", "v2"):
+        for path in (folder / version).iterdir():
+            for record in traffic_log.decode_batch(path.read_bytes(), "json"):
+                endpoints.setdefault(version, []).append(record.endpoint)
+    assert set(endpoints["v1"]) == {"default"} and len(endpoints["v1"]) == 2 * len(rows)  # its smoke test
+    assert endpoints["v2"].count("canary") == 2 * len(rows) and endpoints["v2"].count("default") == 2
+    assert (folder / "v2" / "after-promotion-request.json").is_file()
