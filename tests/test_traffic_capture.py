@@ -17,6 +17,7 @@ from loopline.model.contract import ServingModel
 from loopline.serving import inference_service, kserve_modes, rollout
 from loopline.serving import server as serving
 from loopline.traffic import log as traffic_log
+from loopline.traffic import window as traffic_window
 from loopline.traffic.capture import TrafficSettings
 
 from .conftest import KSERVE_CRD, ROOT, v2_inputs
@@ -106,6 +107,14 @@ def test_the_local_server_logs_requests_and_their_answers(trained_model, splits,
     assert {r.endpoint for r in records} == {"canary"} and {r.namespace for r in records} == {"risk"}
     assert json.loads(responses["given-id"].body)["predictions"] == v1["predictions"]
     assert json.loads(requests["given-id"].body) == {"instances": rows}
+    window = traffic_window.build_window(str(logs), model_name="fraud", namespace="risk",
+                                         features=list(spec.features), max_bad_share=0.5)
+    c = window.counts
+    assert (c.requests, c.responses, c.pairs, c.unpaired_requests, c.undecodable) == (3, 2, 2, 0, 1)
+    assert "missing feature column" in c.examples["request"]
+    assert dict(c.rows_per_endpoint) == {"canary": 6} and dict(c.rows_per_version) == {"1": 6}
+    given = window.frame[window.frame["request_id"] == "given-id"]
+    assert given["prediction"].round(5).tolist() == [round(p[-1], 5) for p in v1["predictions"]]
     record = traffic_log.decode_batch(Path(logs / "risk/fraud/predictor/v1/given-id-request.csv").read_bytes(), "csv")[0]
     assert record.source_uri.endswith("/v1/models/fraud:predict") and record.url == str(logs)
 
