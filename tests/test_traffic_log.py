@@ -149,9 +149,17 @@ def test_a_failed_upload_is_dropped_and_counted(tmp_path):
     ("parquet", b"PAR1 truncated"),
 ])
 def test_damaged_objects_are_one_error_each(fmt, data):
-    with pytest.raises(TrafficLogError) as caught:
-        traffic_log.decode_batch(data, fmt)
-    assert "\n" not in str(caught.value) and str(caught.value)
+    for decode in (traffic_log.decode_batch, traffic_log.decode_parts):  # the reader's quick path checks the same
+        with pytest.raises(TrafficLogError) as caught:
+            decode(data, fmt)
+        assert "\n" not in str(caught.value) and str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", traffic_log.FORMATS)
+def test_the_quick_path_reads_what_the_records_say(fmt):
+    records = pair(1) + pair(2, "canary")
+    parts = traffic_log.decode_parts(traffic_log.encode_batch(records, fmt), fmt)
+    assert parts == [(r.type, r.id, r.endpoint, r.body) for r in records]
 
 
 def test_bad_settings_are_refused_with_one_line(tmp_path):

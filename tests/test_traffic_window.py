@@ -173,3 +173,15 @@ def test_the_load_traffic_component_writes_the_window_and_its_counts(tmp_path):
     assert components.load_traffic.python_func(traffic_log_uri=str(tmp_path / "none"), model_name="fraud",
                                                features=FEATURES, **empty) == 0
     assert "no traffic logged for fraud under" in Path(empty["summary"].path).read_text()
+
+
+def test_the_benchmark_traffic_is_a_window_of_mixed_batches(tmp_path):
+    """The benchmark's objects: batches of 100 records mixing requests and answers, all paired."""
+    from tools.bench import traffic as bench_traffic
+
+    features = bench_traffic.write_pairs(str(tmp_path), 1000, threads=2)
+    window = traffic_window.build_window(str(tmp_path), model_name=bench_traffic.MODEL, features=features)
+    c = window.counts
+    assert (c.objects, c.pairs, c.unpaired_requests, c.unpaired_responses, c.undecodable) == (20, 1000, 0, 0, 0)
+    assert dict(c.rows_per_endpoint) == {"default": 900, "canary": 100}
+    assert list(window.frame.columns[:len(features)]) == features and window.frame[features].notna().any().all()

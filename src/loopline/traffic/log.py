@@ -29,6 +29,7 @@ never retried) and loses nothing else but what is in memory when the process is 
 from __future__ import annotations
 
 import base64
+import binascii
 import csv
 import io
 import json
@@ -270,6 +271,28 @@ def decode_batch(data: bytes, fmt: str) -> list[LogRecord]:
     except TrafficLogError:
         raise
     except Exception as exc:  # truncated, not UTF-8, not JSON, not Parquet
+        raise TrafficLogError(describe(exc, 200)) from exc
+
+
+def decode_parts(data: bytes, fmt: str) -> list[tuple[str, str, str, bytes]]:
+    """(type, id, endpoint, body) of each record of one object: what a reader of traffic needs,
+    without the rest of each record (quicker than decode_batch for JSON, with the same checks of
+    the type and the base64 body)."""
+    if extension(fmt) != "json":
+        return [(r.type, r.id, r.endpoint, r.body) for r in decode_batch(data, fmt)]
+    try:
+        parsed = json.loads(data)
+        out = []
+        for item in parsed if isinstance(parsed, list) else [parsed]:
+            if not isinstance(item, dict):
+                raise TrafficLogError(f"a JSON record must be an object, got {type(item).__name__}")
+            raw = item.get("bytes")
+            body = binascii.a2b_base64(raw, strict_mode=True) if raw else b""
+            out.append((_kind(item.get("reqType")), str(item.get("id") or ""), str(item.get("endpoint") or ""), body))
+        return out
+    except TrafficLogError:
+        raise
+    except Exception as exc:  # truncated, not JSON, not base64
         raise TrafficLogError(describe(exc, 200)) from exc
 
 

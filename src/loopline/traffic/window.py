@@ -231,19 +231,19 @@ def decode_response(body: bytes) -> list[list[float]]:
 def _read(fs, path: str, features: list[str] | None, endpoint: str):
     """(records decoded, faults) of one object, or the reason it cannot be read."""
     try:
-        records = traffic_log.decode_batch(fs.cat_file(path), traffic_log.format_of(path))
+        records = traffic_log.decode_parts(fs.cat_file(path), traffic_log.format_of(path))
     except Exception as exc:
         return None, describe(exc, 200)
     out, faults = [], []
-    for record in records:
-        if endpoint and record.endpoint != endpoint:
+    for kind, record_id, record_endpoint, body in records:
+        if endpoint and record_endpoint != endpoint:
             continue
         try:
-            value = decode_request(record.body, features) if record.type == "request" else decode_response(record.body)
+            value = decode_request(body, features) if kind == "request" else decode_response(body)
         except Exception as exc:  # not JSON, no instances, a missing column: counted, never a row
-            faults.append((record.type, record.id, describe(exc, 160) if not isinstance(exc, ValueError) else str(exc)[:160]))
+            faults.append((kind, record_id, describe(exc, 160) if not isinstance(exc, ValueError) else str(exc)[:160]))
             continue
-        out.append((record.type, record.id, record.endpoint or "default", value))
+        out.append((kind, record_id, record_endpoint or "default", value))
     return out, faults
 
 
@@ -265,28 +265,34 @@ def build_window(uri: str, *, model_name: str, namespace: str = "default", infer
     features = list(features or [])
     pending_requests: dict[str, tuple] = {}
     pending_responses: dict[str, tuple] = {}
-    columns: dict[str, list] = {}
+    feature_rows: list[dict] = []
+    meta: dict[str, list] = {name: [] for name in META}
     frames = []
     chunk = max(1, threads) * 8
 
     def emit(rows, probabilities, record_id, where_endpoint, object_version):
-        nonlocal columns
         if not features and rows:  # no feature list given: the first request's columns
             features.extend(rows[0])
-        if not columns:
-            columns = {name: [] for name in (*features, *META)}
-        for row, proba in zip(rows, probabilities, strict=True):
-            for name in features:
-                columns[name].append(row.get(name))
+        feature_rows.extend(rows)
+        for proba in probabilities:
             best = max(range(len(proba)), key=proba.__getitem__) if proba else -1
             for name, value in zip(META, (record_id, where_endpoint, object_version, proba[-1] if proba else math.nan,
                                           best), strict=True):
-                columns[name].append(value)
+                meta[name].append(value)
         counts.rows_per_version[object_version or "?"] += len(rows)
         counts.rows_per_endpoint[where_endpoint] += len(rows)
-        if len(columns[META[0]]) >= FRAME_ROWS:
-            frames.append(pd.DataFrame(columns))
-            columns = {name: [] for name in (*features, *META)}
+        if len(feature_rows) >= FRAME_ROWS:
+            flush()
+
+    def flush():
+        if feature_rows:
+            frame = pd.DataFrame.from_records(feature_rows, columns=features)
+            for name in META:
+                frame[name] = meta[name]
+            frames.append(frame)
+            feature_rows.clear()
+            for values in meta.values():
+                values.clear()
 
     def pair(record_id, request, response, path):
         (where_endpoint, object_version, rows), (_, _, probabilities) = request, response
@@ -331,8 +337,7 @@ def build_window(uri: str, *, model_name: str, namespace: str = "default", infer
         example = counts.examples.get("object") or next(iter(counts.examples.values()), "")
         raise BadTraffic(f"{counts.bad_share():.1%} of the traffic log of {model_name} under {uri} is bad "
                          f"(more than {max_bad_share:.0%}): {example}")
-    if columns and columns.get(META[0]):
-        frames.append(pd.DataFrame(columns))
+    flush()
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({n: [] for n in (*features, *META)})
     log.info("traffic window of %s under %s, last %g h: %s", model_name, uri, window_hours, counts.line())
     return Window(frame, counts, features)
