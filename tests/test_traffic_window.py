@@ -185,3 +185,9 @@ def test_the_benchmark_traffic_is_a_window_of_mixed_batches(tmp_path):
     assert (c.objects, c.pairs, c.unpaired_requests, c.unpaired_responses, c.undecodable) == (20, 1000, 0, 0, 0)
     assert dict(c.rows_per_endpoint) == {"default": 900, "canary": 100}
     assert list(window.frame.columns[:len(features)]) == features and window.frame[features].notna().any().all()
+
+
+def test_credentials_in_the_uri_are_never_printed():
+    with pytest.raises(NoTraffic) as caught:
+        traffic_window.build_window("memory://reader:s3cr3t@traffic/logs", model_name="fraud")
+    assert "s3cr3t" not in str(caught.value) and "memory://***@traffic/logs" in str(caught.value)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loopline.core.errors import DeploymentError
+from loopline.core.errors import DeploymentError, redact
 from loopline.traffic import capture as traffic_capture
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def _bind_rest_server_to(kserve_model_server, host: str, traffic: traffic_captur
             super()._add_middlewares(app)
             if traffic and traffic.uri:
                 app.add_middleware(traffic_capture.TrafficCapture, settings=traffic)
-                log.info("logging inference traffic under %s (%s)", traffic.uri, traffic.fmt)
+                log.info("logging inference traffic under %s (%s)", redact(traffic.uri), traffic.fmt)
 
     kserve_model_server.RESTServer = BoundRESTServer
 

@@ -40,7 +40,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from loopline.core.errors import DataError, describe
+from loopline.core.errors import DataError, describe, redact
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +384,7 @@ class TrafficLogWriter:
         except Exception as exc:  # the agent drops a failed upload without retry; so does this
             self.dropped += len(batch)
             log.error("traffic log: dropped a batch of %d records, upload under %s failed: %s",
-                      len(batch), self.uri, describe(exc, 300))
+                      len(batch), redact(self.uri), describe(exc, 300))
             return
         self.written.append(name)
 

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from loopline.core.errors import DataError, describe
+from loopline.core.errors import DataError, describe, redact
 from loopline.traffic import log as traffic_log
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def list_window(uri: str, *, namespace: str, inference_service: str, window_hour
         fs, root = fsspec.core.url_to_fs(base)
         found = fs.find(root, detail=True) if fs.exists(root) else {}
     except Exception as exc:
-        raise DataError(f"cannot list the traffic log under {base}: {describe(exc, 300)}") from exc
+        raise DataError(f"cannot list the traffic log under {redact(base)}: {describe(exc, 300)}") from exc
     since = (now or datetime.now(UTC)) - timedelta(hours=window_hours)
     out = []
     for path, info in found.items():
@@ -260,7 +260,7 @@ def build_window(uri: str, *, model_name: str, namespace: str = "default", infer
     fs, objects = list_window(uri, namespace=namespace, inference_service=inference_service or model_name,
                               window_hours=window_hours, version=version, now=now)
     if not objects:
-        raise NoTraffic(f"no traffic logged for {model_name} under {uri} in the last {window_hours:g} h")
+        raise NoTraffic(f"no traffic logged for {model_name} under {redact(uri)} in the last {window_hours:g} h")
     counts = WindowCounts(objects=len(objects))
     features = list(features or [])
     pending_requests: dict[str, tuple] = {}
@@ -335,9 +335,9 @@ def build_window(uri: str, *, model_name: str, namespace: str = "default", infer
     counts.unpaired_requests, counts.unpaired_responses = len(pending_requests), len(pending_responses)
     if counts.bad_share() > max_bad_share:
         example = counts.examples.get("object") or next(iter(counts.examples.values()), "")
-        raise BadTraffic(f"{counts.bad_share():.1%} of the traffic log of {model_name} under {uri} is bad "
-                         f"(more than {max_bad_share:.0%}): {example}")
+        raise BadTraffic(f"{counts.bad_share():.1%} of the traffic log of {model_name} under {redact(uri)} is bad "
+                         f"(more than {max_bad_share:.0%}): {redact(example)}")
     flush()
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({n: [] for n in (*features, *META)})
-    log.info("traffic window of %s under %s, last %g h: %s", model_name, uri, window_hours, counts.line())
+    log.info("traffic window of %s under %s, last %g h: %s", model_name, redact(uri), window_hours, redact(counts.line()))
     return Window(frame, counts, features)
