@@ -9,6 +9,7 @@ from .deploy_model import deploy_model
 from .detect_drift import detect_drift
 from .evaluate_model import evaluate_model
 from .load_data import load_data
+from .load_traffic import load_traffic
 from .register_model import register_model
 from .train_model import train_model
 from .trigger_training import trigger_training
@@ -27,4 +28,5 @@ __all__ = [
     "check_drift_escalation",
     "trigger_training",
     "batch_predict",
+    "load_traffic",
 ]

@@ -88,6 +88,10 @@ def build_training(settings: cluster.ClusterSettings):
         deploy_max_replicas: int = 1,
         deploy_cpu: str = "1",
         deploy_memory: str = "2Gi",
+        traffic_log_uri: str = "",
+        deploy_traffic_log_format: str = "json",
+        deploy_traffic_log_batch_size: int = 1,
+        deploy_traffic_log_batch_interval: str = "",
     ):
         """Trains, gates, registers and deploys a tabular classifier.
 
@@ -129,6 +133,10 @@ def build_training(settings: cluster.ClusterSettings):
             deploy_max_replicas: Maximum predictor replicas.
             deploy_cpu: CPU request and limit of each predictor replica.
             deploy_memory: Memory request and limit of each predictor replica.
+            traffic_log_uri: Prefix (s3://, gs://; a folder for deploy_target "local") under which the served model logs every request and its response in KServe's logger format; empty for none.
+            deploy_traffic_log_format: Format of the logged objects: json, csv or parquet.
+            deploy_traffic_log_batch_size: Records per logged object.
+            deploy_traffic_log_batch_interval: Longest wait before a partial batch is written (e.g. "5s"); empty for none.
         """
         load = step(load_data(
             data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed,
@@ -203,6 +211,10 @@ def build_training(settings: cluster.ClusterSettings):
                 max_replicas=deploy_max_replicas,
                 cpu=deploy_cpu,
                 memory=deploy_memory,
+                traffic_log_uri=traffic_log_uri,
+                traffic_log_format=deploy_traffic_log_format,
+                traffic_log_batch_size=deploy_traffic_log_batch_size,
+                traffic_log_batch_interval=deploy_traffic_log_batch_interval,
             ).set_caching_options(False), "deploy_model")
 
     return training

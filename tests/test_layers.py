@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, str]] = [
     ("loopline.drift", "drift statistics, the drift report, the reference profile"),
     ("loopline.registry", "the MLflow registry: lineage, aliases, claims, promotion, object storage, Vertex upload"),
     ("loopline.evaluation", "holdout metrics, the baseline, the gate and the blessing"),
+    ("loopline.traffic", "served traffic: KServe's logger format, the capture, the time window and its drift"),
     ("loopline.serving", "the model server, the InferenceService, KServe modes and runtime, rollouts, batch prediction"),
     ("loopline.ops", "parameters and their domains, schedules, cluster settings, submission, reruns"),
     ("loopline.executors", "one executor per step: what a component's body calls"),

@@ -14,6 +14,7 @@ from loopline.data import tables as data
 from loopline.evaluation import gate as gate_config
 from loopline.ops import reruns
 from loopline.serving import batch, targets
+from loopline.traffic import window as traffic_window
 from loopline.tuning import study as tuning
 from loopline.validation import validate as validation
 
@@ -32,6 +33,7 @@ SETTINGS = {
     "check_drift_escalation": reruns.EscalationSettings,
     "trigger_training": reruns.RetrainSettings,
     "batch_predict": batch.BatchSettings,
+    "load_traffic": traffic_window.WindowSettings,
 }
 # settings a component leaves at their default (the library's own knobs, not a pipeline's)
 NOT_PARAMETERS = {"detect_drift": {"null_rate_threshold"}}

@@ -35,6 +35,10 @@ def deploy_model(
     max_p95_ms: float = 1000.0,
     ready_timeout_seconds: float = 600.0,
     local_home: str = "",
+    traffic_log_uri: str = "",
+    traffic_log_format: str = "json",
+    traffic_log_batch_size: int = 1,
+    traffic_log_batch_interval: str = "",
 ) -> str:
     """Rolls a registered model version out and moves `champion` only when it serves.
 
@@ -69,6 +73,10 @@ def deploy_model(
         max_p95_ms: Largest allowed p95 latency of one-row requests, in milliseconds.
         ready_timeout_seconds: How long to wait for the new version to be Ready.
         local_home: Local state directory for target "local" (default $LOOPLINE_HOME or ./.loopline).
+        traffic_log_uri: Prefix (s3://, gs://; for target "local" also a folder) under which every request and its response is logged in KServe's logger format (spec.predictor.logger); empty for none.
+        traffic_log_format: Format of the logged objects: json, csv or parquet.
+        traffic_log_batch_size: Records per logged object.
+        traffic_log_batch_interval: Longest wait before a partial batch is written (e.g. "5s"); empty for none.
 
     Returns:
         manifest: The InferenceService as YAML.
@@ -86,6 +94,8 @@ def deploy_model(
         runtime_version=runtime_version, min_replicas=min_replicas, max_replicas=max_replicas, cpu=cpu,
         memory=memory, smoke_rows=smoke_rows, tolerance=tolerance,
         max_p95_ms=max_p95_ms, ready_timeout_seconds=ready_timeout_seconds, local_home=local_home,
+        traffic_log_uri=traffic_log_uri, traffic_log_format=traffic_log_format,
+        traffic_log_batch_size=traffic_log_batch_size, traffic_log_batch_interval=traffic_log_batch_interval,
     )
     return executor.run(model_name=model_name, model_version=model_version, tracking_uri=tracking_uri,
                         holdout=holdout, manifest=manifest, report=report, pipeline_run=pipeline_run,

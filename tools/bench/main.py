@@ -21,6 +21,9 @@ its own entry and keeps the others.
   regression and HistGradientBoosting on the same split (`bench_quality`).
 - `scale`: the whole training pipeline (load to deploy) at 10k, 100k and 1M rows, each step in
   its own process: seconds and peak RSS per step (`bench_scale`).
+- `traffic_window`: the traffic window of 1,000,000 logged request/response pairs (JSON,
+  batchSize 100: 20,000 objects) in a local folder, and of 100,000 through the S3 stand-in:
+  seconds, CPU seconds and peak memory (`bench_traffic`).
 `python -m tools.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded."""
 
@@ -55,6 +58,7 @@ from tools.bench.data import bench_drift_1m, bench_validate_1m
 from tools.bench.measure import table, write
 from tools.bench.quality import bench_model_quality
 from tools.bench.scale import bench_scale, bench_scale_sample_200k
+from tools.bench.traffic import bench_traffic_window
 from tools.bench.tuning import bench_tuning_parallel, bench_tuning_pruning, bench_tuning_resume
 
 
@@ -173,6 +177,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
     "model_quality": bench_model_quality,
     "scale": bench_scale,
     "scale_sample_200k": bench_scale_sample_200k,
+    "traffic_window": bench_traffic_window,
 }
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from loopline.cli.remote import (
     cmd_schedules,
     cmd_submit,
 )
+from loopline.cli.traffic import add_traffic_commands
 from loopline.core.errors import LooplineError
 from loopline.core.home import loopline_home, model_cache_dir
 from loopline.core.logs import setup_logging
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     add_check_commands(sub)
+    add_traffic_commands(sub)
 
     epilog = ("examples:\n"
               "  loopline {cmd} --pipeline training --kfp-host http://localhost:8080 --params-file training.yaml\n"

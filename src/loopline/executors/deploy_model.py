@@ -13,6 +13,7 @@ from loopline.data import tables as data_lib
 from loopline.model.contract import ServingModel
 from loopline.registry import promotion
 from loopline.serving import inference_service, rollout, targets, version_uri
+from loopline.traffic import capture as traffic_capture
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
         cpu=settings.cpu,
         memory=settings.memory,
         deployment_mode=settings.deployment_mode,
+        traffic_log=settings.traffic_log(),
     )
     text = inference_service.manifest_yaml(isvc)
     for_cluster = version_uri.is_cluster_readable(model_uri)
@@ -86,6 +88,7 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
         home=home, model_name=model_name, version=model_version, model_dir=str(local_dir), model_uri=model_uri,
         manifest=inference_service.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
         canary_percent=settings.canary_percent, ready_timeout=settings.ready_timeout_seconds,
+        traffic=_local_traffic(settings, isvc.metadata.name),
     ))
     write_text(report.path, result.markdown())
     report.metadata.update({"action": result.action, "reason": result.reason, "endpoint": result.endpoint,
@@ -98,10 +101,17 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
     return result.action
 
 
+def _local_traffic(settings: targets.DeploySettings, name: str):
+    """The local server's traffic log: the objects KServe's logger would write for this InferenceService."""
+    if not settings.traffic_log_uri:
+        return None
+    return traffic_capture.TrafficSettings(
+        uri=settings.traffic_log_uri, fmt=settings.traffic_log_format, batch_size=settings.traffic_log_batch_size,
+        batch_interval=settings.traffic_log_batch_interval, namespace=settings.namespace, inference_service=name,
+    )
+
+
 def _isvc_name(model_name: str) -> str:
     """A DNS-1035 label for the InferenceService name."""
-    cleaned = "".join(ch if ch.isalnum() else "-" for ch in model_name.lower()).strip("-")
-    if not cleaned or not cleaned[0].isalpha():
-        cleaned = f"m-{cleaned}"
-    return cleaned[:45].rstrip("-")
+    return inference_service.isvc_name(model_name)
 

@@ -22,6 +22,7 @@ LOOPLINE_MODEL_FORMAT = "loopline"  # the model format Loopline's serving runtim
 LOOPLINE_MODEL_FORMAT_VERSION = "1"  # the SavedModel contract's layout (model_contract.py)
 LOOPLINE_RUNTIME = "loopline-serving"  # the ClusterServingRuntime's name
 TF_SERVING_RUNTIMES = ("tensorflow", "kserve-tensorflow-serving", "tfserving")
+TRAFFIC_LOG_SCHEMES = ("s3://", "gs://", "abfs://")  # what KServe's agent writes blobs to
 
 def check_runtime(runtime: str) -> None:
     """The runtime names a ServingRuntime that can serve Loopline's SavedModels (not TF Serving)."""
@@ -52,8 +53,12 @@ def build_inference_service(
     memory: str = "2Gi",
     deployment_mode: str = "Serverless",
     canary_traffic_percent: int | None = None,
+    traffic_log: dict | None = None,
 ):
-    """A `serving.kserve.io/v1beta1` InferenceService serving a Loopline SavedModel."""
+    """A `serving.kserve.io/v1beta1` InferenceService serving a Loopline SavedModel.
+
+    `traffic_log` (traffic_log_spec's keys) adds KServe's `spec.predictor.logger`: every request
+    and its response written under `uri`, the version's traffic under `v<version>`."""
     from kserve import (
         V1beta1InferenceService,
         V1beta1InferenceServiceSpec,
@@ -81,6 +86,7 @@ def build_inference_service(
         max_replicas=max_replicas,
         service_account_name=service_account or None,
         canary_traffic_percent=canary_traffic_percent,
+        logger=_logger_spec(traffic_log, model_version) if traffic_log and traffic_log.get("uri") else None,
         model=V1beta1ModelSpec(
             model_format=V1beta1ModelFormat(name=LOOPLINE_MODEL_FORMAT, version=LOOPLINE_MODEL_FORMAT_VERSION),
             runtime=runtime,
@@ -102,6 +108,27 @@ def build_inference_service(
         ),
         spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )
+
+
+def _logger_spec(traffic_log: dict, model_version: str):
+    """KServe's logger: mode all, blob storage under the prefix (the agent writes s3://, gs://,
+    abfs://), the version's objects under storage.path `v<version>`, batched as configured."""
+    from kserve import V1beta1LoggerSpec
+    from kserve.models.v1beta1_logger_storage_spec import V1beta1LoggerStorageSpec
+
+    return V1beta1LoggerSpec(
+        mode="all", url=traffic_log["uri"].rstrip("/"),
+        storage=V1beta1LoggerStorageSpec(path=f"v{model_version}", parameters={"format": traffic_log.get("format", "json")}),
+        batch_size=int(traffic_log.get("batch_size", 1)), batch_interval=traffic_log.get("batch_interval") or None,
+    )
+
+
+def isvc_name(model_name: str) -> str:
+    """The InferenceService name of a model: a DNS-1035 label."""
+    cleaned = "".join(ch if ch.isalnum() else "-" for ch in model_name.lower()).strip("-")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = f"m-{cleaned}"
+    return cleaned[:45].rstrip("-")
 
 
 def _label_value(value: str) -> str:

@@ -21,7 +21,7 @@ import logging
 import time
 import urllib.error
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from loopline.core.errors import DeploymentError
 from loopline.serving import kserve_modes
 from loopline.serving import server as serving
 from loopline.serving.cluster_api import ClusterApi  # noqa: F401 - the rollout's API, also used by its callers
+from loopline.traffic import capture as traffic_capture
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ def smoke_test(predict: Callable[[list[dict]], list[list[float]]], rows: list[di
 
 
 def rollout_local(*, home: str | Path, model_name: str, version: str, model_dir: str, rows: list[dict],
-                  expected: np.ndarray, limits: SmokeLimits, ready_timeout: float = 120.0) -> RolloutResult:
+                  expected: np.ndarray, limits: SmokeLimits, ready_timeout: float = 120.0,
+                  traffic: traffic_capture.TrafficSettings | None = None) -> RolloutResult:
     current = serving.read_state(home, model_name)
     if current and not serving.is_alive(current):
         log.info("the recorded server for %s (v%s) is not running", model_name, current.version)
@@ -165,9 +167,14 @@ def rollout_local(*, home: str | Path, model_name: str, version: str, model_dir:
                              100, current.predict_url, steps=["already serving: nothing to do"])
     first = current is None
     steps = ["start the new version at 100%" if first else f"start v{version} as a canary beside v{previous}"]
+    endpoint_file = Path(home) / "serving" / "traffic" / f"{model_name}-v{version}.endpoint"
+    if traffic:  # its traffic is the canary's until it is promoted
+        traffic_capture.write_endpoint(endpoint_file, "default" if first else "canary")
+        traffic = replace(traffic, endpoint_file=str(endpoint_file), path=f"v{version}")
     try:
         info = serving.start_server(model_dir, model_name=model_name, version=str(version),
-                                    log_dir=Path(home) / "serving", ready_timeout=ready_timeout)
+                                    log_dir=Path(home) / "serving", ready_timeout=ready_timeout,
+                                    extra_args=traffic.argv() if traffic else ())
     except DeploymentError as exc:
         steps.append(f"not ready: {exc}")
         return _local_failed(first, version, previous, current, str(exc), steps)
@@ -185,6 +192,8 @@ def rollout_local(*, home: str | Path, model_name: str, version: str, model_dir:
         result.smoke = smoke
         return result
     serving.write_state(home, info)
+    if traffic:
+        traffic_capture.write_endpoint(endpoint_file, "default")
     if current:
         serving.stop_server(current)
         steps.append(f"switched all traffic to v{version}; stopped v{previous}")

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loopline.core.errors import DeploymentError
+from loopline.core.errors import DeploymentError, redact
+from loopline.traffic import capture as traffic_capture
 
 log = logging.getLogger(__name__)
 
@@ -101,22 +102,31 @@ def serve_main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(parents=[kserve_parser], description="Loopline local KServe model server")
     parser.add_argument("--model_dir", required=True, help="Loopline SavedModel directory (TF Serving layout)")
     parser.add_argument("--host", default=LOOPBACK, help="address to listen on (default: %(default)s, loopback only)")
+    traffic_capture.add_arguments(parser)  # the traffic log (flags or LOOPLINE_TRAFFIC_* variables)
     # --model_name (the name in /v1/models/<name>:predict) and --http_port come from KServe's parser
     args, _ = parser.parse_known_args(argv)
-    _bind_rest_server_to(kserve_model_server, args.host)
+    traffic = traffic_capture.from_args(args, args.model_name)
+    _bind_rest_server_to(kserve_model_server, args.host, traffic)
     model = kserve_model_class()(args.model_name, args.model_dir)
     model.load()
     ModelServer(http_port=args.http_port, workers=1, enable_grpc=False).start([model])
 
 
-def _bind_rest_server_to(kserve_model_server, host: str) -> None:
-    """KServe's REST server listens on 0.0.0.0, with no option to change it; listen on `host`."""
+def _bind_rest_server_to(kserve_model_server, host: str, traffic: traffic_capture.TrafficSettings | None = None) -> None:
+    """KServe's REST server listens on 0.0.0.0, with no option to change it; listen on `host`.
+    With a traffic log, the application is wrapped in the capture that writes it."""
     base = kserve_model_server.RESTServer
 
     class BoundRESTServer(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.config.host = host
+
+        def _add_middlewares(self, app):
+            super()._add_middlewares(app)
+            if traffic and traffic.uri:
+                app.add_middleware(traffic_capture.TrafficCapture, settings=traffic)
+                log.info("logging inference traffic under %s (%s)", redact(traffic.uri), traffic.fmt)
 
     kserve_model_server.RESTServer = BoundRESTServer
 
@@ -170,7 +180,7 @@ def _http_json(url: str, body: dict | None = None, timeout: float = 10.0) -> dic
 
 
 def start_server(model_dir: str, *, model_name: str, version: str, log_dir: str | Path, port: int | None = None,
-                 ready_timeout: float = 120.0, host: str = LOOPBACK) -> ServerInfo:
+                 ready_timeout: float = 120.0, host: str = LOOPBACK, extra_args: tuple | list = ()) -> ServerInfo:
     """Start the local model server in its own process group and wait until the model is ready.
 
     The server is recorded (serving/servers/<pid>.json) from the moment it starts until
@@ -187,7 +197,7 @@ def start_server(model_dir: str, *, model_name: str, version: str, log_dir: str 
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "loopline.serving", "--model_dir", str(model_dir), "--model_name", model_name,
-             "--http_port", str(port), "--host", host],
+             "--http_port", str(port), "--host", host, *extra_args],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )
     info = ServerInfo(model_name, str(version), proc.pid, port, str(model_dir), str(log_file), host)

@@ -24,6 +24,8 @@ from loopline.core.errors import DeploymentError
 from loopline.serving import inference_service, kserve_modes, rollout, version_uri
 from loopline.serving import server as serving
 from loopline.serving.cluster_api import ClusterApi
+from loopline.traffic import capture as traffic_capture
+from loopline.traffic.log import TrafficLogError
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Rollout:
     limits: rollout.SmokeLimits
     canary_percent: int
     ready_timeout: float
+    traffic: traffic_capture.TrafficSettings | None = None  # a local server's traffic log
 
 
 class DeploymentTarget(ABC):
@@ -70,7 +73,7 @@ class LocalTarget(DeploymentTarget):
         return rollout.rollout_local(
             home=request.home, model_name=request.model_name, version=request.version, model_dir=request.model_dir,
             rows=request.rows, expected=request.expected, limits=request.limits,
-            ready_timeout=min(request.ready_timeout, 300.0),
+            ready_timeout=min(request.ready_timeout, 300.0), traffic=request.traffic,
         )
 
     def serving_version(self, *, home: Path, model_name: str, manifest: dict) -> str:
@@ -148,6 +151,10 @@ class DeploySettings:
     max_p95_ms: float = 1000.0
     ready_timeout_seconds: float = 600.0
     local_home: str = ""  # empty: $LOOPLINE_HOME or ./.loopline
+    traffic_log_uri: str = ""  # empty: no traffic log; else KServe's logger (target local: a folder too)
+    traffic_log_format: str = "json"  # json, csv or parquet
+    traffic_log_batch_size: int = 1
+    traffic_log_batch_interval: str = ""  # a duration, e.g. "5s"; empty: none
 
     def __post_init__(self) -> None:
         """The checks of the deployment settings, each a one-line DeploymentError."""
@@ -173,6 +180,23 @@ class DeploySettings:
         if self.target == "kserve" and self.storage_uri and not version_uri.is_cluster_readable(self.storage_uri):
             raise DeploymentError(f"storage_uri '{self.storage_uri}' is not one KServe can read in a cluster "
                                   f"(one of {', '.join(version_uri.CLUSTER_SCHEMES)})")
+        if self.traffic_log_uri:
+            try:
+                traffic_capture.TrafficSettings(uri=self.traffic_log_uri, fmt=self.traffic_log_format,
+                                                batch_size=self.traffic_log_batch_size,
+                                                batch_interval=self.traffic_log_batch_interval)
+            except TrafficLogError as exc:
+                raise DeploymentError(str(exc)) from exc
+            if self.target == "kserve" and not self.traffic_log_uri.startswith(inference_service.TRAFFIC_LOG_SCHEMES):
+                raise DeploymentError("traffic_log_uri must be an s3://, gs:// or abfs:// prefix for KServe's "
+                                      f"logger, got '{self.traffic_log_uri}'")
+
+    def traffic_log(self) -> dict | None:
+        """The logger settings build_inference_service takes; None without a traffic log."""
+        if not self.traffic_log_uri:
+            return None
+        return {"uri": self.traffic_log_uri, "format": self.traffic_log_format,
+                "batch_size": self.traffic_log_batch_size, "batch_interval": self.traffic_log_batch_interval}
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

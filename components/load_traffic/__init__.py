@@ -1,0 +1,5 @@
+"""The `load_traffic` component."""
+
+from .component import load_traffic
+
+__all__ = ["load_traffic"]
