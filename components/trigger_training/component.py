@@ -50,6 +50,10 @@ def trigger_training(
     deploy_max_replicas: int = 1,
     deploy_cpu: str = "1",
     deploy_memory: str = "2Gi",
+    traffic_log_uri: str = "",
+    deploy_traffic_log_format: str = "json",
+    deploy_traffic_log_batch_size: int = 1,
+    deploy_traffic_log_batch_interval: str = "",
     rerun_target: str = "kfp",
     kfp_host: str = "",
     vertex_project: str = "",
@@ -66,7 +70,7 @@ def trigger_training(
     No run starts while the last drift-triggered run is still active, or within the cooldown
     after it started; a retried step of the same monitor run never submits twice. The state is
     kept in tags of the registered model in MLflow. Every parameter of the training pipeline
-    (data_uri to deploy_memory, as compiled/training.yaml declares them) is handed to the run
+    (as compiled/training.yaml declares them) is handed to the run
     unchanged.
 
     Args:
@@ -106,6 +110,10 @@ def trigger_training(
         deploy_max_replicas: Maximum predictor replicas.
         deploy_cpu: CPU request and limit of each predictor replica.
         deploy_memory: Memory request and limit of each predictor replica.
+        traffic_log_uri: Prefix under which the served model logs every request and response (KServe's logger format); empty for none.
+        deploy_traffic_log_format: Format of the logged objects: json, csv or parquet.
+        deploy_traffic_log_batch_size: Records per logged object.
+        deploy_traffic_log_batch_interval: Longest wait before a partial batch is written (e.g. "5s"); empty for none.
         rerun_target: Where the run goes, "kfp" or "vertex".
         kfp_host: KFP API endpoint; empty for the cluster the step runs in.
         vertex_project: Vertex AI project; empty for the one the step runs in.
