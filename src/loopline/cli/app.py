@@ -17,6 +17,7 @@ from loopline.cli.remote import (
     cmd_schedules,
     cmd_submit,
 )
+from loopline.core import names
 from loopline.core.errors import LooplineError
 from loopline.core.home import loopline_home, model_cache_dir
 from loopline.core.logs import setup_logging
@@ -45,6 +46,7 @@ def _json_object(text: str, option: str) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     from loopline.local import run as local
 
+    names.model_name(args.model_name, "--model-name")
     home = _home(args.home)
     if args.data:
         if not args.target:
@@ -103,6 +105,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from loopline import registry  # MLflow, pandas
 
     setup_logging()
+    names.model_name(args.model_name, "--model-name")  # it names files under the home: checked first
+    names.alias(args.alias, "--alias")
     home = _home(args.home)
     current = serving.read_state(home, args.model_name)
     if args.stop:
