@@ -21,6 +21,7 @@ from loopline.core import names
 from loopline.core.errors import LooplineError
 from loopline.core.home import loopline_home, model_cache_dir
 from loopline.core.logs import setup_logging
+from loopline.core.masking import MaskingStream
 from loopline.drift.settings import DriftSettings
 from loopline.local import console
 from loopline.ops import cluster
@@ -273,6 +274,15 @@ def _debug_option(parser: argparse.ArgumentParser, default) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 success; 1 a verdict on the data (not valid, drifted); 2 every usage, input or
     environment error, reported as one line `loopline: error: ...` (with --debug, after its traceback)."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr)  # every line printed is masked
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     import os
 
     from loopline.core.errors import describe, exit_code

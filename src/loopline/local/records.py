@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopline.core.masking import mask
+
 RUNS = "runs"
 # what a person calls each of Loopline's pipelines
 PIPELINE_TITLES = {"loopline-training": "training", "loopline-drift-monitor": "drift monitor"}
@@ -100,7 +102,7 @@ class RunRecord:
 
     def save(self) -> None:
         tmp = self.path / f".{RECORD_FILE}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=1, default=str))
+        tmp.write_text(mask(json.dumps(asdict(self), indent=1, default=str)))  # no credentials are kept
         os.replace(tmp, self.path / RECORD_FILE)
 
     @classmethod

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loopline.core.masking import mask
 from loopline.local import records as localruns
 from loopline.local.records import RunRecord, StepRecord
 from loopline.local.runpage_svg import COLOURS, confusion_matrix_svg, esc, graph_svg, roc_svg
@@ -27,7 +28,7 @@ def write(record: RunRecord) -> Path:
     """Render the run's page next to its record; return the page's path."""
     files = record.path / FILES
     page = render(record, files_folder=files)
-    record.page_path.write_text(page, encoding="utf-8")
+    record.page_path.write_text(mask(page), encoding="utf-8")
     return record.page_path
 
 
