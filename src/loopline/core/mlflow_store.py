@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from loopline.core import services
 from loopline.core.errors import LooplineError, RegistryError, one_line
 
 log = logging.getLogger(__name__)
@@ -168,9 +169,19 @@ def check_store(tracking_uri: str, *, retry: RetryPolicy | None = QUICK_CHECK) -
                 raise RegistryError(f"the MLflow store {shown} is not an SQLite database (corrupt or another kind of file)")
         elif not path.parent.is_dir():
             raise RegistryError(f"the MLflow store {shown} cannot be created: {path.parent} is not a folder")
-    elif tracking_uri.startswith(("http://", "https://")):
-        _check_server(tracking_uri, retry or DEFAULT_RETRY)
+    elif tracking_uri.startswith(("http://", "https://")):  # a server: it answers within the bound, or fails naming it
+        services.reachable("the MLflow tracking server", tracking_uri)
+        services.bounded("the MLflow tracking server", tracking_uri,
+                         lambda: _check_server(tracking_uri, retry or DEFAULT_RETRY))
+        client = connect(tracking_uri)
+        services.bounded("the MLflow tracking server", tracking_uri, lambda: _probe(client, tracking_uri, shown, retry))
+        return
     client = connect(tracking_uri)
+    _probe(client, tracking_uri, shown, retry)
+
+
+def _probe(client, tracking_uri: str, shown: str, retry: RetryPolicy | None) -> None:
+    """One registry call: the store is a working MLflow store."""
 
     def probe() -> None:
         client.search_registered_models(max_results=1)
