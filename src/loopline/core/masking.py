@@ -32,7 +32,7 @@ _SECRET_PAIR = re.compile(
 _BEARER = re.compile(r"(?P<word>\bBearer\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE)
 _SECRET_ENV = re.compile(_SECRET_WORDS, re.IGNORECASE)
 MIN_REGISTERED = 4  # shorter values would mask ordinary words
-MIN_FROM_ENVIRONMENT = 8
+MIN_FROM_ENVIRONMENT = 12  # a stand-in key such as "loopline" must not mask the word everywhere
 
 _known: set[str] = set()
 
