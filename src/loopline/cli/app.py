@@ -22,6 +22,7 @@ from loopline.core.errors import LooplineError
 from loopline.core.home import loopline_home, model_cache_dir
 from loopline.core.logs import setup_logging
 from loopline.core.masking import MaskingStream
+from loopline.core.signals import Terminated, terminated_as_interrupt
 from loopline.drift.settings import DriftSettings
 from loopline.local import console
 from loopline.ops import cluster
@@ -275,9 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 success; 1 a verdict on the data (not valid, drifted); 2 every usage, input or
     environment error, reported as one line `loopline: error: ...` (with --debug, after its traceback)."""
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr)  # every line printed is masked
+    # every line printed is masked; a full disk or a closed pipe is one line and exit code 2
+    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr, "standard error")
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # what is still buffered: written now, where a failure is reported
+        return code
+    except OSError as exc:
+        try:
+            print(f"loopline: error: {exc.strerror or exc}", file=sys.stderr)
+            sys.stderr.flush()
+        except OSError:
+            pass
+        return 2
     finally:
         sys.stdout, sys.stderr = streams
 
@@ -293,7 +304,12 @@ def _main(argv: list[str] | None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging(sys.stderr)  # stdout is for results (--json)
     try:
-        return args.func(args)
+        with terminated_as_interrupt():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+            return args.func(args)
+    except Terminated as exc:
+        print(f"loopline: stopped by {exc.name}: the servers this command started are stopped "
+              f"(exit code {exc.exit_code})", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("loopline: interrupted", file=sys.stderr)
         return 130
@@ -302,6 +318,6 @@ def _main(argv: list[str] | None) -> int:
             import traceback
 
             traceback.print_exc()
-        hint = "" if debug or isinstance(exc, LooplineError) else " (run with --debug for the traceback)"
+        hint = "" if debug or isinstance(exc, (LooplineError, OSError)) else " (run with --debug for the traceback)"
         print(f"loopline: error: {describe(exc)}{hint}", file=sys.stderr)
         return exit_code(exc)

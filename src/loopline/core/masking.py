@@ -112,14 +112,36 @@ def install(handler: logging.Handler) -> None:
 
 
 class MaskingStream:
-    """A text stream whose every write is masked first (the command line's stdout and stderr)."""
+    """A text stream whose every write is masked first (the command line's stdout and stderr).
+    A write that fails (a full disk, a closed pipe) raises an OSError that says which stream; the
+    stream's descriptor then goes to /dev/null, so that Python's last flush does not fail again
+    (which would end the command with exit code 120)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, what: str = "standard output"):
         self._stream = stream
+        self.what = what
 
     def write(self, text: str) -> int:
-        self._stream.write(mask(text))
+        try:
+            self._stream.write(mask(text))
+        except OSError as exc:
+            raise self._lost(exc) from exc
         return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise self._lost(exc) from exc
+
+    def _lost(self, exc: OSError) -> OSError:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            pass
+        return OSError(exc.errno, f"cannot write to {self.what}: {exc.strerror or exc}")
 
     def writelines(self, lines) -> None:
         for line in lines:

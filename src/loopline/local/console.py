@@ -378,5 +378,5 @@ def runs_table(home: Path) -> str:
         failed = sum(s.status == "FAILURE" for s in run.steps)
         steps = f"{done} ok" + (f", {failed} failed" if failed else "")
         page = run.page_path if run.page_path.is_file() else "(no page)"
-        lines.append(f"{run.id:<18} {run.status.lower():<8} {run.seconds:>6.0f}s  {steps:<14} {page}")
+        lines.append(f"{run.id:<18} {run.shown_status.lower():<8} {run.seconds:>6.0f}s  {steps:<14} {page}")
     return "\n".join(lines)
