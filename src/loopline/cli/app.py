@@ -40,6 +40,8 @@ def _json_object(text: str, option: str) -> dict:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LooplineError(f"{option} is not valid JSON: {exc}") from None
+    except RecursionError as exc:
+        raise LooplineError(f"{option} is nested too deeply: give a JSON object of rules") from exc
     if not isinstance(value, dict):
         raise LooplineError(f"{option} must be a JSON object such as '{{\"roc_auc\": 0.8}}', got a {type(value).__name__}")
     return value
@@ -109,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging()
     names.model_name(args.model_name, "--model-name")  # it names files under the home: checked first
     names.alias(args.alias, "--alias")
+    serving.check_host(args.host)
     home = _home(args.home)
     current = serving.read_state(home, args.model_name)
     if args.stop:

@@ -128,6 +128,20 @@ def free_port(host: str = LOOPBACK) -> int:
         return s.getsockname()[1]
 
 
+def check_host(host: str) -> None:
+    """Fail with one line when `host` does not resolve or is not an address of this machine."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DeploymentError(f"host {host!r} to listen on does not resolve ({getattr(exc, 'strerror', None) or exc})") from exc
+    with socket.socket(family, kind, proto) as s:
+        try:
+            s.bind(address)
+        except OSError as exc:
+            raise DeploymentError(f"host {host} is not an address of this machine ({exc.strerror}): listen on "
+                                  "127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of its addresses") from exc
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail with one line when `host:port` cannot be listened on (in use, or not an address here)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
