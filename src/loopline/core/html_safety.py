@@ -111,4 +111,10 @@ def with_policy(page: str, *, scripts: bool = False, frames: bool = False) -> st
 def md(value: Any) -> str:
     """`value` as literal text in Markdown (a table cell or a line) that KFP's viewer and the run
     page render: no HTML, no table cell break."""
-    return text(value).replace("|", "\\|").replace("`", "&#96;")
+    return html.escape(str(value), quote=False).replace("|", "\\|").replace("`", "&#96;")
+
+
+def md_code(value: Any) -> str:
+    """`value` as a Markdown code span: shown as the text it is (no HTML inside a code span)."""
+    text_ = str(value).replace("`", "'").replace("\n", " ")
+    return f"`{text_}`"

@@ -41,7 +41,7 @@ from typing import Any
 import pandas as pd
 
 from loopline.core.errors import one_line
-from loopline.core.html_safety import md
+from loopline.core.html_safety import md, md_code
 from loopline.data.spec import DatasetSpec
 from loopline.evaluation.baseline import NAME as BASELINE_NAME
 from loopline.evaluation.gate import BaselineRule, GateConfig, RelativeRule, Rule, parse_gate_config
@@ -304,7 +304,7 @@ def gate_report_markdown(
         positive = evaluation.classes[-1]
         lines += [
             "",
-            f"### Slices of {md(s.column)} (fairness metrics use slices with at least {s.min_rows} rows)",
+            f"### Slices of {md_code(s.column)} (fairness metrics use slices with at least {s.min_rows} rows)",
             "",
             f"| slice | rows | accuracy | roc_auc | predicted '{md(positive)}' |",
             "|---|---|---|---|---|",

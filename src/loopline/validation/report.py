@@ -118,7 +118,7 @@ def summary_markdown(report: ValidationReport) -> str:
     changes = [(s.name, c) for s in report.splits for c in s.schema_changes]
     if changes:
         lines += ["### Schema changes", ""]
-        lines += [f"- {html_safety.md(n)}: {html_safety.md(c.column)} {html_safety.md(c.detail)} "
+        lines += [f"- {html_safety.md(n)}: {html_safety.md_code(c.column)} {html_safety.md(c.detail)} "
                   f"({'blocks' if c.blocking else 'evolve'})" for n, c in changes]
         lines.append("")
     failures = report.failures(with_split=True)
