@@ -34,6 +34,20 @@ def _home(value: str | None) -> Path:
     return loopline_home(value or "")
 
 
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _json_object(text: str, option: str) -> dict:
     """A JSON object given on the command line."""
     try:
@@ -42,6 +56,8 @@ def _json_object(text: str, option: str) -> dict:
         raise LooplineError(f"{option} is not valid JSON: {exc}") from None
     except RecursionError as exc:
         raise LooplineError(f"{option} is nested too deeply: give a JSON object of rules") from exc
+    if _depth(value) > MAX_JSON_DEPTH:  # whatever Python's recursion limit is
+        raise LooplineError(f"{option} is nested too deeply (more than {MAX_JSON_DEPTH} levels): give a JSON object of rules")
     if not isinstance(value, dict):
         raise LooplineError(f"{option} must be a JSON object such as '{{\"roc_auc\": 0.8}}', got a {type(value).__name__}")
     return value
