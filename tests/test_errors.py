@@ -110,7 +110,7 @@ CASES = [
     ("serve before any run", ["serve", "--home", "{fresh_home}"], ["no local registry in", "run `loopline run` first"]),
     ("corrupt MLflow store (serve)", ["serve", "--home", "{corrupt_home}"], ["mlflow.db is not an SQLite database"]),
     ("unreachable MLflow store (serve)", ["serve", "--home", "{fresh_home}", "--tracking-uri", "http://127.0.0.1:{port}"],
-     ["the MLflow tracking server http://127.0.0.1:", "does not answer"]),
+     ["cannot reach the MLflow tracking server at http://127.0.0.1:", "nothing accepts connections"]),
     ("a binary --package", ["submit", "--pipeline", "training", "--package", "{binary}", "--kfp-host",
                             "http://127.0.0.1:{port}", "--dry-run"], ["binary.yaml is not a compiled KFP pipeline"]),
     ("a bad number", ["run", "--trials", "many"], ["argument --trials: invalid int value: 'many'"]),

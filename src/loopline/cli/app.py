@@ -18,9 +18,12 @@ from loopline.cli.remote import (
     cmd_submit,
 )
 from loopline.cli.traffic import add_traffic_commands
+from loopline.core import names
 from loopline.core.errors import LooplineError
 from loopline.core.home import loopline_home, model_cache_dir
 from loopline.core.logs import setup_logging
+from loopline.core.masking import MaskingStream
+from loopline.core.signals import Terminated, terminated_as_interrupt
 from loopline.drift.settings import DriftSettings
 from loopline.local import console
 from loopline.ops import cluster
@@ -33,12 +36,30 @@ def _home(value: str | None) -> Path:
     return loopline_home(value or "")
 
 
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _json_object(text: str, option: str) -> dict:
     """A JSON object given on the command line."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LooplineError(f"{option} is not valid JSON: {exc}") from None
+    except RecursionError as exc:
+        raise LooplineError(f"{option} is nested too deeply: give a JSON object of rules") from exc
+    if _depth(value) > MAX_JSON_DEPTH:  # whatever Python's recursion limit is
+        raise LooplineError(f"{option} is nested too deeply (more than {MAX_JSON_DEPTH} levels): give a JSON object of rules")
     if not isinstance(value, dict):
         raise LooplineError(f"{option} must be a JSON object such as '{{\"roc_auc\": 0.8}}', got a {type(value).__name__}")
     return value
@@ -47,6 +68,7 @@ def _json_object(text: str, option: str) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     from loopline.local import run as local
 
+    names.model_name(args.model_name, "--model-name")
     home = _home(args.home)
     if args.data:
         if not args.target:
@@ -105,6 +127,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from loopline import registry  # MLflow, pandas
 
     setup_logging()
+    names.model_name(args.model_name, "--model-name")  # it names files under the home: checked first
+    names.alias(args.alias, "--alias")
+    serving.check_host(args.host)
     home = _home(args.home)
     current = serving.read_state(home, args.model_name)
     if args.stop:
@@ -271,6 +296,25 @@ def _debug_option(parser: argparse.ArgumentParser, default) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 success; 1 a verdict on the data (not valid, drifted); 2 every usage, input or
     environment error, reported as one line `loopline: error: ...` (with --debug, after its traceback)."""
+    streams = sys.stdout, sys.stderr
+    # every line printed is masked; a full disk or a closed pipe is one line and exit code 2
+    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr, "standard error")
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # what is still buffered: written now, where a failure is reported
+        return code
+    except OSError as exc:
+        try:
+            print(f"loopline: error: {exc.strerror or exc}", file=sys.stderr)
+            sys.stderr.flush()
+        except OSError:
+            pass
+        return 2
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     import os
 
     from loopline.core.errors import describe, exit_code
@@ -281,7 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging(sys.stderr)  # stdout is for results (--json)
     try:
-        return args.func(args)
+        with terminated_as_interrupt():  # SIGTERM and SIGHUP clean up as Ctrl-C does
+            return args.func(args)
+    except Terminated as exc:
+        print(f"loopline: stopped by {exc.name}: the servers this command started are stopped "
+              f"(exit code {exc.exit_code})", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("loopline: interrupted", file=sys.stderr)
         return 130
@@ -290,6 +339,6 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        hint = "" if debug or isinstance(exc, LooplineError) else " (run with --debug for the traceback)"
+        hint = "" if debug or isinstance(exc, (LooplineError, OSError)) else " (run with --debug for the traceback)"
         print(f"loopline: error: {describe(exc)}{hint}", file=sys.stderr)
         return exit_code(exc)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from loopline.core.errors import LooplineError
+from loopline.core.masking import mask, register
 from loopline.ops import cron, params, submit
 from loopline.ops.submit import options as submit_options
 
@@ -33,6 +34,7 @@ def _target(args: argparse.Namespace):
         if not path.is_file():
             raise LooplineError(f"--kfp-token-file {path}: file not found")
         token = path.read_text().strip()
+        register(token)
     return submit.KfpTarget(
         host=args.kfp_host or "", namespace=args.kfp_namespace or "", token=token, client_id=args.kfp_client_id or "",
         ssl_ca_cert=args.kfp_ssl_ca_cert or "", kube_context=args.kfp_kube_context or "",
@@ -72,7 +74,8 @@ def _prepare(args: argparse.Namespace):
 def cmd_submit(args: argparse.Namespace) -> int:
     target, pipeline, values = _prepare(args)
     if args.dry_run:
-        print(f"checked: {pipeline.path} ({pipeline.name}) for {target.describe()} with parameters {json.dumps(values, sort_keys=True)}")
+        print(mask(f"checked: {pipeline.path} ({pipeline.name}) for {target.describe()} with parameters "
+                   f"{json.dumps(values, sort_keys=True)}"))
         return 0
     if target.kind == "vertex":
         result = submit.submit_vertex(
@@ -100,8 +103,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         converted = expression.for_kfp()
         print(f"loopline: cron '{expression.standard}' is sent to KFP as '{converted}' (6 fields, seconds first)", file=sys.stderr)
     if args.dry_run:
-        print(f"checked: {pipeline.path} ({pipeline.name}) for {target.describe()}, cron '{expression.standard}', "
-              f"parameters {json.dumps(values, sort_keys=True)}")
+        print(mask(f"checked: {pipeline.path} ({pipeline.name}) for {target.describe()}, cron '{expression.standard}', "
+                   f"parameters {json.dumps(values, sort_keys=True)}"))
         return 0
     if target.kind == "vertex":
         schedule = submit.schedule_vertex(

@@ -1,20 +1,11 @@
 """Errors that Loopline reports to users as one line naming the problem."""
 
-import re
-
-# user:password@ in URLs, and key=value / key: value pairs whose key says it holds a secret
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@:]*:[^/\s@]*@")
-_SECRET_PAIR = re.compile(
-    r"(?P<key>\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|credential)s?[\w.-]*)"
-    r"(?P<sep>['\"]?\s*[=:]\s*['\"]?)(?P<value>[^\s'\",;&}]+)",
-    re.IGNORECASE,
-)
+from loopline.core.masking import mask
 
 
 def redact(text: str) -> str:
-    """`text` without credentials: URL passwords and the values of password/secret/token pairs."""
-    text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
-    return _SECRET_PAIR.sub(lambda m: f"{m.group('key')}{m.group('sep')}***", text)
+    """`text` without credentials (Loopline's one secret filter, `loopline.core.masking.mask`)."""
+    return mask(text)
 
 
 def one_line(exc: BaseException, limit: int = 500) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from loopline.core import names
+
 HOME_ENV = "LOOPLINE_HOME"
 
 
@@ -15,4 +17,4 @@ def loopline_home(local_home: str = "") -> Path:
 
 def model_cache_dir(home: Path, model_name: str, version: str) -> Path:
     """Where a registered model version's files are kept on this machine to be served."""
-    return Path(home) / "models" / model_name / f"v{version}"
+    return names.inside(home, "models", names.model_name(model_name), f"v{version}")

@@ -12,6 +12,8 @@ import os
 import sys
 import warnings
 
+from loopline.core.masking import install as install_masking
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 # Libraries whose INFO lines say nothing a Loopline user acts on.
@@ -42,5 +44,7 @@ def setup_logging(stream=None) -> None:
         handler = logging.StreamHandler(stream or sys.stdout)
         handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
         root.addHandler(handler)
+    for handler in root.handlers:  # every line logged is masked (URL passwords, tokens, secrets)
+        install_masking(handler)
     root.setLevel(logging.INFO)
     quiet_libraries()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from loopline.core import services
 from loopline.core.errors import LooplineError, RegistryError, one_line
 
 log = logging.getLogger(__name__)
@@ -166,11 +167,45 @@ def check_store(tracking_uri: str, *, retry: RetryPolicy | None = QUICK_CHECK) -
                 head = fh.read(16)
             if head and head != b"SQLite format 3\x00":
                 raise RegistryError(f"the MLflow store {shown} is not an SQLite database (corrupt or another kind of file)")
+            if head:
+                _check_sqlite_store(path, shown)
         elif not path.parent.is_dir():
             raise RegistryError(f"the MLflow store {shown} cannot be created: {path.parent} is not a folder")
-    elif tracking_uri.startswith(("http://", "https://")):
-        _check_server(tracking_uri, retry or DEFAULT_RETRY)
+    elif tracking_uri.startswith(("http://", "https://")):  # a server: it answers within the bound, or fails naming it
+        services.reachable("the MLflow tracking server", tracking_uri)
+        services.bounded("the MLflow tracking server", tracking_uri,
+                         lambda: _check_server(tracking_uri, retry or DEFAULT_RETRY))
+        client = connect(tracking_uri)
+        services.bounded("the MLflow tracking server", tracking_uri, lambda: _probe(client, tracking_uri, shown, retry))
+        return
     client = connect(tracking_uri)
+    _probe(client, tracking_uri, shown, retry)
+
+
+def _check_sqlite_store(path: Path, shown: str) -> None:
+    """An SQLite file that is damaged (truncated, overwritten) or holds another program's tables
+    is named before MLflow touches it (MLflow would add its tables to a foreign database)."""
+    import contextlib
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            verdict = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise RegistryError(f"the MLflow store {shown} is damaged ({exc}): restore it from a copy, or move it "
+                            "away to start a new registry") from exc
+    if verdict and verdict[0] != "ok":
+        raise RegistryError(f"the MLflow store {shown} is damaged ({verdict[0]}): restore it from a copy, or move "
+                            "it away to start a new registry")
+    if tables and not {"alembic_version", "experiments"} <= tables:
+        shown_tables = ", ".join(sorted(tables)[:5])
+        raise RegistryError(f"the MLflow store {shown} is an SQLite database of something else (tables: "
+                            f"{shown_tables}): give Loopline a file of its own")
+
+
+def _probe(client, tracking_uri: str, shown: str, retry: RetryPolicy | None) -> None:
+    """One registry call: the store is a working MLflow store."""
 
     def probe() -> None:
         client.search_registered_models(max_results=1)

@@ -19,6 +19,9 @@ def demo_transactions(n_rows: int = 6000, *, shift: float = 0.0, seed: int = 7) 
     season or a new customer segment would."""
     if n_rows < 100:
         raise DataError(f"n_rows must be at least 100, got {n_rows}")
+    if n_rows > MAX_DEMO_ROWS:
+        raise DataError(f"n_rows must be at most {MAX_DEMO_ROWS:,} for the demo data, got {n_rows:,} "
+                        "(give your own file with --data for more)")
     rng = np.random.default_rng(seed)
     amount = rng.lognormal(mean=3.6 + 0.8 * shift, sigma=1.0, size=n_rows)
     hour = rng.integers(0, 24, size=n_rows).astype(float)
@@ -65,6 +68,7 @@ def demo_transactions(n_rows: int = 6000, *, shift: float = 0.0, seed: int = 7) 
     return df
 
 
+MAX_DEMO_ROWS = 10_000_000  # about 1 GiB in memory
 DEMO_TARGET = "is_fraud"
 DEMO_IGNORE = ["transaction_id"]
 

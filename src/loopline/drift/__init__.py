@@ -193,7 +193,10 @@ def feature_kinds(reference: pd.DataFrame, spec: DatasetSpec | None = None) -> d
     return {str(c): infer_kind(reference[c]) for c in reference.columns}
 
 def check_windows(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> None:
-    """Both windows must hold the same feature columns and at least one row."""
+    """Both windows must hold the same feature columns, at least one, and at least one row."""
+    if not columns:
+        raise DataError("no feature column is left to compare: every column of the reference is ignored "
+                        "(--ignore / ignore_columns) or is the label")
     for name, frame in (("reference", reference), ("current", current)):
         if frame.empty:
             raise DataError(f"{name} data has no rows")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from loopline.core import html_safety
 from loopline.data.spec import CATEGORICAL, NUMERIC
 from loopline.drift.settings import (
     EVIDENTLY_METHODS,
@@ -17,6 +18,8 @@ from loopline.drift.settings import (
 )
 
 log = logging.getLogger(__name__)
+
+EVIDENTLY_DATA = "<script>\n"  # the first script of Evidently's page: `var <id> = <JSON>;` twice
 
 
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -59,10 +62,12 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(path))
     banner = _report_banner(result, len(ref_sample), len(cur_sample), seed)
-    page = path.read_text(encoding="utf-8")
+    # Evidently writes column names and values into its script unescaped: escaped first, then
+    # only the scripts of the page as written may run
+    page = html_safety.escape_script_data(path.read_text(encoding="utf-8"), EVIDENTLY_DATA, lines=2)
     marker = page.find("<body")
     at = page.find(">", marker) + 1 if marker >= 0 else 0
-    path.write_text(page[:at] + banner + page[at:], encoding="utf-8")
+    path.write_text(html_safety.with_policy(page[:at] + banner + page[at:], scripts=True), encoding="utf-8")
     return path
 
 def _for_evidently(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
@@ -112,8 +117,8 @@ def summary_markdown(result: DriftResult, *, top: int = 10) -> str:
     lines = [
         f"## Data drift: {'DRIFTED' if result.drifted else 'no drift'}",
         "",
-        f"{result.reason}; dataset threshold {result.drift_share_threshold:.0%}"
-        + (f", critical features: {', '.join(result.critical_features)}" if result.critical_features else "")
+        f"{html_safety.md(result.reason)}; dataset threshold {result.drift_share_threshold:.0%}"
+        + (f", critical features: {html_safety.md(', '.join(result.critical_features))}" if result.critical_features else "")
         + f". {result.reference_rows:,} reference rows, {result.current_rows:,} current rows, every row counted.",
         "",
         "| feature | test | score | threshold | PSI | null rate change | drifted |",
@@ -123,7 +128,7 @@ def summary_markdown(result: DriftResult, *, top: int = 10) -> str:
     ranked = sorted(items, key=lambda kv: (not kv[1]["drifted"], -kv[1]["psi"]))
     for name, f in ranked[:top]:
         lines.append(
-            f"| {name} | {f['test']} | {f['score']:.4g} | {f['threshold']:g} | {f['psi']:.4f} | "
+            f"| {html_safety.md(name)} | {f['test']} | {f['score']:.4g} | {f['threshold']:g} | {f['psi']:.4f} | "
             f"{f['null_rate_change']:+.1%} | {'yes' if f['drifted'] else 'no'} |"
         )
     if len(ranked) > top:

@@ -77,6 +77,8 @@ class DriftSettings:
                 raise DataError(f"thresholds: '{test}' must be a non-negative number, got {value!r}")
             if test in P_VALUE_TESTS and not 0.0 < value < 1.0:
                 raise DataError(f"thresholds: '{test}' is a p-value threshold and must be in (0, 1), got {value}")
+        if isinstance(self.report_sample_rows, (int, float)) and self.report_sample_rows < 0:
+            raise DataError(f"report_sample_rows must be 0 (all rows) or positive, got {self.report_sample_rows}")
         if not 0.0 < self.null_rate_threshold <= 1.0:
             raise DataError(f"null_rate_threshold must be in (0, 1], got {self.null_rate_threshold}")
         rules.names("critical_features", self.critical_features, DataError)

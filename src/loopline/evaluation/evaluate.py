@@ -41,6 +41,7 @@ from typing import Any
 import pandas as pd
 
 from loopline.core.errors import one_line
+from loopline.core.html_safety import md, md_code
 from loopline.data.spec import DatasetSpec
 from loopline.evaluation.baseline import NAME as BASELINE_NAME
 from loopline.evaluation.gate import BaselineRule, GateConfig, RelativeRule, Rule, parse_gate_config
@@ -303,23 +304,23 @@ def gate_report_markdown(
         positive = evaluation.classes[-1]
         lines += [
             "",
-            f"### Slices of `{s.column}` (fairness metrics use slices with at least {s.min_rows} rows)",
+            f"### Slices of {md_code(s.column)} (fairness metrics use slices with at least {s.min_rows} rows)",
             "",
-            f"| slice | rows | accuracy | roc_auc | predicted '{positive}' |",
+            f"| slice | rows | accuracy | roc_auc | predicted '{md(positive)}' |",
             "|---|---|---|---|---|",
         ]
         for row in s.slices:
             lines.append(
-                f"| {row['slice']} | {row['rows']} | {row['accuracy']:.4f} | {_fmt(row['roc_auc'])} | "
+                f"| {md(row['slice'])} | {row['rows']} | {row['accuracy']:.4f} | {_fmt(row['roc_auc'])} | "
                 f"{row['predicted_rate'][positive]:.4f} |"
             )
         for metric, why in sorted(evaluation.notes.items()):
             lines.append(f"\n{metric}: not computed, {why}.")
     lines += ["", "### Confusion matrix (rows: actual, columns: predicted)", ""]
-    lines.append("| | " + " | ".join(evaluation.classes) + " |")
+    lines.append("| | " + " | ".join(md(c) for c in evaluation.classes) + " |")
     lines.append("|---" * (len(evaluation.classes) + 1) + "|")
     for label, row in zip(evaluation.classes, evaluation.confusion_matrix, strict=True):
-        lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
+        lines.append(f"| **{md(label)}** | " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 def evaluate_champion(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from loopline import registry
+from loopline.core import names
 from loopline.core.files import write_text
 from loopline.core.home import loopline_home, model_cache_dir
 from loopline.core.logs import quiet_libraries
@@ -37,6 +38,8 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
     quiet_libraries()
     target = targets.target(settings.target)
     namespace, storage_uri = settings.namespace, settings.storage_uri
+    names.model_name(model_name, "model_name")
+    names.namespace(namespace, "namespace")
     home = loopline_home(settings.local_home)
     holdout_df, spec = data_lib.read_split(holdout.path)
     sample = holdout_df[list(spec.features)].head(max(1, settings.smoke_rows))
@@ -78,10 +81,10 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
     write_text(manifest.path, text)
     manifest.metadata.update({"name": isvc.metadata.name, "namespace": namespace, "storage_uri": model_uri,
                               "for_cluster": for_cluster})
-    manifests = home / "manifests"  # `<name>-v<version>.yaml` for `kubectl apply`, or `.local-record.yaml`
-    manifests.mkdir(parents=True, exist_ok=True)
-    suffix = ".yaml" if for_cluster else ".local-record.yaml"
-    (manifests / f"{isvc.metadata.name}-v{model_version}{suffix}").write_text(text)
+    suffix = ".yaml" if for_cluster else ".local-record.yaml"  # `.yaml` for `kubectl apply`
+    kept = names.inside(home, "manifests", f"{isvc.metadata.name}-v{model_version}{suffix}")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    write_text(kept, text)
 
     limits = rollout.SmokeLimits(rows=len(rows), tolerance=settings.tolerance, max_p95_ms=settings.max_p95_ms)
     result = target.roll_out(targets.Rollout(
@@ -113,5 +116,5 @@ def _local_traffic(settings: targets.DeploySettings, name: str):
 
 def _isvc_name(model_name: str) -> str:
     """A DNS-1035 label for the InferenceService name."""
-    return inference_service.isvc_name(model_name)
+    return names.inference_service(inference_service.isvc_name(model_name))
 

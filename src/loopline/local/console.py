@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from loopline.core import progress
+from loopline.core.masking import mask_file
 from loopline.local import records as localruns
 from loopline.local import runpage
 from loopline.local.terminal import ANSI, Terminal, isatty, use_color
@@ -301,6 +302,7 @@ class RunConsole:
             self.terminal.stream.flush()
             self._own_stream.close()
             self.terminal.stream = sys.stdout
+        mask_file(self.record.log_path)  # the steps wrote to it unfiltered; what is kept has no credentials
         record = self.record
         record.ended = time.time()
         record.status = "SUCCESS" if exc_type is None else "FAILURE"
@@ -376,5 +378,5 @@ def runs_table(home: Path) -> str:
         failed = sum(s.status == "FAILURE" for s in run.steps)
         steps = f"{done} ok" + (f", {failed} failed" if failed else "")
         page = run.page_path if run.page_path.is_file() else "(no page)"
-        lines.append(f"{run.id:<18} {run.status.lower():<8} {run.seconds:>6.0f}s  {steps:<14} {page}")
+        lines.append(f"{run.id:<18} {run.shown_status.lower():<8} {run.seconds:>6.0f}s  {steps:<14} {page}")
     return "\n".join(lines)

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopline.core.masking import mask
+
 RUNS = "runs"
 # what a person calls each of Loopline's pipelines
 PIPELINE_TITLES = {"loopline-training": "training", "loopline-drift-monitor": "drift monitor"}
@@ -74,6 +76,15 @@ class RunRecord:
     pipelines: list[PipelineRecord] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    pid: int = 0  # the process of `loopline run` that writes this record
+
+    @property
+    def shown_status(self) -> str:
+        """The status to show: a run still marked running whose process is gone (killed, the
+        machine restarted) was interrupted; it is never shown as running."""
+        if self.status == "RUNNING" and not _alive(self.pid):
+            return "INTERRUPTED"
+        return self.status
 
     @property
     def path(self) -> Path:
@@ -100,7 +111,7 @@ class RunRecord:
 
     def save(self) -> None:
         tmp = self.path / f".{RECORD_FILE}.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=1, default=str))
+        tmp.write_text(mask(json.dumps(asdict(self), indent=1, default=str)))  # no credentials are kept
         os.replace(tmp, self.path / RECORD_FILE)
 
     @classmethod
@@ -130,9 +141,29 @@ def new_run(home: Path, *, command: str = "") -> RunRecord:
             continue
     else:
         raise RuntimeError(f"cannot make a new run folder under {root}")
-    record = RunRecord(id=run_id, folder=str(root / run_id), started=time.time(), command=command)
+    record = RunRecord(id=run_id, folder=str(root / run_id), started=time.time(), command=command, pid=os.getpid())
     record.save()
     return record
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a running `loopline` process (not a pid reused by another program)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return True  # no /proc: trust the pid
+    return state != "Z" and b"loopline" in cmdline
 
 
 def list_runs(home: Path) -> list[RunRecord]:

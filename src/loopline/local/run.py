@@ -19,6 +19,7 @@ from typing import Any
 from loopline import registry
 from loopline.core import failures
 from loopline.core.errors import StepFailed, one_line
+from loopline.core.files import write_text
 from loopline.core.logs import quiet_libraries
 from loopline.data import checks as input_checks
 from loopline.data import tables as data_lib
@@ -231,7 +232,7 @@ def _run_loop_in_containers(settings: LoopSettings, training, drift_monitor, on_
         summary = _run_pipelines(settings, root, training, drift_monitor, tracking_uri, shared, data_uri, current_uri, on_pipeline,
                                  check=lambda run: container_runner.check_tasks(run, images))
         container_runner.annotate(summary, images, engine.kind)
-    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text(home / "last_run.json", json.dumps(summary, indent=2, default=str))  # masked, as every record
     return summary
 
 
@@ -264,7 +265,7 @@ def _run_pipelines(settings: LoopSettings, root: Path, training, drift_monitor, 
             )
         )
     summary = summarize(runs, settings, tracking_uri, local_home)
-    (home / "last_run.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text(home / "last_run.json", json.dumps(summary, indent=2, default=str))  # masked, as every record
     return summary
 
 

@@ -2,7 +2,7 @@
 
 `loopline run` starts model servers from its deploy steps (each step a process of its own).
 Every server is recorded from its start until it is stopped (see `serving.start_server`). When
-the run ends — success, error, Ctrl-C or SIGTERM — the steps still running are ended, and every
+the run ends — success, error, Ctrl-C, SIGTERM or SIGHUP — the steps still running are ended, and every
 server the run started is stopped, except the one serving the champion when the user asked to
 keep it (`--keep-serving`), which stays recorded where `loopline serve --stop` finds it.
 """
@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
+from loopline.core.signals import Terminated, terminated_as_interrupt
 from loopline.serving import server as serving
+
+__all__ = ["ServersOfRun", "Terminated", "child_pids", "end_children"]
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,6 @@ def _running(pid: int) -> bool:
     return True
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: the run ends, and cleans up."""
-
-
 class ServersOfRun:
     """`with ServersOfRun(home, model_name, keep_serving=...):` around a local run."""
 
@@ -84,19 +82,14 @@ class ServersOfRun:
         self.keep_serving = keep_serving
         self._before: set[int] = set()
         self._children_before: set[int] = set()
-        self._previous_handler = None
+        self._signals = None
 
     def __enter__(self) -> ServersOfRun:
         self._before = {info.pid for info in serving.recorded_servers(self.home)}
         self._children_before = set(child_pids())  # not the run's: left alone when it ends
-        if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._signals = terminated_as_interrupt()  # SIGTERM and SIGHUP end the run as Ctrl-C does
+        self._signals.__enter__()
         return self
-
-    @staticmethod
-    def _on_sigterm(signum, frame):
-        raise Terminated()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
@@ -104,8 +97,9 @@ class ServersOfRun:
                 end_children(spare={info.pid for info in serving.recorded_servers(self.home)} | self._children_before)
             self.stop_started(succeeded=exc_type is None)
         finally:
-            if self._previous_handler is not None:
-                signal.signal(signal.SIGTERM, self._previous_handler)
+            if self._signals is not None:
+                self._signals.__exit__(None, None, None)
+                self._signals = None
 
     def stop_started(self, *, succeeded: bool) -> list[int]:
         """Stop every server this run started, but the serving one when it is to be kept."""

@@ -11,11 +11,12 @@ and the endpoint. No scripts, no fonts or styles from the network. The drawings 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from loopline.core import html_safety
+from loopline.core.masking import mask
 from loopline.local import records as localruns
 from loopline.local.records import RunRecord, StepRecord
 from loopline.local.runpage_svg import COLOURS, confusion_matrix_svg, esc, graph_svg, roc_svg
@@ -27,7 +28,7 @@ def write(record: RunRecord) -> Path:
     """Render the run's page next to its record; return the page's path."""
     files = record.path / FILES
     page = render(record, files_folder=files)
-    record.page_path.write_text(page, encoding="utf-8")
+    record.page_path.write_text(mask(page), encoding="utf-8")
     return record.page_path
 
 
@@ -95,13 +96,27 @@ def artifact_html(name: str, kind: str, artifact: dict[str, Any], *, copy_to: Pa
         if not source.is_file():
             return title + f"<p>missing: <code>{esc(uri)}</code></p>"
         copy_to.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, copy_to / copy_name)
+        sandbox = html_safety.SANDBOX if _copy_masked(source, copy_to / copy_name) else ""
         link = f"{FILES}/{copy_name}"
         return (title + f'<p><a class="report" href="{esc(link)}" target="_blank">open the report</a> '
                 f'({source.stat().st_size / 1024:,.0f} KiB) {_meta_line(meta)}</p>'
-                f'<details><summary>show it here</summary><iframe loading="lazy" src="{esc(link)}" title="{esc(name)}"></iframe></details>')
+                f'<details><summary>show it here</summary><iframe loading="lazy" sandbox="{sandbox}" '
+                f'referrerpolicy="no-referrer" src="{esc(link)}" title="{esc(name)}"></iframe></details>')
     return (f'<details class="data"><summary>{esc(name)} <span class="kind">{esc(kind.removeprefix("system."))}</span> '
             f'<code>{esc(uri)}</code></summary>' + (metrics_table(meta) if meta else "") + "</details>")
+
+
+def _copy_masked(source: Path, target: Path) -> bool:
+    """A report copied beside the page, without the credentials it may quote. A report Loopline
+    wrote (it carries Loopline's policy) keeps its scripts: True. Any other HTML gets a policy
+    that runs no script: False."""
+    try:
+        page = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        page = source.read_text(encoding="latin-1")
+    ours = html_safety.has_policy(page)
+    target.write_text(mask(page if ours else html_safety.with_policy(page)), encoding="utf-8")
+    return ours
 
 
 def _meta_line(meta: dict) -> str:
@@ -238,10 +253,11 @@ def render(record: RunRecord, *, files_folder: Path) -> str:
             body.append(step_html(step, spec, files_folder, anchor(step.task)))
         body.append("</section>")
     body.append(registry_html(record.summary))
-    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    page = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>Loopline run {esc(record.id)}</title><style>{STYLE}</style></head>"
             f"<body><main>{''.join(body)}</main></body></html>\n")
+    return html_safety.with_policy(page, frames=True)  # no script at all; reports only in sandboxed frames
 
 
 def glance_html(record: RunRecord) -> str:

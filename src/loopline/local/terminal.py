@@ -9,6 +9,8 @@ import re
 import shutil
 from typing import IO
 
+from loopline.core.masking import mask
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -53,7 +55,7 @@ class Terminal:
 
     def line(self, text: str = "") -> None:
         self._clear_live()
-        self.stream.write(text + "\n")
+        self.stream.write(mask(text) + "\n")
         self.stream.flush()
         self.lines_written += text.count("\n") + 1
 

@@ -103,9 +103,14 @@ def read_yaml_file(path: str | Path, what: str, error: type[LooplineError] = Loo
     if not path.is_file():
         raise error(f"{what} not found: {path}")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise error(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not a text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+                    "give YAML or JSON") from exc
+    except RecursionError as exc:
+        raise error(f"{what} {path} is nested too deeply to be read") from exc
 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:

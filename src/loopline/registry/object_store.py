@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from loopline.core import services
 from loopline.core.errors import LooplineError, one_line
 
 REMOTE_SCHEMES = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://")
@@ -52,6 +53,10 @@ def check_readable(uri: str) -> None:
     """Raise ObjectStoreError naming `uri` unless it is an object that can be read."""
     if not is_remote(uri):
         return
+    services.bounded("the object store", uri, lambda: _check_readable(uri))
+
+
+def _check_readable(uri: str) -> None:
     try:
         fs, path = _filesystem(uri)
         info = fs.info(path)
@@ -69,6 +74,10 @@ def check_writable(uri: str) -> None:
     """Raise ObjectStoreError naming `uri` unless an object can be written (and removed) under it."""
     if not is_remote(uri):
         return
+    services.bounded("the object store", uri, lambda: _check_writable(uri))
+
+
+def _check_writable(uri: str) -> None:
     probe = f"{uri.rstrip('/')}/.loopline-write-check-{uuid.uuid4().hex[:8]}"
     try:
         fs, path = _filesystem(probe)
@@ -84,13 +93,15 @@ def check_tracking_artifacts(tracking_uri: str) -> None:
     write there (models are uploaded by the steps straight to the store)."""
     if not tracking_uri.startswith(("http://", "https://")):
         return
-    from mlflow.tracking import MlflowClient
-
     from loopline import registry
 
+    services.reachable("the MLflow tracking server", tracking_uri)
     try:
-        client = MlflowClient(tracking_uri)
-        experiment = client.get_experiment(registry.ensure_experiment(client, tracking_uri))
+        client = registry.connect(tracking_uri)  # MLflow's silent retries off: Loopline's bound applies
+        experiment = services.bounded("the MLflow tracking server", tracking_uri,
+                                      lambda: client.get_experiment(registry.ensure_experiment(client, tracking_uri)))
+    except services.ServiceUnavailable:
+        raise
     except Exception as exc:
-        raise ObjectStoreError(f"cannot reach the MLflow server {tracking_uri}: {one_line(exc, 300)}") from None
+        raise ObjectStoreError(f"cannot reach the MLflow server {tracking_uri}: {one_line(exc, 300)}") from exc
     check_writable(experiment.artifact_location)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
+from loopline.core import services
 from loopline.core.errors import DeploymentError
 from loopline.serving import inference_service
 
@@ -21,6 +22,8 @@ class ClusterApi:
             from kserve import KServeClient
 
             kserve_client = KServeClient()
+            host = kserve_client.api_instance.api_client.configuration.host
+            services.reachable("the Kubernetes API", host)  # within the bound, naming the server
         self.client = kserve_client
         self.poll_seconds = poll_seconds
         # The URL of a Kubernetes Service by name: in-cluster DNS unless told otherwise (a port-forward).

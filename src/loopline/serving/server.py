@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from loopline.core import names
 from loopline.core.errors import DeploymentError, redact
 from loopline.traffic import capture as traffic_capture
 
@@ -137,6 +138,20 @@ def free_port(host: str = LOOPBACK) -> int:
         return s.getsockname()[1]
 
 
+def check_host(host: str) -> None:
+    """Fail with one line when `host` does not resolve or is not an address of this machine."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DeploymentError(f"host {host!r} to listen on does not resolve ({getattr(exc, 'strerror', None) or exc})") from exc
+    with socket.socket(family, kind, proto) as s:
+        try:
+            s.bind(address)
+        except OSError as exc:
+            raise DeploymentError(f"host {host} is not an address of this machine ({exc.strerror}): listen on "
+                                  "127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of its addresses") from exc
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail with one line when `host:port` cannot be listened on (in use, or not an address here)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -191,7 +206,7 @@ def start_server(model_dir: str, *, model_name: str, version: str, log_dir: str 
     port = port or free_port(host)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"{model_name}-v{version}-{port}.log"
+    log_file = names.inside(log_dir, f"{names.model_name(model_name)}-v{version}-{port}.log")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("LOOPLINE_STEP_FAILURES", None)  # the server outlives the step that starts it
     with open(log_file, "ab") as out:
@@ -263,6 +278,8 @@ def recorded_servers(home: str | Path, model_name: str | None = None) -> list[Se
             info = ServerInfo(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue
+        if info.record.resolve() != path.resolve():  # a record names its own file, nothing else
+            continue
         if not _is_server_process(info.pid):
             path.unlink(missing_ok=True)
             continue
@@ -320,7 +337,8 @@ def predict(info: ServerInfo, rows: list[dict[str, Any]], timeout: float = 30.0)
 
 
 def state_file(home: str | Path, model_name: str) -> Path:
-    return Path(home) / "serving" / f"{model_name}.json"
+    """The serving state of `model_name`: a file inside the home, whatever the name says."""
+    return names.inside(home, "serving", f"{names.model_name(model_name)}.json")
 
 
 def read_state(home: str | Path, model_name: str) -> ServerInfo | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from loopline.core import html_safety
 from loopline.tuning.storage import masked
 from loopline.tuning.study import TuningSettings, state_counts
 
@@ -76,7 +77,8 @@ def report_html(study, *, settings: TuningSettings, study_name: str, best_curves
         else:
             parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
     parts.append("</body></html>")
+    page = html_safety.with_policy("\n".join(parts), scripts=True)  # plotly's scripts, and nothing else
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path

@@ -7,6 +7,7 @@ import html
 import json
 import re
 
+from loopline.core import html_safety
 from loopline.validation.results import ValidationReport
 from loopline.validation.suite import BLOCK, EVOLVE, PASS, Suite, jsonable
 
@@ -73,7 +74,7 @@ def render_html(report: ValidationReport, suite: Suite) -> str:
     outcome = report.outcome
     failures = "".join(
         f"<tr><td>{html.escape(f.get('split', ''))}</td><td>{html.escape(f['column'])}</td>"
-        f"<td>{html.escape(f['expectation'])}</td><td>{f['severity']}</td><td>{html.escape(f['detail'])}</td></tr>"
+        f"<td>{html.escape(f['expectation'])}</td><td>{html.escape(str(f['severity']))}</td><td>{html.escape(f['detail'])}</td></tr>"
         for f in report.failures(with_split=True)
     )
     changes = "".join(
@@ -103,7 +104,7 @@ def render_html(report: ValidationReport, suite: Suite) -> str:
         if split.gx_result is not None:
             parts.append(f"<h2 style='margin:1rem 2rem'>Great Expectations Data Docs: {html.escape(split.name)}</h2>")
             parts.append(_gx_body(split.gx_result, f"s{i}", with_style=i == 0, aliases=split.column_aliases))
-    return (
+    return html_safety.with_policy(  # no script runs here, whatever the data says
         "<!doctype html><html><head><meta charset='utf-8'><title>Loopline data validation</title>"
         f"<style>{_OFFLINE_CSS}</style></head><body>{''.join(parts)}</body></html>"
     )
@@ -120,14 +121,15 @@ def summary_markdown(report: ValidationReport) -> str:
     changes = [(s.name, c) for s in report.splits for c in s.schema_changes]
     if changes:
         lines += ["### Schema changes", ""]
-        lines += [f"- {n}: `{c.column}` {c.detail} ({'blocks' if c.blocking else 'evolve'})" for n, c in changes]
+        lines += [f"- {html_safety.md(n)}: {html_safety.md_code(c.column)} {html_safety.md(c.detail)} "
+                  f"({'blocks' if c.blocking else 'evolve'})" for n, c in changes]
         lines.append("")
     failures = report.failures(with_split=True)
     if failures:
         lines += ["| dataset | column | expectation | severity | observed |", "|---|---|---|---|---|"]
         for f in failures:
-            detail = f["detail"].replace("|", "\\|")
-            lines.append(f"| {f.get('split', '')} | {f['column']} | {f['expectation']} | {f['severity']} | {detail} |")
+            cells = (f.get("split", ""), f["column"], f["expectation"], f["severity"], f["detail"])
+            lines.append("| " + " | ".join(html_safety.md(c) for c in cells) + " |")
     else:
         lines.append("Every expectation was met.")
     return "\n".join(lines) + "\n"

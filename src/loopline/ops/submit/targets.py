@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopline.core import services
 from loopline.core.errors import LooplineError
 from loopline.serving.targets import TARGETS as DEPLOY_TARGETS
 
@@ -63,17 +64,22 @@ class KfpTarget:
         import kfp.dsl.component_decorator  # noqa: F401
         from kfp.client import Client
 
+        if self.host:  # a dead endpoint is one line within the bound, not the client's minutes of retries
+            try:
+                services.reachable("KFP", self.host)
+            except services.ServiceUnavailable as exc:
+                raise SubmitError(str(exc)) from exc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # "This client only works with KFP v2.0.0-beta.2 and later"
             with kfp_errors(self):
-                return Client(
+                return services.bounded("KFP", self.host or "the in-cluster API", lambda: Client(
                     host=self.host or None,
                     namespace=self.namespace or "kubeflow",
                     existing_token=self.token or None,
                     client_id=self.client_id or None,
                     ssl_ca_cert=self.ssl_ca_cert or None,
                     kube_context=self.kube_context or None,
-                )
+                ))
 
     def run_url(self, run_id: str) -> str:
         return f"{self.host.rstrip('/')}/#/runs/details/{run_id}" if self.host else run_id
@@ -109,6 +115,7 @@ class VertexTarget:
 
             with vertex_errors():
                 credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        services.reachable("the Vertex AI API", self.api_endpoint or f"https://{self.location}-aiplatform.googleapis.com")
         settings: dict[str, Any] = {"project": self.project, "location": self.location, "credentials": credentials}
         if self.api_endpoint:
             settings["api_endpoint"] = self.api_endpoint
