@@ -109,12 +109,28 @@ def test_bad_search_space_is_a_clear_error(space, message):
         check_search_space(space)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"n_trials": 0}, "n_trials"), ({"max_epochs": 0}, "max_epochs")])
-def test_bad_budgets_are_rejected_before_training(splits, tmp_path, kwargs, message):
-    train, spec = read_split(splits["train"])
-    with pytest.raises(ValueError, match=message):
-        tune_and_train(train, train, spec, settings=tuning.TuningSettings(**kwargs), export_dir=tmp_path / "m")
-    assert not (tmp_path / "m").exists()
+@pytest.mark.parametrize("step", ["train_model", "tune_model"])
+@pytest.mark.parametrize(("kwargs", "message"), [({"n_trials": 0}, "n_trials must be a whole number of at least 1, got 0"),
+                                                 ({"max_epochs": 0}, "max_epochs must be at least 1, got 0")])
+def test_bad_budgets_are_rejected_before_training(splits, tmp_path, step, kwargs, message):
+    """Each training step, called as KFP calls it: a bad budget stops it before the study's
+    storage, the MLflow store or any output is touched."""
+    from kfp import dsl
+
+    from loopline import components
+    from loopline.core.errors import TuningConfigError
+
+    from .conftest import art
+
+    outs = ({"model": dsl.Model, "metrics": dsl.Metrics, "best_params": dsl.Artifact, "report": dsl.HTML}
+            if step == "train_model" else {"metrics": dsl.Metrics})
+    outputs = {name: art(cls, tmp_path, name) for name, cls in outs.items()}
+    inputs = {name: dsl.Dataset(name=name, uri=str(splits[name]), metadata={}) for name in ("train", "validation")}
+    study, store = tmp_path / "study.db", tmp_path / "mlflow.db"
+    with pytest.raises(TuningConfigError, match=message):
+        getattr(components, step).python_func(**inputs, **outputs, storage_url=f"sqlite:///{study}",
+                                              tracking_uri=f"sqlite:///{store}", study_name="budget", **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "the step wrote before it refused its budget"
 
 
 def test_the_model_carries_its_decision_threshold_and_class_weights(trained_model, splits):
