@@ -165,3 +165,24 @@ def test_multiclass_models_keep_the_argmax_and_report_the_rows_of_each_phase(tmp
     assert "decision_threshold" not in meta and "decision_threshold" not in result.decision
     assert result.rows == {"tuning_train": len(train), "tuning_validation": len(validation),
                            "final_train": len(train) + len(validation)}
+
+
+def test_float32_probabilities_are_scored_as_probabilities():
+    """A float32 softmax sums to 1 within float32 rounding; the tuning objective scores it without
+    scikit-learn's "do not sum to one" warning, and still lets that warning through for rows
+    that are not probabilities."""
+    import warnings
+
+    from loopline.tuning.trial_scores import objective_score
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(500, 3)).astype(np.float32)
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 3, 500)
+    assert np.abs(proba.astype(np.float64).sum(axis=1) - 1).max() > 1.5e-8  # beyond scikit-learn's float64 tolerance
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = objective_score("log_loss", labels, proba)
+    assert value == pytest.approx(-np.mean(np.log(proba.astype(np.float64)[np.arange(500), labels])), rel=1e-6)
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        objective_score("log_loss", labels, np.full((500, 3), 0.4))

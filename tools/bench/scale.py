@@ -111,8 +111,9 @@ def _measure(step: str, folder: Path) -> dict[str, Any]:
     out = folder / f"{step}.json"
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "tools.bench.scale", step, str(folder), str(out)])
-    _, status, usage = os.wait4(process.pid, 0)
+    _, status, usage = os.wait4(process.pid, 0)  # its own peak RSS, which Popen.wait does not give
     seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: the Popen must know
     if status != 0:
         raise RuntimeError(f"step {step} failed at {folder} (status {status})")
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
