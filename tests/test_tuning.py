@@ -276,9 +276,11 @@ def _worker(small_splits, url, name, *, n_trials, worker=1, max_epochs=3, thread
         train=small_splits["train"], validation=small_splits["validation"], settings=settings, worker=worker,
         threads=threads, heartbeat_interval=1.0, grace_period=grace,
     )
-    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed by the caller's wait
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if not log_path:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
+    with open(log_path, "w") as out:  # the worker writes to its own copy of the file descriptor
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def _ask_and_tell(study, objective) -> dict:
