@@ -4,6 +4,7 @@ predictions as a Dataset and their distribution as Metrics; bad input is one lin
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -160,4 +161,4 @@ def _pipeline_spec(pipeline) -> dict:
 
     with tempfile.NamedTemporaryFile(suffix=".yaml") as f:
         compiler.Compiler().compile(pipeline, f.name)
-        return yaml.safe_load(open(f.name))
+        return yaml.safe_load(Path(f.name).read_text())

@@ -125,6 +125,20 @@ def test_component_and_pipeline_modules_import_only_kfp_and_the_standard_library
     assert out.stdout.strip() == ""
 
 
+def test_another_teams_pipeline_of_compiled_components_needs_no_loopline(tmp_path):
+    """The team's script that tests/test_containers.py runs in the images: in an interpreter where
+    loopline cannot be imported, it wires three compiled components into its own DAG and compiles it."""
+    from .test_containers import team_pipeline
+
+    result, report = team_pipeline(tmp_path, tmp_path, "--compile-only")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report == {"loopline_imports": [], "loopline_modules": []}, report
+    dag = yaml.safe_load((tmp_path / "churn-team.yaml").read_text())
+    executors = dag["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {images.image("base"), images.image("trainer")}
+    assert sorted(dag["root"]["dag"]["tasks"]) == ["load-data", "train-model", "validate-data"]
+
+
 def test_components_run_on_their_image_without_installing_packages():
     for path in (COMPILED / "components").glob("*.yaml"):
         text = path.read_text()

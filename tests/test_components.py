@@ -58,6 +58,7 @@ def test_validate_data_passes_and_reports(loaded, tmp_path):
 
 def test_validate_data_names_the_failed_expectation(loaded, tmp_path):
     import json
+    import re
 
     import pandas as pd
 
@@ -66,15 +67,20 @@ def test_validate_data_names_the_failed_expectation(loaded, tmp_path):
     holdout, spec = read_split(loaded["holdout"].path)
     holdout["amount"] = holdout["amount"] * 1000  # far outside the training range
     write_split(holdout, spec, loaded["holdout"].path)
+    written = Path(loaded["holdout"].path).read_bytes()
     outs = _validation_outputs(tmp_path)
     with pytest.raises(ValidationFailed, match=r"holdout: expect_column_values_to_be_between\(amount\) \[critical\]"):
         components.validate_data.python_func(**loaded, **outs, fail_on_error=True)
-    assert isinstance(pd.read_parquet(loaded["holdout"].path), pd.DataFrame)
+    assert Path(loaded["holdout"].path).read_bytes() == written  # the failing step left its input as it was
     # every output is written before the step fails, for a person and for other steps to read
     result = json.loads(Path(outs["result"].path).read_text())
     assert result["outcome"] == "block" and result["passed"] is False
     assert {"expectation": "expect_column_values_to_be_between", "column": "amount", "severity": "critical",
             "split": "holdout"}.items() <= result["failures"][0].items()
+    # it names how many holdout amounts fall outside the range inferred from the training split
+    count, low, high = re.match(r"(\d+) values \(.*\) outside \[(\S+), (\S+)\]", result["failures"][0]["detail"]).groups()
+    amounts = pd.read_parquet(loaded["holdout"].path)["amount"].dropna()
+    assert int(count) == int(((amounts < float(low)) | (amounts > float(high))).sum()) > 0
     assert outs["metrics"].metadata["failed_critical"] >= 1
     assert "| holdout | amount | expect_column_values_to_be_between | critical |" in Path(outs["summary"].path).read_text()
 
@@ -386,7 +392,7 @@ def test_detect_drift_reference_defaults_to_the_champions_training_data(tmp_path
         )
 
 
-def test_detect_drift_compares_with_the_profile_stored_with_the_champion(tmp_path, demo_csv, trained_model, loaded):
+def test_detect_drift_compares_with_the_profile_stored_with_the_champion(tmp_path, demo_csv, trained_model):
     """A champion trained with a reference profile is the reference itself: its training data is not read."""
     import json
     import shutil
@@ -397,6 +403,14 @@ def test_detect_drift_compares_with_the_profile_stored_with_the_champion(tmp_pat
     from loopline.data.tables import read_split
     from loopline.drift import reference_profile
 
+    # the champion's own copy of the training data, which goes away below (the session's stays)
+    data = tmp_path / "training-data" / "transactions.csv"
+    data.parent.mkdir()
+    shutil.copyfile(demo_csv, data)
+    loaded = {n: art(dsl.Dataset, tmp_path / "splits", n) for n in ("train", "validation", "holdout")}
+    components.load_data.python_func(data_uri=str(data), target="is_fraud", ignore_columns=["transaction_id"],
+                                     feature_kinds={}, validation_fraction=0.15, holdout_fraction=0.15, seed=42,
+                                     **loaded)
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model, model_dir)
     frames = [read_split(loaded[name].path) for name in ("train", "validation")]
@@ -407,20 +421,18 @@ def test_detect_drift_compares_with_the_profile_stored_with_the_champion(tmp_pat
     _, judged = _evaluate(model_dir, loaded, tmp_path / "judged", {"roc_auc": 0.6})
     version = _register(model_dir, loaded, tmp_path, tracking_uri, judged["blessing"], pipeline_run="run-p")
     registry.set_alias(tracking_uri, "fraud", registry.CHAMPION, version)
-    Path(demo_csv).rename(tmp_path / "moved.csv")  # the training data is gone: the profile must do
-    try:
-        for shift, expected in ((1.0, True), (0.0, False)):
-            current = tmp_path / f"current-{shift}.csv"
-            demo_transactions(3000, shift=shift, seed=8).to_csv(current, index=False)
-            outs = _drift_outputs(tmp_path / f"out-{shift}")
-            drifted = components.detect_drift.python_func(
-                current_data_uri=str(current), target="is_fraud", tracking_uri=tracking_uri, model_name="fraud",
-                **outs,
-            )
-            assert drifted is expected
-            assert outs["table"].metadata["reference_uri"] == f"models:/fraud/{version}#reference_profile.json"
-            table = json.loads(Path(outs["table"].path).read_text())
-            assert table["reference_rows"] == profile["rows"] and table["current_rows"] == 3000
-            assert "profile stored with the champion" in Path(outs["report"].path).read_text()
-    finally:
-        (tmp_path / "moved.csv").rename(demo_csv)
+    assert registry.champion_data_uri(tracking_uri, "fraud") == str(data)
+    data.unlink()  # the training data is gone: the profile must do
+    for shift, expected in ((1.0, True), (0.0, False)):
+        current = tmp_path / f"current-{shift}.csv"
+        demo_transactions(3000, shift=shift, seed=8).to_csv(current, index=False)
+        outs = _drift_outputs(tmp_path / f"out-{shift}")
+        drifted = components.detect_drift.python_func(
+            current_data_uri=str(current), target="is_fraud", tracking_uri=tracking_uri, model_name="fraud",
+            **outs,
+        )
+        assert drifted is expected
+        assert outs["table"].metadata["reference_uri"] == f"models:/fraud/{version}#reference_profile.json"
+        table = json.loads(Path(outs["table"].path).read_text())
+        assert table["reference_rows"] == profile["rows"] and table["current_rows"] == 3000
+        assert "profile stored with the champion" in Path(outs["report"].path).read_text()

@@ -224,6 +224,7 @@ def test_the_lock_goes_with_a_holder_that_was_killed(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     with runlock.RunLock(home):
         pass
 

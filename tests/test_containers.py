@@ -143,11 +143,51 @@ REUSE = textwrap.dedent('''
                       holdout=loaded.outputs["holdout"])
         train_model(train=loaded.outputs["train"], validation=loaded.outputs["validation"], n_trials=1, max_epochs=2)
 
-    local.init(runner=local.DockerRunner(network_mode="host"), pipeline_root=str(root), raise_on_error=True)
-    run = churn(data_uri=str(data))
-    assert "loopline" not in sys.modules
-    print(json.dumps({"state": str(run.state) if hasattr(run, "state") else "done"}))
+    if sys.argv[3:] == ["--compile-only"]:  # the team's DAG as YAML, no container engine needed
+        from kfp import compiler
+
+        compiler.Compiler().compile(churn, str(root / "churn-team.yaml"))
+    else:
+        local.init(runner=local.DockerRunner(network_mode="host"), pipeline_root=str(root), raise_on_error=True)
+        churn(data_uri=str(data))
 ''')
+
+# Runs a script (argv[1], its arguments after it) the way it runs where Loopline is not installed:
+# importing loopline fails. The last line of stdout says what tried to import it and what was loaded.
+WITHOUT_LOOPLINE = textwrap.dedent('''
+    import json, runpy, sys
+
+    class NoLoopline:
+        attempts = []
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "loopline":
+                self.attempts.append(name)
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    finder = NoLoopline()
+    sys.meta_path.insert(0, finder)
+    sys.argv = sys.argv[1:]
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    finally:
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] == "loopline")
+        print(json.dumps({"loopline_imports": finder.attempts, "loopline_modules": loaded}), flush=True)
+''')
+
+
+def team_pipeline(folder: Path, root: Path, *extra: str, env: dict | None = None, timeout: float = 300):
+    """Run the team's script (REUSE) on Loopline's compiled components, without loopline; return
+    the process and its report (what tried to import loopline, which loopline modules were loaded)."""
+    script = folder / "team_pipeline.py"
+    script.write_text(REUSE)
+    env = env or {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # -I: the team's interpreter sees neither this repository nor the working directory
+    result = subprocess.run([sys.executable, "-I", "-c", WITHOUT_LOOPLINE, str(script), str(ROOT / "compiled" / "components"),
+                             str(root), *extra], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+    lines = result.stdout.strip().splitlines()
+    return result, (json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None)
 
 
 def test_another_team_reuses_three_compiled_components_in_its_own_pipeline(tmp_path):
@@ -156,16 +196,13 @@ def test_another_team_reuses_three_compiled_components_in_its_own_pipeline(tmp_p
     root = tmp_path / "pipeline_root"
     root.mkdir()
     root.chmod(0o1777)
-    script = tmp_path / "team_pipeline.py"
-    script.write_text(REUSE)
     with Engine(tmp_path / "engine") as engine:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["DOCKER_HOST"] = engine.base_url
-        # -I: the team's interpreter sees neither this repository nor the working directory
-        result = subprocess.run([sys.executable, "-I", str(script), str(ROOT / "compiled" / "components"), str(root)],
-                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=2400)
+        result, report = team_pipeline(tmp_path, root, env=env, timeout=2400)
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
-    assert "import loopline" not in REUSE and "from loopline" not in REUSE
+    # the team's process ran the whole pipeline without importing loopline: only the images hold it
+    assert report == {"loopline_imports": [], "loopline_modules": []}, report
     run_dir = next(root.glob("churn-team-*"))
     for task in ("load-data", "validate-data", "train-model"):
         assert (run_dir / task / "executor_output.json").is_file(), task

@@ -110,7 +110,25 @@ def test_each_rule_names_its_parameter(values, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+# Values on the edges of their domains, each with the nearest value outside it.
+EDGES = [
+    ("n_trials", 1, 0), ("max_epochs", 1, 0), ("seed", 0, -1), ("drift_share", 1.0, 1.01),
+    ("cooldown_hours", 0, -0.5), ("canary_percent", 99, 100), ("canary_percent", 1, 0),
+    ("validation_fraction", 0.49, 0.5), ("max_concurrency", 1, 0), ("smoke_rows", 1, 0),
+    ("objective", "log_loss", "logloss"), ("deploy_target", "kserve", "k8s"), ("rerun_mode", "submit", "post"),
+    ("rerun_target", "vertex", "gcp"), ("thresholds", {"roc_auc": 0.7, "recall_1": 0.2}, {"roc_acu": 0.7}),
+]
+
+
 def test_values_inside_their_domains_pass():
-    domains.check({"n_trials": 1, "max_epochs": 1, "seed": 0, "drift_share": 1.0, "escalation_threshold": 1.0,
-                   "thresholds": {"roc_auc": 0.7, "recall_1": 0.2}, "cooldown_hours": 0, "canary_percent": 10,
-                   "objective": "log_loss", "deploy_target": "kserve", "rerun_mode": "submit"})
+    """Together and one at a time, every edge passes; one step beyond it is refused by name."""
+    inside = {"n_trials": 1, "max_epochs": 1, "seed": 0, "drift_share": 1.0, "escalation_threshold": 1.0,
+              "thresholds": {"roc_auc": 0.7, "recall_1": 0.2}, "cooldown_hours": 0, "canary_percent": 10,
+              "objective": "log_loss", "deploy_target": "kserve", "rerun_mode": "submit"}
+    domains.check(inside)
+    for name, edge, beyond in EDGES:
+        domains.check({name: edge})
+        with pytest.raises(LooplineError) as info:
+            domains.check({name: beyond})
+        shown = "roc_acu" if name == "thresholds" else name
+        assert shown in str(info.value), (name, beyond, str(info.value))

@@ -222,9 +222,31 @@ def test_two_concurrent_runs_on_one_folder_end_with_exactly_one_gated_champion(t
     assert serving.read_state(home, "loopline-model") is None  # the run stopped its server
 
 
-def test_no_model_server_is_left_after_the_runs_of_this_suite(tmp_path_factory):
-    """Every `loopline run` above stopped what it started (this test runs after them)."""
+def _model_server(pid: int) -> bool:
+    try:
+        return b"loopline.serving" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # no such process
+        return False
+
+
+@pytest.mark.slow
+def test_no_model_server_is_left_after_the_runs_of_this_suite(closed_loop, tmp_path_factory):
+    """The session's demo run (the fixture makes it when no test has yet) started a model server
+    per deployed version and stopped each: no process, no listening port, no record is left; nor
+    of any other run this session made."""
     from .test_fault_drills import listening_ports, servers_under
+
+    home, _ = closed_loop
+    started = sorted((home / "serving").glob("*-v*-*.log"))  # each server's own log: <model>-v<version>-<port>.log
+    assert len(started) >= 2, started  # the first version, then the drift-triggered retrain's
+    ports = listening_ports()
+    assert not [log.name for log in started if int(log.stem.rsplit("-", 1)[1]) in ports]
+    (record,) = localruns.list_runs(home)
+    stopped = [int(pid) for pid in re.findall(r"stopped local model server \S+ v\d+ \(pid (\d+)\)",
+                                              record.log_path.read_text())]
+    assert len(stopped) >= len(started), stopped
+    assert not [pid for pid in stopped if _model_server(pid)]
+    assert servers_under(home) == [] and serving.recorded_servers(home) == []
 
     base = tmp_path_factory.getbasetemp()
     assert servers_under(base) == []

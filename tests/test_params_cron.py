@@ -113,7 +113,38 @@ def test_bad_cron_is_a_one_line_error(text, message):
         cron.parse(text)
 
 
-def test_default_schedules_follow_common_practice():
-    assert cron.DEFAULT_CRON == {"training": "0 3 * * 1", "drift_monitor": "0 2 * * *"}
-    for text in cron.DEFAULT_CRON.values():
-        cron.parse(text)
+def _fires(kfp_cron: str, start, days: int) -> list:
+    """When a 6-field, seconds-first cron of plain values and '*' fires, minute by minute over `days`."""
+    from datetime import timedelta
+
+    second, minute, hour, dom, month, dow = kfp_cron.split()
+    assert second == "0" and "*" == dom == month, kfp_cron  # what the defaults use; anything else fails here
+
+    def match(field: str, value: int) -> bool:
+        return field == "*" or value in {int(v) for v in field.split(",")}
+
+    times = (start + timedelta(minutes=m) for m in range(days * 24 * 60))
+    return [t for t in times if match(minute, t.minute) and match(hour, t.hour) and match(dow, t.isoweekday() % 7)]
+
+
+@pytest.mark.parametrize(("pipeline", "every_days", "hour"), [("training", 7, 3), ("drift_monitor", 1, 2)])
+def test_default_schedules_follow_common_practice(kfp_api, pipeline, every_days, hour):
+    """`loopline schedule` without --cron: training weekly on Mondays, the drift monitor daily,
+    both at night (UTC); read from the cron sent to KFP."""
+    from datetime import UTC, datetime
+
+    from loopline.cli import app as cli
+
+    data = {"training": ["data_uri=s3://d/train.csv"],
+            "drift_monitor": ["reference_data_uri=s3://d/ref.csv", "current_data_uri=s3://d/cur.csv"]}[pipeline]
+    args = [a for value in [*data, "target=is_fraud", "tracking_uri=http://mlflow:5000"] for a in ("--param", value)]
+    assert cli.main(["schedule", "--pipeline", pipeline, "--kfp-host", kfp_api.url, *args]) == 0
+    (request,) = kfp_api.find("POST", "/recurringruns")
+    sent = request.body["trigger"]["cron_schedule"]["cron"]
+    monday = datetime(2026, 1, 5, tzinfo=UTC)
+    fires = _fires(sent, monday, days=14)
+    assert len(fires) == 14 // every_days, (sent, fires)
+    assert all(t.hour == hour and t.minute == 0 for t in fires), (sent, fires)
+    assert all((b - a).days == every_days for a, b in zip(fires, fires[1:], strict=False)), (sent, fires)
+    if pipeline == "training":
+        assert {t.strftime("%A") for t in fires} == {"Monday"}

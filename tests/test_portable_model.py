@@ -71,7 +71,8 @@ def _probe(splits, n=16):
 
 def test_the_model_declares_its_requirements_and_not_loopline(registered):
     text = (ROOT / "requirements.lock").read_text().lower().replace("_", "-")
-    requirements = open(os.path.join(registered, "requirements.txt")).read()
+    with open(os.path.join(registered, "requirements.txt")) as f:
+        requirements = f.read()
     assert "loopline" not in requirements
     for pin in mlflow_store.MODEL_REQUIREMENTS:
         assert pin in requirements and pin.lower() in text.splitlines(), pin

@@ -34,7 +34,20 @@ def test_a_group_that_ignores_sigterm_is_killed_after_the_grace():
 
 
 def test_a_group_that_is_gone_already_is_not_an_error():
-    process = subprocess.Popen(["true"], start_new_session=True)
-    process.wait()
-    stop_group(process)
-    assert process.returncode == 0
+    """The process ended by itself and was not reaped yet: stop_group reaps it, with its own exit
+    code, not a signal's."""
+    process = subprocess.Popen(["sh", "-c", "exit 3"], start_new_session=True)
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # it has exited; still unreaped
+    assert process.returncode is None
+    stop_group(process, grace=5, wait_for_group=True)
+    assert process.returncode == 3 and not _group_alive(process.pid)
+
+
+def test_a_group_reaped_elsewhere_is_not_an_error():
+    """Someone else reaped the process (its pid and group are gone): stop_group returns, and the
+    Popen no longer counts as running."""
+    process = subprocess.Popen(["sh", "-c", "exit 3"], start_new_session=True)
+    os.waitpid(process.pid, 0)  # behind the Popen's back
+    assert process.returncode is None
+    stop_group(process, grace=5, wait_for_group=True)
+    assert process.returncode is not None and not _group_alive(process.pid)

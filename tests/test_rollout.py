@@ -21,6 +21,7 @@ from loopline.serving import server as serving
 
 from .conftest import ROOT
 from .standins.kubernetes_api import KubernetesApiStandIn
+from .test_fault_drills import listening_ports
 
 LIMITS = rollout.SmokeLimits(rows=8, tolerance=1e-5, max_p95_ms=5000)
 
@@ -56,7 +57,9 @@ def _still_serving_v1(home, probe):
 
 
 def test_local_healthy_canary_is_promoted(home, trained_model, probe, tmp_path):
-    first = _first(home, trained_model, probe)
+    _first(home, trained_model, probe)
+    old = serving.read_state(home, "fraud")  # the v1 server: its real process and port
+    assert old.version == "1" and serving.is_alive(old) and Path(f"/proc/{old.pid}").exists()
     v2 = tmp_path / "v2"
     shutil.copytree(trained_model, v2)
     rows, expected = probe
@@ -64,9 +67,11 @@ def test_local_healthy_canary_is_promoted(home, trained_model, probe, tmp_path):
                                    rows=rows, expected=expected, limits=LIMITS)
     assert result.action == rollout.PROMOTED and result.previous_version == "1" and result.smoke.passed
     state = serving.read_state(home, "fraud")
-    assert state.version == "2" and serving.is_alive(state)
-    old = serving.ServerInfo("fraud", "1", 0, int(first.endpoint.split(":")[2].split("/")[0]), "", "")
-    assert not serving.is_alive(old)  # the old server was stopped after the switch
+    assert state.version == "2" and serving.is_alive(state) and state.pid != old.pid
+    # the old server was stopped after the switch: its process is gone, its port answers no more
+    assert not Path(f"/proc/{old.pid}").exists(), f"the v1 server (pid {old.pid}) is still running"
+    assert old.port not in listening_ports() and not serving.is_alive(old)
+    assert not old.record.exists()  # and it is no longer recorded as running
     again = rollout.rollout_local(home=home, model_name="fraud", version="2", model_dir=str(v2),
                                   rows=rows, expected=expected, limits=LIMITS)
     assert again.action == rollout.NOOP
@@ -316,15 +321,18 @@ def test_rbac_grants_exactly_the_verbs_the_rollout_uses(cluster, probe):
     rollout.rollout_cluster(api, _manifest("3"), rows=rows, expected=expected[:, ::-1].copy(), limits=LIMITS, ready_timeout=5)
     used = {{"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[r.method]
             for r in standin.requests}
+    # /apis/<group>/<version>/namespaces/<namespace>/<resource>[/<name>]: what each request touched
+    paths = [r.path.split("?")[0].split("/") for r in standin.requests]
+    assert all(p[1] == "apis" and p[4] == "namespaces" for p in paths), paths  # namespaced: a Role can grant it
+    touched = {(p[2], p[6]) for p in paths}
     docs = list(yaml.safe_load_all((ROOT / "components" / "deploy_model" / "rbac.yaml").read_text()))
     role = next(d for d in docs if d["kind"] == "Role")
     (rule,) = role["rules"]
-    assert rule["apiGroups"] == ["serving.kserve.io"] and rule["resources"] == ["inferenceservices"]
+    assert {(group, resource) for group in rule["apiGroups"] for resource in rule["resources"]} == touched
     assert set(rule["verbs"]) == used
     binding = next(d for d in docs if d["kind"] == "RoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"][0]["name"] == next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]["name"]
-    assert Path(ROOT / "components" / "deploy_model" / "rbac.yaml").is_file()
 
 
 class HeldController:

@@ -85,4 +85,5 @@ def test_the_runtime_container_arguments_start_the_local_model_server(trained_mo
         np.testing.assert_allclose(np.asarray(output["data"]).reshape(output["shape"]), expected, atol=1e-5)
     finally:
         serving.stop_server(info)
+        proc.wait(timeout=30)  # reaped by stop_server already: this tells the Popen
         log.close()

@@ -109,12 +109,28 @@ def test_bad_search_space_is_a_clear_error(space, message):
         check_search_space(space)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"n_trials": 0}, "n_trials"), ({"max_epochs": 0}, "max_epochs")])
-def test_bad_budgets_are_rejected_before_training(splits, tmp_path, kwargs, message):
-    train, spec = read_split(splits["train"])
-    with pytest.raises(ValueError, match=message):
-        tune_and_train(train, train, spec, settings=tuning.TuningSettings(**kwargs), export_dir=tmp_path / "m")
-    assert not (tmp_path / "m").exists()
+@pytest.mark.parametrize("step", ["train_model", "tune_model"])
+@pytest.mark.parametrize(("kwargs", "message"), [({"n_trials": 0}, "n_trials must be a whole number of at least 1, got 0"),
+                                                 ({"max_epochs": 0}, "max_epochs must be at least 1, got 0")])
+def test_bad_budgets_are_rejected_before_training(splits, tmp_path, step, kwargs, message):
+    """Each training step, called as KFP calls it: a bad budget stops it before the study's
+    storage, the MLflow store or any output is touched."""
+    from kfp import dsl
+
+    from loopline import components
+    from loopline.core.errors import TuningConfigError
+
+    from .conftest import art
+
+    outs = ({"model": dsl.Model, "metrics": dsl.Metrics, "best_params": dsl.Artifact, "report": dsl.HTML}
+            if step == "train_model" else {"metrics": dsl.Metrics})
+    outputs = {name: art(cls, tmp_path, name) for name, cls in outs.items()}
+    inputs = {name: dsl.Dataset(name=name, uri=str(splits[name]), metadata={}) for name in ("train", "validation")}
+    study, store = tmp_path / "study.db", tmp_path / "mlflow.db"
+    with pytest.raises(TuningConfigError, match=message):
+        getattr(components, step).python_func(**inputs, **outputs, storage_url=f"sqlite:///{study}",
+                                              tracking_uri=f"sqlite:///{store}", study_name="budget", **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "the step wrote before it refused its budget"
 
 
 def test_the_model_carries_its_decision_threshold_and_class_weights(trained_model, splits):
@@ -149,3 +165,24 @@ def test_multiclass_models_keep_the_argmax_and_report_the_rows_of_each_phase(tmp
     assert "decision_threshold" not in meta and "decision_threshold" not in result.decision
     assert result.rows == {"tuning_train": len(train), "tuning_validation": len(validation),
                            "final_train": len(train) + len(validation)}
+
+
+def test_float32_probabilities_are_scored_as_probabilities():
+    """A float32 softmax sums to 1 within float32 rounding; the tuning objective scores it without
+    scikit-learn's "do not sum to one" warning, and still lets that warning through for rows
+    that are not probabilities."""
+    import warnings
+
+    from loopline.tuning.trial_scores import objective_score
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(500, 3)).astype(np.float32)
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 3, 500)
+    assert np.abs(proba.astype(np.float64).sum(axis=1) - 1).max() > 1.5e-8  # beyond scikit-learn's float64 tolerance
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = objective_score("log_loss", labels, proba)
+    assert value == pytest.approx(-np.mean(np.log(proba.astype(np.float64)[np.arange(500), labels])), rel=1e-6)
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        objective_score("log_loss", labels, np.full((500, 3), 0.4))

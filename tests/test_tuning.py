@@ -177,12 +177,28 @@ def test_median_pruning_stops_poor_trials_early(small_splits, tmp_path):
     assert all(t.intermediate_values for t in study.trials)  # every epoch's objective was reported
 
 
-def test_hyperband_pruner_runs(small_splits, tmp_path):
+def test_hyperband_prunes_trials_at_its_rungs(small_splits, tmp_path):
+    """Hyperband (reduction factor 3 from one epoch) judges a trial only at its bracket's rungs,
+    epoch indices 1, 3, 9, ...: every pruned trial ends at a rung, where it was compared."""
+    from optuna.trial import TrialState
+
     from loopline.tuning.training import tune_and_train
 
     train, validation, spec = _frames(small_splits)
-    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=2, max_epochs=2, pruner="hyperband", objective="accuracy", search_space=TINY_SPACE), export_dir=tmp_path / "m")
-    assert 0.0 <= result.best_value <= 1.0
+    space = {**TINY_SPACE, "learning_rate": {"low": 1e-5, "high": 1e-2, "log": True}}
+    url, max_epochs = f"sqlite:///{tmp_path}/study.db", 9
+    result = tune_and_train(train, validation, spec, settings=tuning.TuningSettings(n_trials=8, max_epochs=max_epochs, seed=2, pruner="hyperband", objective="accuracy", search_space=space, storage_url=url, study_name="hyperband"), export_dir=tmp_path / "m")
+    rungs = {3**k for k in range(3)}  # epoch indices where some bracket judges (3**2 = 9 is past the last epoch)
+    trials = _study(url, "hyperband").trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.number, t.state.name, sorted(t.intermediate_values)) for t in trials]
+    for t in pruned:
+        judged = sorted(k for k in t.system_attrs if k.startswith("completed_rung_"))
+        assert t.last_step in rungs and t.last_step < max_epochs - 1, (t.number, t.last_step)
+        # the value it was judged on at its last rung is its objective at that epoch
+        assert judged and t.system_attrs[judged[-1]] == t.intermediate_values[t.last_step], (t.number, t.system_attrs)
+        assert t.user_attrs["epochs"] == t.last_step + 1
+    assert all(t["state"] in ("COMPLETE", "PRUNED") for t in result.trials)
 
 
 def test_the_timeout_ends_tuning_between_trials(small_splits, tmp_path):
@@ -260,9 +276,11 @@ def _worker(small_splits, url, name, *, n_trials, worker=1, max_epochs=3, thread
         train=small_splits["train"], validation=small_splits["validation"], settings=settings, worker=worker,
         threads=threads, heartbeat_interval=1.0, grace_period=grace,
     )
-    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed by the caller's wait
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if not log_path:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
+    with open(log_path, "w") as out:  # the worker writes to its own copy of the file descriptor
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def _ask_and_tell(study, objective) -> dict:

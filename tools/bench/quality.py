@@ -77,6 +77,18 @@ def _scores(labels: np.ndarray, proba: np.ndarray, classes: list[str], threshold
     return {k: round(metrics[k], 4) for k in ("roc_auc", "accuracy", "average_precision", "log_loss", "brier")}
 
 
+def comparison(loopline: dict[str, float], lr: dict[str, float], histgb: dict[str, float]) -> dict[str, Any]:
+    """Loopline's holdout scores against the two scikit-learn models', and whether the goal is met."""
+    out: dict[str, Any] = {
+        "auc_vs_lr": round(loopline["roc_auc"] - lr["roc_auc"], 4),
+        "accuracy_vs_lr": round(loopline["accuracy"] - lr["accuracy"], 4),
+        "auc_vs_histgb": round(loopline["roc_auc"] - histgb["roc_auc"], 4),
+    }
+    out["goal_met"] = bool(out["auc_vs_lr"] >= -AUC_BELOW_LR and out["accuracy_vs_lr"] >= -ACCURACY_BELOW_LR
+                           and out["auc_vs_histgb"] >= -AUC_BELOW_HISTGB)
+    return out
+
+
 def one_dataset(name: str, frame: pd.DataFrame, target: str, ignore: list[str], *, seed: int = 42) -> dict[str, Any]:
     spec = input_checks.build_spec(frame, target=target, ignore_columns=ignore)
     train, validation, holdout = data.split(dataset_spec.conform(frame, spec), spec, settings=data.SplitSettings(seed=seed))
@@ -97,12 +109,8 @@ def one_dataset(name: str, frame: pd.DataFrame, target: str, ignore: list[str], 
         "loopline": loopline_scores, "logistic_regression": lr, "histgb": histgb,
         "loopline_threshold": None if threshold is None else round(threshold, 4),
         "loopline_train_seconds": round(seconds, 1), "loopline_params": result.best_params,
-        "auc_vs_lr": round(loopline_scores["roc_auc"] - lr["roc_auc"], 4),
-        "accuracy_vs_lr": round(loopline_scores["accuracy"] - lr["accuracy"], 4),
-        "auc_vs_histgb": round(loopline_scores["roc_auc"] - histgb["roc_auc"], 4),
+        **comparison(loopline_scores, lr, histgb),
     }
-    entry["goal_met"] = bool(entry["auc_vs_lr"] >= -AUC_BELOW_LR and entry["accuracy_vs_lr"] >= -ACCURACY_BELOW_LR
-                             and entry["auc_vs_histgb"] >= -AUC_BELOW_HISTGB)
     log.info("model_quality %s: %s", name, entry)
     return entry
 

@@ -216,6 +216,7 @@ def start_server(model_dir: str, *, model_name: str, version: str, log_dir: str 
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )
     info = ServerInfo(model_name, str(version), proc.pid, port, str(model_dir), str(log_file), host)
+    _STARTED[proc.pid] = proc  # kept until stop_server reaps it (a dropped Popen of a running child warns)
     try:
         _write_record(info)
         log.info("starting local KServe model server for %s v%s on %s (log: %s)", model_name, version, info.url, log_file)
@@ -245,6 +246,9 @@ def wait_ready(info: ServerInfo, proc: subprocess.Popen, *, timeout: float) -> S
     raise DeploymentError(f"local model server for {info.model_name} v{info.version} not ready after {timeout:.0f}s")
 
 
+_STARTED: dict[int, subprocess.Popen] = {}  # servers this process started, by pid
+
+
 def _write_record(info: ServerInfo) -> None:
     info.record.parent.mkdir(parents=True, exist_ok=True)
     info.record.write_text(json.dumps(asdict(info), indent=2))
@@ -252,6 +256,9 @@ def _write_record(info: ServerInfo) -> None:
 
 def _forget(info: ServerInfo) -> None:
     info.record.unlink(missing_ok=True)
+    proc = _STARTED.pop(info.pid, None)
+    if proc is not None:
+        proc.poll()  # its exit status, when it has ended (or was reaped by waitpid)
 
 
 def _is_server_process(pid: int) -> bool:

@@ -6,6 +6,7 @@ TensorFlow."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from loopline.core.errors import TuningConfigError
+
+log = logging.getLogger(__name__)
 
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
@@ -102,6 +105,7 @@ def open_storage(
             racing = any(word in reason_text.lower() for word in ("unique", "already exists", "duplicate", "locked"))
             if not racing or attempt == 3:
                 raise TuningConfigError(f"cannot use the tuning storage '{shown}': {reason_text}") from None
+            log.info("tuning storage %s: another worker is setting it up (%s); trying again", shown, reason_text)
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
 

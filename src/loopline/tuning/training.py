@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,8 +291,13 @@ def retrain_streaming(data: PreparedData, params: dict[str, Any], *, epochs: int
     progress.report("final training epochs", 0, epochs)
     shown = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: progress.report("final training epochs", epoch + 1, epochs))
-    model.fit(streaming.parquet_dataset(paths, data.spec, int(params["batch_size"]), seed=seed), epochs=epochs,
-              class_weight=_class_weight(sample_y, data.spec), callbacks=[epoch_log, shown], shuffle=False, verbose=0)
+    with warnings.catch_warnings():
+        # The stream's length is unknown until its first epoch ends, which Keras 3 reports as
+        # "Your input ran out of data"; every later epoch has that length.
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        model.fit(streaming.parquet_dataset(paths, data.spec, int(params["batch_size"]), seed=seed), epochs=epochs,
+                  class_weight=_class_weight(sample_y, data.spec), callbacks=[epoch_log, shown], shuffle=False,
+                  verbose=0)
     rows = sum(streaming.count_rows(p) for p in paths)
     log.info("retrained the best configuration on %d rows streamed from %d files for %d epochs", rows, len(paths),
              epochs)

@@ -18,8 +18,20 @@ def auc_score(labels: np.ndarray, proba: np.ndarray) -> float:
         return float(roc_auc_score(labels, proba[:, 1]))
     return float(roc_auc_score(labels, proba, multi_class="ovr", average="macro", labels=list(range(proba.shape[1]))))
 
+def as_probabilities(proba: np.ndarray) -> np.ndarray:
+    """`proba` as float64. Rows that sum to 1 within float32 rounding (a float32 model's softmax)
+    are normalised in float64, so that scikit-learn's float64 check sees probabilities; rows
+    further off are left for it to report."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim == 2 and len(proba):
+        sums = proba.sum(axis=1, keepdims=True)
+        if np.all(np.abs(sums - 1.0) <= 1e-5):
+            proba = proba / sums
+    return proba
+
 def objective_score(objective: str, labels: np.ndarray, proba: np.ndarray) -> float:
     """The tuning objective on a split: roc_auc and accuracy (higher is better), log_loss (lower)."""
+    proba = as_probabilities(proba)
     if objective == "roc_auc":
         return auc_score(labels, proba)
     if objective == "accuracy":
