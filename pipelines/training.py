@@ -88,11 +88,12 @@ def build_training(settings: cluster.ClusterSettings):
         deploy_max_replicas: int = 1,
         deploy_cpu: str = "1",
         deploy_memory: str = "2Gi",
+        partition_filter: str = "",
     ):
         """Trains, gates, registers and deploys a tabular classifier.
 
         Args:
-            data_uri: CSV or Parquet file with features and the target.
+            data_uri: CSV or Parquet file, folder, prefix or glob of Parquet files (Hive partitions), or a SQL table or query (postgresql://host/db?table=NAME), with features and the target.
             target: Label column.
             tracking_uri: MLflow tracking URI.
             model_name: Registered model name in MLflow.
@@ -129,9 +130,11 @@ def build_training(settings: cluster.ClusterSettings):
             deploy_max_replicas: Maximum predictor replicas.
             deploy_cpu: CPU request and limit of each predictor replica.
             deploy_memory: Memory request and limit of each predictor replica.
+            partition_filter: Rows of data_uri to train on, e.g. "dt >= 2026-11-01"; empty for all.
         """
         load = step(load_data(
-            data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
+            data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed,
+            partition_filter=partition_filter,
         ).set_caching_options(False), "load_data")
         validate = step(validate_data(
             train=load.outputs["train"], validation=load.outputs["validation"], holdout=load.outputs["holdout"]

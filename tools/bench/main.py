@@ -1,7 +1,7 @@
 """Benchmarks (`make bench`): print a table and write `.loopline/bench.json`.
 
-    python -m tools.bench.main                    # every benchmark
-    python -m tools.bench.main drift_1m           # one (or several) by name
+    python -m tools.bench                    # every benchmark
+    python -m tools.bench drift_1m           # one (or several) by name
 
 `bench.json` is a list of objects, each with a `name` and its figures; a benchmark replaces
 its own entry and keeps the others.
@@ -21,7 +21,7 @@ its own entry and keeps the others.
   regression and HistGradientBoosting on the same split (`bench_quality`).
 - `scale`: the whole training pipeline (load to deploy) at 10k, 100k and 1M rows, each step in
   its own process: seconds and peak RSS per step (`bench_scale`).
-`python -m tools.bench.main NAME ...` runs only the named benchmarks; without names, all of them.
+`python -m tools.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded."""
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ BENCHMARKS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tools.bench.main", description="Loopline benchmarks")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description="Loopline benchmarks")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]

@@ -1,8 +1,8 @@
 """The `scale` benchmark: the training pipeline's data and model steps on the demo generator at
 10k, 100k and 1M rows, every step in its own process: wall seconds and peak RSS per step.
 
-    python -m tools.bench.main scale                       # 10k, 100k, 1M
-    LOOPLINE_SCALE_ROWS=10000,100000 python -m tools.bench.main scale
+    python -m tools.bench scale                       # 10k, 100k, 1M
+    LOOPLINE_SCALE_ROWS=10000,100000 python -m tools.bench scale
 
 Steps: the whole training pipeline. load_data, validate_data, train_model (the pipeline's
 defaults: 4 trials, up to 15 epochs; tuning on a stratified sample above

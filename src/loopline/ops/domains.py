@@ -34,7 +34,8 @@ SETTINGS: list[tuple[type, dict[str, str]]] = [
                                     "report_sample_rows")}),
     (reruns.EscalationSettings, {n: n for n in ("drift_share", "escalation_threshold", "rerun_mode")}),
     (reruns.RetrainSettings, {n: n for n in ("rerun_target", "cooldown_hours")}),
-    (data.SplitSettings, {n: n for n in ("validation_fraction", "holdout_fraction", "seed")}),
+    (data.SplitSettings, {n: n for n in ("validation_fraction", "holdout_fraction", "seed",
+                                               "partition_filter")}),
     (rollout.DeploySettings, {"deploy_target": "target", "canary_percent": "canary_percent",
                               "smoke_rows": "smoke_rows"}),
 ]
