@@ -326,3 +326,35 @@ def test_sources_tell_sql_globs_and_folders_apart(lake, demo_csv):
     assert sources.is_sql("postgresql+psycopg://h/db?table=t") and sources.is_sql("sqlite:///x.db?table=t")
     assert not sources.is_sql("s3://bucket/prefix/") and sources.is_glob("s3://b/dt=*/x.parquet")
     assert sources.is_dataset(str(lake[0])) and not sources.is_dataset(str(demo_csv))
+
+
+@pytest.mark.parametrize("case", ["no files", "different schemas", "unreachable database"])
+def test_loopline_run_stops_on_a_bad_source_with_one_line_before_training(tmp_path, case):
+    import subprocess
+    import sys
+
+    from .conftest import free_port
+
+    folder = tmp_path / "lake"
+    folder.mkdir()
+    message = ""
+    if case == "no files":
+        message = "no Parquet files match"
+    else:
+        write_partitioned(folder, demo_transactions(600, seed=4))
+    if case == "different schemas":
+        odd = folder / "dt=2026-12-01" / "part-0000.parquet"
+        pq.write_table(pa.table({"amount": ["text"], "is_fraud": [0]}), odd)
+        message = "dt=2026-12-01/part-0000.parquet differs from dt=2026-10-01/part-0000.parquet"
+    data_uri = str(folder)
+    if case == "unreachable database":
+        data_uri = f"postgresql://loopline@127.0.0.1:{free_port()}/postgres?table=transactions"
+        message = "cannot reach the database at 127.0.0.1:"
+    home = tmp_path / "home"
+    result = subprocess.run([sys.executable, "-m", "loopline.cli", "run", "--data", data_uri, "--target", "is_fraud",
+                             "--ignore", *IGNORE, "--home", str(home)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("loopline: error:") and message in lines[0], result.stderr
+    assert not (home / "pipeline_root").exists() and not (home / "mlflow.db").exists()  # nothing ran or registered
