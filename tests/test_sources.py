@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
@@ -170,6 +171,25 @@ def test_the_drift_check_reads_partitioned_windows_locally_and_on_s3(lake, s3_la
             feature_kinds={}, drift_share=0.5, **outs)
         assert outs["table"].metadata["current_uri"] == current
     assert verdicts == {"same": False, "shifted": True}
+
+
+def test_a_partitioned_prefix_on_gs_through_gcsfs_under_a_filter(lake, monkeypatch):
+    import gcsfs
+
+    from .standins.gcs_api import GcsApiStandIn
+
+    folder, frame, rows = lake
+    with GcsApiStandIn(buckets=("loopline-gcs",)) as server:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+        gcsfs.GCSFileSystem.clear_instance_cache()
+        for path in sorted(folder.rglob("*.parquet")):
+            server.put("loopline-gcs", f"lake/{path.relative_to(folder)}", path.read_bytes())
+        raw, lineage = data_lib.read_dataset("gs://loopline-gcs/lake", "dt = 2026-12-01")
+        opened = {r.path for r in server.requests if r.method == "GET" and r.query.get("alt") == "media"}
+    gcsfs.GCSFileSystem.clear_instance_cache()
+    assert len(raw) == rows["2026-12-01"] and set(raw["dt"]) == {"2026-12-01"}
+    assert lineage["base"] == "gs://loopline-gcs/lake" and lineage["file_count"] == 2
+    assert opened and all("2026-12-01" in unquote(p) for p in opened)  # no other partition was downloaded
 
 
 # ---------------------------------------------------------------------------------------------
