@@ -192,6 +192,24 @@ def test_a_partitioned_prefix_on_gs_through_gcsfs_under_a_filter(lake, monkeypat
     assert opened and all("2026-12-01" in unquote(p) for p in opened)  # no other partition was downloaded
 
 
+def test_validate_data_takes_its_reference_from_a_partitioned_folder(lake, tmp_path):
+    from kfp import dsl
+
+    from loopline import components
+
+    folder, _, _ = lake
+    splits = {n: art(dsl.Dataset, tmp_path, n) for n in ("train", "validation", "holdout")}
+    components.load_data.python_func(data_uri=f"{folder}/dt=2026-1[12]-*/*.parquet", target="is_fraud",
+                                     ignore_columns=IGNORE, feature_kinds={}, validation_fraction=0.15,
+                                     holdout_fraction=0.15, seed=42, **splits)
+    outs = {k: art(cls, tmp_path, k) for k, cls in (("report", dsl.HTML), ("metrics", dsl.Metrics),
+                                                    ("summary", dsl.Markdown), ("result", dsl.Artifact))}
+    passed = components.validate_data.python_func(**splits, **outs, fail_on_error=False,
+                                                  reference_data_uri=str(folder))
+    assert passed is True and outs["metrics"].metadata["failed_critical"] == 0
+    assert outs["metrics"].metadata["rows"] == 1500  # three of the four partitions went into the splits
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad Parquet sources: one line each, before anything is split
 
