@@ -396,3 +396,17 @@ def test_loopline_run_stops_on_a_bad_source_with_one_line_before_training(tmp_pa
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("loopline: error:") and message in lines[0], result.stderr
     assert not (home / "pipeline_root").exists() and not (home / "mlflow.db").exists()  # nothing ran or registered
+
+
+def test_an_sqlite_file_is_a_sql_source_too(tmp_path):
+    import sqlite3
+
+    frame = demo_transactions(300, seed=1)
+    with sqlite3.connect(tmp_path / "t.db") as connection:
+        frame.to_sql("tx", connection, index=False)
+    uri = f"sqlite:///{tmp_path / 't.db'}?table=tx"
+    raw, lineage = data_lib.read_dataset(uri, "amount > 50")
+    assert sorted(raw["transaction_id"]) == sorted(frame[frame["amount"] > 50]["transaction_id"])
+    assert lineage["uri"] == f"sqlite:///{tmp_path / 't.db'}" and lineage["filter"] == "amount > 50"
+    with pytest.raises(DataError, match="refused table nope of sqlite:///.*: no such table: nope"):
+        data_lib.read_table(uri.replace("table=tx", "table=nope"))

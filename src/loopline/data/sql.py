@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 from loopline.core.errors import DataError, one_line, redact
 from loopline.data.sources import Read, filter_clauses
@@ -29,11 +29,11 @@ _OWN_KEYS = ("table", "query", "password_env")
 
 def split_uri(uri: str) -> tuple[str, dict[str, str]]:
     """The SQLAlchemy URL without Loopline's own keys, and those keys (table, query, password_env)."""
-    parts = urlsplit(uri)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    base, _, query = uri.partition("?")  # not urlunsplit: it drops the // of sqlite:///path
+    pairs = parse_qsl(query, keep_blank_values=True)
     own = {k: v for k, v in pairs if k in _OWN_KEYS}
     rest = [(k, v) for k, v in pairs if k not in _OWN_KEYS]
-    return urlunsplit(parts._replace(query=urlencode(rest))), own
+    return base + (f"?{urlencode(rest)}" if rest else ""), own
 
 
 def describe(uri: str) -> str:
