@@ -243,6 +243,20 @@ def test_parts_with_different_schemas_name_the_first_file_that_differs_and_the_c
     assert not (tmp_path / "train.parquet").exists()
 
 
+def test_parts_whose_columns_come_in_another_order_or_as_large_strings_are_one_schema(tmp_path):
+    frame = demo_transactions(800, seed=3)
+    folder = tmp_path / "lake"
+    write_partitioned(folder, frame)
+    odd = folder / "dt=2026-12-01" / "part-0000.parquet"
+    table = pq.read_table(odd)
+    reordered = table.select(list(reversed(table.schema.names)))
+    pq.write_table(reordered.cast(pa.schema([f.with_type(pa.large_string()) if f.type == pa.string() else f
+                                             for f in reordered.schema])), odd)
+    raw = data_lib.read_table(str(folder))
+    assert list(raw.columns) == [*frame.columns, "dt"] and len(raw) == len(frame)
+    assert sorted(raw["merchant_category"].dropna()) == sorted(frame["merchant_category"].dropna())
+
+
 @pytest.mark.parametrize("text, message", [
     ("region = eu", r"partition_filter: column 'region' not found in .* \(columns: .*dt\)"),
     ("dt >> 2026", r"partition_filter: cannot read 'dt >> 2026'"),

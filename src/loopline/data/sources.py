@@ -238,7 +238,7 @@ def read_parquet_dataset(uri: str, partition_filter: str = "") -> Read:
             first = (path, table.schema)
             if clauses:
                 expression = parse_filter(partition_filter, table.schema, where=uri)
-        _check_same_schema(first, path, table.schema, base)
+        table = _conform_schema(first, path, table, base)
         if expression is not None:
             table = table.filter(expression)
         tables.append(table)
@@ -278,22 +278,33 @@ def _read_file(fs, path: str, uri: str):
     return table, digest.hexdigest()
 
 
-def _check_same_schema(first: tuple[str, object], path: str, schema, base: str) -> None:
-    """The columns and types of `schema` are those of the first file's; else name the column."""
+def _conform_schema(first: tuple[str, object], path: str, table, base: str):
+    """`table` with the first file's columns and types. The same columns in another order, and
+    text or bytes in their large Arrow forms (as some writers store them), are the same schema;
+    any other difference is a DataError naming this file and the column."""
     first_path, first_schema = first
+    schema = table.schema
     if schema.equals(first_schema, check_metadata=False):
-        return
+        return table
     here, there = _relative(path, base), _relative(first_path, base)
     for column in first_schema.names:
         if column not in schema.names:
             raise DataError(f"{here} differs from {there}: it lacks column '{column}'; every part of a "
                             "dataset needs the same columns")
         ours, theirs = schema.field(column).type, first_schema.field(column).type
-        if ours != theirs:
+        if _plain(ours) != _plain(theirs):
             raise DataError(f"{here} differs from {there}: column '{column}' is {ours} there, {theirs} in {there}")
     extra = [c for c in schema.names if c not in first_schema.names]
-    raise DataError(f"{here} differs from {there}: it has column '{extra[0] if extra else '?'}' that "
-                    f"{there} lacks; every part of a dataset needs the same columns")
+    if extra:
+        raise DataError(f"{here} differs from {there}: it has column '{extra[0]}' that {there} lacks; every part "
+                        "of a dataset needs the same columns")
+    return table.select(first_schema.names).cast(first_schema)
+
+
+def _plain(dtype):
+    import pyarrow as pa
+
+    return {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}.get(dtype, dtype)
 
 
 def _relative(path: str, base: str) -> str:
