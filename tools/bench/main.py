@@ -20,7 +20,8 @@ its own entry and keeps the others.
 - `model_quality`: Loopline's holdout ROC AUC, accuracy and average precision beside logistic
   regression and HistGradientBoosting on the same split (`bench_quality`).
 - `scale`: the whole training pipeline (load to deploy) at 10k, 100k and 1M rows, each step in
-  its own process: seconds and peak RSS per step (`bench_scale`).
+  its own process: seconds and each step's own peak RSS (`bench_scale`); LOOPLINE_SCALE_FILES=64
+  gives load_data a Hive-partitioned dataset of 64 Parquet files instead of one CSV.
 `python -m tools.bench NAME ...` runs only the named benchmarks; without names, all of them.
 Reading files is excluded from the timed computations; generating the data is seeded."""
 
