@@ -380,7 +380,7 @@ def test_sources_tell_sql_globs_and_folders_apart(lake, demo_csv):
     assert sources.is_dataset(str(lake[0])) and not sources.is_dataset(str(demo_csv))
 
 
-@pytest.mark.parametrize("case", ["no files", "different schemas", "unreachable database"])
+@pytest.mark.parametrize("case", ["no files", "different schemas", "filter column", "unreachable database"])
 def test_loopline_run_stops_on_a_bad_source_with_one_line_before_training(tmp_path, case):
     import subprocess
     import sys
@@ -398,13 +398,16 @@ def test_loopline_run_stops_on_a_bad_source_with_one_line_before_training(tmp_pa
         odd = folder / "dt=2026-12-01" / "part-0000.parquet"
         pq.write_table(pa.table({"amount": ["text"], "is_fraud": [0]}), odd)
         message = "dt=2026-12-01/part-0000.parquet differs from dt=2026-10-01/part-0000.parquet"
-    data_uri = str(folder)
+    data_uri, arguments = str(folder), []
+    if case == "filter column":
+        data_uri = str(folder / "dt=2026-1*" / "*.parquet")
+        arguments, message = ["--partition-filter", "region = eu"], "partition_filter: column 'region' not found"
     if case == "unreachable database":
         data_uri = f"postgresql://loopline@127.0.0.1:{free_port()}/postgres?table=transactions"
         message = "cannot reach the database at 127.0.0.1:"
     home = tmp_path / "home"
     result = subprocess.run([sys.executable, "-m", "loopline.cli", "run", "--data", data_uri, "--target", "is_fraud",
-                             "--ignore", *IGNORE, "--home", str(home)],
+                             "--ignore", *IGNORE, "--home", str(home), *arguments],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
