@@ -92,11 +92,12 @@ def build_training(settings: cluster.ClusterSettings):
         deploy_traffic_log_format: str = "json",
         deploy_traffic_log_batch_size: int = 1,
         deploy_traffic_log_batch_interval: str = "",
+        partition_filter: str = "",
     ):
         """Trains, gates, registers and deploys a tabular classifier.
 
         Args:
-            data_uri: CSV or Parquet file with features and the target.
+            data_uri: CSV or Parquet file, folder, prefix or glob of Parquet files (Hive partitions), or a SQL table or query (postgresql://host/db?table=NAME), with features and the target.
             target: Label column.
             tracking_uri: MLflow tracking URI.
             model_name: Registered model name in MLflow.
@@ -137,10 +138,12 @@ def build_training(settings: cluster.ClusterSettings):
             deploy_traffic_log_format: Format of the logged objects: json, csv or parquet.
             deploy_traffic_log_batch_size: Records per logged object.
             deploy_traffic_log_batch_interval: Longest wait before a partial batch is written (e.g. "5s"); empty for none.
+            partition_filter: Rows of data_uri to train on, e.g. "dt >= 2026-11-01"; empty for all.
         """
         load = step(load_data(
             data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed,
             thresholds=thresholds, tracking_uri=tracking_uri, model_name=model_name, storage_uri=storage_uri,
+            partition_filter=partition_filter,
         ).set_caching_options(False), "load_data")
         validate = step(validate_data(
             train=load.outputs["train"], validation=load.outputs["validation"], holdout=load.outputs["holdout"]

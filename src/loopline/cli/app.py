@@ -97,6 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri or "",
         deploy_target=args.deploy_target,
         storage_uri=args.storage_uri or "",
+        partition_filter=args.partition_filter or "",
     )
     if not settings.current_uri:
         print("no --current batch given: running the training pipeline only (no drift monitor)")
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", help="label column of --data")
     run.add_argument("--current", help="a newer labelled batch for the drift monitor (with --data)")
     run.add_argument("--ignore", nargs="*", help="columns that are not features (ids, timestamps)")
+    run.add_argument("--partition-filter", help="the rows of a Parquet dataset or SQL --data to train on, e.g. "
+                     "'dt >= 2026-11-01' (the drift monitor compares --current with the whole --data)")
     run.add_argument("--model-name", default="loopline-model", help="registered model name (default: %(default)s)")
     run.add_argument("--thresholds", help="gate rules as JSON (default: the training pipeline's DEFAULT_THRESHOLDS: "
                      "ROC AUC >= 0.75, no worse than the champion, single-row p95 latency <= 250 ms)")

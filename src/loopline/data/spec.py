@@ -30,6 +30,7 @@ class DatasetSpec:
     ignored: list[str] = field(default_factory=list)
     source_uri: str = ""
     source_sha256: str = ""
+    source_lineage: dict = field(default_factory=dict)  # the files with sizes and ETags, or the query
 
     @property
     def numeric(self) -> list[str]:

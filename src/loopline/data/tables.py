@@ -1,4 +1,5 @@
-"""Reading tabular data (CSV and Parquet, from paths and URIs) and deterministic splits.
+"""Reading tabular data (CSV and Parquet, from paths and URIs; folders, prefixes and globs of
+Parquet files and SQL tables through `loopline.data.sources`) and deterministic splits.
 
 Splits are written as Parquet files that carry their dataset spec in the file's key-value
 metadata, so every downstream step (and every other team's step) reads a self-describing file.
@@ -16,6 +17,8 @@ import pandas as pd
 
 from loopline.core import rules
 from loopline.core.errors import DataError
+from loopline.data import sources
+from loopline.data import sql as sources_sql
 from loopline.data.checks import build_spec, check_column_names, check_flat_columns, check_rows
 from loopline.data.plain_types import plain_frame
 from loopline.data.spec import KINDS, SPEC_KEY, DatasetSpec, conform
@@ -47,9 +50,32 @@ def file_sha256(uri: str) -> str:
     return digest.hexdigest()
 
 
-def read_table(uri: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file from a path or URI; raise DataError naming the file if unusable.
+def read_dataset(uri: str, partition_filter: str = "") -> tuple[pd.DataFrame, dict]:
+    """Read any source `read_table` reads, with its lineage (`loopline.data.sources`): the files with
+    their sizes and ETags, or the SQL source and query, and the content digest."""
+    if partition_filter.strip() or sources.is_dataset(uri):
+        if not sources.is_sql(uri) and not sources.is_dataset(uri) and not _is_parquet(uri):
+            raise DataError(f"partition_filter applies to Parquet datasets and SQL sources, not to {uri}")
+        if sources.is_sql(uri):
+            read = sources_sql.read(uri, partition_filter)
+        else:
+            read = sources.read_parquet_dataset(uri, partition_filter)
+        check_column_names([str(c) for c in read.frame.columns], uri)
+        if read.frame.empty:
+            raise DataError(f"data source has no rows: {uri}" + (f" under partition_filter {partition_filter!r}"
+                                                                  if partition_filter.strip() else ""))
+        check_flat_columns(read.frame, uri)
+        return plain_frame(read.frame), read.lineage
+    df = read_table(uri)
+    return df, sources.file_lineage(uri, file_sha256(uri))
+
+
+def read_table(uri: str, partition_filter: str = "") -> pd.DataFrame:
+    """Read a CSV or Parquet file, a folder, prefix or glob of Parquet files, or a SQL table or
+    query (see `loopline.data.sources`); raise DataError naming the file or source if unusable.
     pandas' nullable and categorical columns come back as their plain kinds (`plain_types`)."""
+    if partition_filter.strip() or sources.is_dataset(uri):
+        return read_dataset(uri, partition_filter)[0]
     path = _strip_file_scheme(uri)
     if "://" not in path and not Path(path).is_file():
         raise DataError(f"data file not found: {uri}")
@@ -121,6 +147,7 @@ class SplitSettings:
     validation_fraction: float = 0.15
     holdout_fraction: float = 0.15
     seed: int = 42
+    partition_filter: str = ""  # e.g. "dt >= 2026-11-01": rows of a Parquet dataset or SQL source
 
     def __post_init__(self) -> None:
         """The checks of the split settings, each a one-line DataError."""
@@ -131,6 +158,8 @@ class SplitSettings:
             value = rules.number(name, getattr(self, name), DataError)
             if not 0.0 < value < 0.5:
                 raise DataError(f"{name} must be between 0 and 0.5, got {value}")
+        if self.partition_filter.strip():
+            sources.filter_clauses(self.partition_filter)  # its syntax; its columns when the data is read
 
 
 def check_feature_kinds(feature_kinds: dict[str, str], name: str = "feature_kinds") -> None:
@@ -211,15 +240,16 @@ def load_and_split(
 ) -> LoadResult:
     """Read `data_uri`, apply the dataset spec and write the three splits; `check_spec(spec)`,
     when given, judges the spec before anything is written."""
-    raw = read_table(data_uri)
+    raw, lineage = read_dataset(data_uri, settings.partition_filter)
     spec = build_spec(
         raw,
         target=target,
         feature_kinds=settings.feature_kinds,
         ignore_columns=settings.ignore_columns,
         source_uri=data_uri,
-        source_sha256=file_sha256(data_uri),
+        source_sha256=lineage["sha256"],
     )
+    spec.source_lineage = lineage
     check_rows(raw, spec, where=data_uri)
     if check_spec is not None:
         check_spec(spec)
@@ -243,7 +273,7 @@ def load_and_split(
 
 def check_input(data_uri: str, *, target: str, settings: SplitSettings) -> DatasetSpec:
     """The checks `load_and_split` makes, without writing anything: used before a run starts."""
-    raw = read_table(data_uri)
+    raw = read_table(data_uri, settings.partition_filter)
     spec = build_spec(
         raw, target=target, feature_kinds=settings.feature_kinds, ignore_columns=settings.ignore_columns,
         source_uri=data_uri,

@@ -38,6 +38,7 @@ def run(*, model, blessing, train, holdout, tracking_uri: str, model_name: str, 
     tags = {
         registry.TAG_DATA_SHA256: spec.source_sha256,
         registry.TAG_DATA_URI: spec.source_uri,
+        registry.TAG_DATA_LINEAGE: json_dump(spec.source_lineage) if spec.source_lineage else "",
         registry.TAG_HOLDOUT_SHA256: holdout_sha256,
         registry.TAG_MODEL_ARTIFACT: model.uri,
         registry.TAG_MODEL_SHA256: record["model_sha256"],

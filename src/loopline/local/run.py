@@ -12,7 +12,7 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class LoopSettings:
     tracking_uri: str = ""  # MLflow tracking URI; empty: the SQLite store under the home
     deploy_target: str = "local"  # "kserve": an InferenceService through the Kubernetes API ($KUBECONFIG)
     storage_uri: str = ""  # with kserve: the prefix under which each version gets its own URI
+    partition_filter: str = ""  # the rows of data_uri the training pipeline reads (`loopline.data.sources`)
 
 
 def read_run(run_dir: Path, pipeline: str, seconds: float, started: float) -> PipelineRun:
@@ -192,13 +193,15 @@ def _run_loop(settings: LoopSettings, on_pipeline=None) -> dict[str, Any]:
                   "thresholds": DEFAULT_THRESHOLDS if settings.thresholds is None else settings.thresholds}
     domains.check(parameters)
     split_settings = data_lib.SplitSettings(feature_kinds=dict(settings.feature_kinds or {}),
-                                            ignore_columns=list(settings.ignore_columns or []))
+                                            ignore_columns=list(settings.ignore_columns or []),
+                                            partition_filter=settings.partition_filter)
     spec = data_lib.check_input(settings.data_uri, target=settings.target, settings=split_settings)
     domains.check_data(parameters, [*spec.features, spec.target], f"the features and target of {settings.data_uri}")
 
-    check_constant_features(data_lib.read_table(settings.data_uri), spec, where=settings.data_uri)
+    check_constant_features(data_lib.read_table(settings.data_uri, settings.partition_filter), spec, where=settings.data_uri)
     if settings.current_uri:  # the drift monitor compares it with, and retrains on, the same columns
-        current = data_lib.check_input(settings.current_uri, target=settings.target, settings=split_settings)
+        current = data_lib.check_input(settings.current_uri, target=settings.target,
+                                       settings=replace(split_settings, partition_filter=""))
         input_checks.check_same_columns(spec, current, where=settings.current_uri)
     quiet_libraries()
     # Retries are for services in a cluster; on one machine a failure is reported at once.
@@ -255,7 +258,8 @@ def _run_pipelines(settings: LoopSettings, root: Path, training, drift_monitor, 
         storage_uri=settings.storage_uri,
         local_home=str(local_home),
     )
-    runs = [_run_pipeline(root, "training", training, on_pipeline, check=check, data_uri=data_uri, **common)]
+    rows = {"partition_filter": settings.partition_filter} if settings.partition_filter else {}
+    runs = [_run_pipeline(root, "training", training, on_pipeline, check=check, data_uri=data_uri, **rows, **common)]
     if current_uri:
         runs.append(
             _run_pipeline(

@@ -41,7 +41,7 @@ SETTINGS: list[tuple[type, dict[str, str]]] = [
                               "training_pipeline_root": "pipeline_root",
                               "training_service_account": "service_account"}),
     (data.SplitSettings, {n: n for n in ("feature_kinds", "ignore_columns", "validation_fraction", "holdout_fraction",
-                                         "seed")}),
+                                         "seed", "partition_filter")}),
     (targets.DeploySettings, {**{n: n for n in ("namespace", "storage_uri", "canary_percent", "smoke_rows")},
                               "deploy_target": "target", "deploy_mode": "deployment_mode",
                               "deploy_canary_percent": "canary_percent", "deploy_service_account": "service_account",

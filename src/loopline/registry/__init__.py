@@ -53,6 +53,7 @@ TAG_PIPELINE_RUN_ID = "loopline.pipeline_run_id"
 TAG_PIPELINE_NAME = "loopline.pipeline_name"
 TAG_DATA_SHA256 = "loopline.data_sha256"
 TAG_DATA_URI = "loopline.data_uri"
+TAG_DATA_LINEAGE = "loopline.data_lineage"  # JSON: the dataset's files with sizes and ETags, or its query
 TAG_HOLDOUT_SHA256 = "loopline.holdout_sha256"
 TAG_MODEL_ARTIFACT = "loopline.model_artifact"
 TAG_MODEL_SHA256 = "loopline.model_sha256"

@@ -50,8 +50,9 @@ def _filesystem(uri: str):
 
 
 def check_readable(uri: str) -> None:
-    """Raise ObjectStoreError naming `uri` unless it is an object that can be read."""
-    if not is_remote(uri):
+    """Raise ObjectStoreError naming `uri` unless it is an object that can be read. A prefix or a
+    glob is a dataset of Parquet files: `loopline.data.sources` lists it and names what is wrong."""
+    if not is_remote(uri) or any(ch in uri for ch in "*["):
         return
     services.bounded("the object store", uri, lambda: _check_readable(uri))
 
@@ -61,7 +62,7 @@ def _check_readable(uri: str) -> None:
         fs, path = _filesystem(uri)
         info = fs.info(path)
         if info.get("type") == "directory":
-            raise ObjectStoreError(f"cannot read {uri}: it is a folder, not a file")
+            return
         with fs.open(path, "rb") as fh:
             fh.read(1)
     except ObjectStoreError:
