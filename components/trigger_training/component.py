@@ -54,6 +54,7 @@ def trigger_training(
     deploy_traffic_log_format: str = "json",
     deploy_traffic_log_batch_size: int = 1,
     deploy_traffic_log_batch_interval: str = "",
+    partition_filter: str = "",
     rerun_target: str = "kfp",
     kfp_host: str = "",
     vertex_project: str = "",
@@ -114,6 +115,7 @@ def trigger_training(
         deploy_traffic_log_format: Format of the logged objects: json, csv or parquet.
         deploy_traffic_log_batch_size: Records per logged object.
         deploy_traffic_log_batch_interval: Longest wait before a partial batch is written (e.g. "5s"); empty for none.
+        partition_filter: Rows of data_uri to train on, e.g. "dt >= 2026-11-01"; empty for all.
         rerun_target: Where the run goes, "kfp" or "vertex".
         kfp_host: KFP API endpoint; empty for the cluster the step runs in.
         vertex_project: Vertex AI project; empty for the one the step runs in.
