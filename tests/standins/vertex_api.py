@@ -1,7 +1,9 @@
 """Stand-in for the Vertex AI API (v1 REST), for the real `google-cloud-aiplatform` client.
 
-Keeps pipeline jobs and schedules in memory. Any Cloud Storage request (`/storage/...`) is
-recorded and refused: tests assert that none is made.
+Keeps pipeline jobs and schedules in memory, and Model Registry versions and Endpoints
+(vertex_serving.py): upload, aliases, endpoint create/get/delete, deploy, undeploy, traffic
+update and predict, forwarded to a real model server started for each deployed model. Any Cloud
+Storage request (`/storage/...`) is recorded and refused: tests assert that none is made.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from datetime import UTC, datetime
 from itertools import count
 
 from .recording import RecordingServer, Reply, Request
+from .vertex_serving import VertexServing
 
 LOCATION = r"/v1/(projects/[^/]+/locations/[^/]+)"
 
 
-class VertexApiStandIn(RecordingServer):
+class VertexApiStandIn(VertexServing, RecordingServer):
     def __init__(self) -> None:
-        super().__init__()
+        RecordingServer.__init__(self)
+        VertexServing.__init__(self)
         self.ids = count(1)
         self.jobs: dict[str, dict] = {}
         self.schedules: dict[str, dict] = {}
@@ -34,6 +38,10 @@ class VertexApiStandIn(RecordingServer):
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         if path.startswith(("/storage/", "/upload/storage/", "/b/")):
             return Reply(403, {"error": {"code": 403, "message": "the Vertex stand-in refuses Cloud Storage calls"}})
+
+        served = self.handle_serving(request)
+        if served is not None:
+            return served
 
         match = re.fullmatch(LOCATION + r"/pipelineJobs", path)
         if match and method == "POST":

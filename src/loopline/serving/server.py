@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from loopline.core.errors import DeploymentError
+from loopline.serving import vertex_container
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,19 @@ def serve_main(argv: list[str] | None = None) -> None:
     from kserve.model_server import parser as kserve_parser
 
     parser = argparse.ArgumentParser(parents=[kserve_parser], description="Loopline local KServe model server")
-    parser.add_argument("--model_dir", required=True, help="Loopline SavedModel directory (TF Serving layout)")
+    parser.add_argument("--model_dir", help="Loopline SavedModel directory (TF Serving layout); "
+                        "default: a copy of $AIP_STORAGE_URI (Vertex AI)")
     parser.add_argument("--host", default=LOOPBACK, help="address to listen on (default: %(default)s, loopback only)")
     # --model_name (the name in /v1/models/<name>:predict) and --http_port come from KServe's parser
     args, _ = parser.parse_known_args(argv)
+    # Vertex AI's container contract (vertex_container.py): AIP_HTTP_PORT, AIP_STORAGE_URI and the AIP_*_ROUTEs
+    port = vertex_container.http_port(sys.argv[1:] if argv is None else argv, os.environ, args.http_port)
+    model_dir = vertex_container.model_dir(args.model_dir, os.environ)
     _bind_rest_server_to(kserve_model_server, args.host)
-    model = kserve_model_class()(args.model_name, args.model_dir)
+    vertex_container.serve_routes(kserve_model_server, vertex_container.route_aliases(args.model_name, os.environ))
+    model = kserve_model_class()(args.model_name, model_dir)
     model.load()
-    ModelServer(http_port=args.http_port, workers=1, enable_grpc=False).start([model])
+    ModelServer(http_port=port, workers=1, enable_grpc=False).start([model])
 
 
 def _bind_rest_server_to(kserve_model_server, host: str) -> None:
