@@ -88,6 +88,11 @@ def build_training(settings: cluster.ClusterSettings):
         deploy_max_replicas: int = 1,
         deploy_cpu: str = "1",
         deploy_memory: str = "2Gi",
+        deploy_machine_type: str = "n1-standard-2",
+        deploy_network: str = "",
+        deploy_vertex_project: str = "",
+        deploy_vertex_location: str = "",
+        deploy_vertex_endpoint: str = "",
     ):
         """Trains, gates, registers and deploys a tabular classifier.
 
@@ -103,7 +108,7 @@ def build_training(settings: cluster.ClusterSettings):
             max_epochs: Maximum epochs per trial.
             timeout_seconds: Tuning wall-clock budget; 0 for none.
             seed: Seed of splits, sampler and training.
-            deploy_target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
+            deploy_target: "local" (KServe model server on loopback), "kserve" (InferenceService) or "vertex" (Vertex AI Endpoint).
             namespace: Kubernetes namespace for the InferenceService.
             storage_uri: Storage prefix (gs://, s3://) under which each model version gets its own URI <storage_uri>/<model_name>/v<version>; empty: the version's folder in the MLflow artifact store.
             local_home: Local state directory (target "local").
@@ -129,6 +134,11 @@ def build_training(settings: cluster.ClusterSettings):
             deploy_max_replicas: Maximum predictor replicas.
             deploy_cpu: CPU request and limit of each predictor replica.
             deploy_memory: Memory request and limit of each predictor replica.
+            deploy_machine_type: Vertex AI (deploy_target "vertex"): machine type of each replica; empty for automatic resources.
+            deploy_network: Vertex AI: VPC network of a private endpoint; empty for a public one.
+            deploy_vertex_project: Vertex AI project of the Endpoint and Model Registry (deploy_target "vertex").
+            deploy_vertex_location: Vertex AI region of the Endpoint and Model Registry (deploy_target "vertex").
+            deploy_vertex_endpoint: Vertex AI endpoint id; empty for the model's own, created on first use.
         """
         load = step(load_data(
             data_uri=data_uri, target=target, feature_kinds=feature_kinds, ignore_columns=ignore_columns, seed=seed
@@ -202,6 +212,11 @@ def build_training(settings: cluster.ClusterSettings):
                 max_replicas=deploy_max_replicas,
                 cpu=deploy_cpu,
                 memory=deploy_memory,
+                machine_type=deploy_machine_type,
+                network=deploy_network,
+                vertex_project=deploy_vertex_project,
+                vertex_location=deploy_vertex_location,
+                vertex_endpoint=deploy_vertex_endpoint,
             ).set_caching_options(False), "deploy_model")
 
     return training

@@ -95,7 +95,7 @@ def test_a_drift_triggered_submission_checks_the_training_arguments_first(kfp_ap
     [
         ({"seed": -1}, "seed must be in [0, ∞), got -1"),
         ({"validation_fraction": 0.5}, "validation_fraction must be between 0 and 0.5, got 0.5"),
-        ({"deploy_target": "cluster"}, "deploy_target: target must be 'local' or 'kserve', got 'cluster'"),
+        ({"deploy_target": "cluster"}, "deploy_target: target must be one of 'local', 'kserve', 'vertex', got 'cluster'"),
         ({"rerun_mode": "now"}, "rerun_mode must be 'nested' or 'submit', got 'now'"),
         ({"rerun_target": "aws"}, "rerun_target must be one of 'kfp', 'vertex', got 'aws'"),
         ({"canary_percent": 100}, "canary_percent must be in [1, 99], got 100"),

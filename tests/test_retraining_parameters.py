@@ -51,7 +51,7 @@ def _task(spec: dict, task_name: str) -> tuple[str, dict]:
 
 def test_the_monitor_takes_every_training_parameter_with_its_type_and_default():
     training, monitor = _inputs(_spec("training.yaml")["root"]), _inputs(_spec("drift_monitor.yaml")["root"])
-    assert len(training) == 36
+    assert len(training) == 41
     missing = [name for name in training if name not in monitor and name != "data_uri"]
     assert missing == []
     differ = [name for name in training if name in monitor and training[name] != monitor[name]]

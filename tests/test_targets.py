@@ -16,7 +16,7 @@ from loopline.serving import targets
 
 def test_every_list_of_deployment_targets_is_the_registry():
     names = tuple(targets.TARGETS)
-    assert names == ("local", "kserve")
+    assert names == ("local", "kserve", "vertex")
     assert submit.ALLOWED_VALUES["deploy_target"] == names
     run = app.build_parser()._subparsers._group_actions[0].choices["run"]
     choice = next(a for a in run._actions if "--deploy-target" in a.option_strings)
@@ -24,7 +24,7 @@ def test_every_list_of_deployment_targets_is_the_registry():
     for name in names:
         assert targets.target(name).name == name
         targets.DeploySettings(target=name)
-    with pytest.raises(DeploymentError, match="deploy target must be one of 'local', 'kserve', got 'vertexx'"):
+    with pytest.raises(DeploymentError, match="deploy target must be one of 'local', 'kserve', 'vertex', got 'vertexx'"):
         targets.target("vertexx")
     with pytest.raises(DeploymentError, match="target must be one of"):
         targets.DeploySettings(target="ec2")

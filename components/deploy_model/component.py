@@ -30,6 +30,12 @@ def deploy_model(
     max_replicas: int = 1,
     cpu: str = "1",
     memory: str = "2Gi",
+    machine_type: str = "n1-standard-2",
+    network: str = "",
+    vertex_project: str = "",
+    vertex_location: str = "",
+    vertex_endpoint: str = "",
+    vertex_api_endpoint: str = "",
     smoke_rows: int = 16,
     tolerance: float = 1e-5,
     max_p95_ms: float = 1000.0,
@@ -37,6 +43,11 @@ def deploy_model(
     local_home: str = "",
 ) -> str:
     """Rolls a registered model version out and moves `champion` only when it serves.
+
+    On Vertex AI (target "vertex") the version is uploaded to Vertex Model Registry (one Vertex
+    model, Loopline's serving image, its own gs:// URI as artifact_uri), deployed to the model's
+    Endpoint with canary_percent of the traffic, smoke-tested through the endpoint, then promoted
+    (the old deployed model undeployed, Vertex aliases champion and mlflow-v<N> moved) or undeployed.
 
     A first deployment takes all traffic. A new version becomes a canary (in a cluster: KServe's
     canaryTrafficPercent in Knative mode, an entry of spec.canary in Standard mode; locally: a
@@ -51,19 +62,25 @@ def deploy_model(
         model_version: Registered model version to deploy.
         tracking_uri: MLflow tracking URI.
         holdout: Holdout split; its first rows are the smoke test.
-        target: "local" (KServe model server on loopback) or "kserve" (InferenceService).
+        target: "local" (KServe model server on loopback), "kserve" (InferenceService) or "vertex" (Vertex AI Endpoint).
         namespace: Kubernetes namespace of the InferenceService.
         storage_uri: Storage prefix (gs://, s3://); each version is copied once to its own URI <storage_uri>/<model_name>/v<version>. Empty: the version's own folder in the MLflow artifact store.
         pipeline_run: Pipeline run identifier, recorded as a label.
         canary_percent: Share of traffic the new version gets while it is tested.
         deployment_mode: KServe deployment mode: "Knative" (or "Serverless") or "Standard" (or "RawDeployment").
-        service_account: Service account of the predictor pods (storage credentials).
+        service_account: Service account of the predictor pods (storage credentials), or of the Vertex deployed model.
         runtime: The ServingRuntime or ClusterServingRuntime that serves the model (Loopline's serving image).
         runtime_version: Image tag of the runtime's container; empty for the runtime's own.
         min_replicas: Minimum predictor replicas (0 allows scale to zero in Knative mode).
         max_replicas: Maximum predictor replicas.
         cpu: CPU request and limit of each predictor replica.
         memory: Memory request and limit of each predictor replica.
+        machine_type: Vertex AI: machine type of each replica; empty for automatic resources.
+        network: Vertex AI: VPC network of a private endpoint (projects/<number>/global/networks/<name>); empty for a public one.
+        vertex_project: Vertex AI project of the Endpoint and Model Registry (target "vertex").
+        vertex_location: Vertex AI region of the Endpoint and Model Registry (target "vertex").
+        vertex_endpoint: Vertex AI endpoint id; empty for the model's own, created on first use.
+        vertex_api_endpoint: Vertex AI API endpoint; empty for the regional one.
         smoke_rows: Holdout rows sent to the new version.
         tolerance: Largest allowed difference between served and in-process probabilities.
         max_p95_ms: Largest allowed p95 latency of one-row requests, in milliseconds.
@@ -84,7 +101,9 @@ def deploy_model(
         target=target, namespace=namespace, storage_uri=storage_uri, canary_percent=canary_percent,
         deployment_mode=deployment_mode, service_account=service_account, runtime=runtime,
         runtime_version=runtime_version, min_replicas=min_replicas, max_replicas=max_replicas, cpu=cpu,
-        memory=memory, smoke_rows=smoke_rows, tolerance=tolerance,
+        memory=memory, machine_type=machine_type, network=network, vertex_project=vertex_project,
+        vertex_location=vertex_location, vertex_endpoint=vertex_endpoint, vertex_api_endpoint=vertex_api_endpoint,
+        smoke_rows=smoke_rows, tolerance=tolerance,
         max_p95_ms=max_p95_ms, ready_timeout_seconds=ready_timeout_seconds, local_home=local_home,
     )
     return executor.run(model_name=model_name, model_version=model_version, tracking_uri=tracking_uri,

@@ -50,6 +50,11 @@ def trigger_training(
     deploy_max_replicas: int = 1,
     deploy_cpu: str = "1",
     deploy_memory: str = "2Gi",
+    deploy_machine_type: str = "n1-standard-2",
+    deploy_network: str = "",
+    deploy_vertex_project: str = "",
+    deploy_vertex_location: str = "",
+    deploy_vertex_endpoint: str = "",
     rerun_target: str = "kfp",
     kfp_host: str = "",
     vertex_project: str = "",
@@ -66,7 +71,7 @@ def trigger_training(
     No run starts while the last drift-triggered run is still active, or within the cooldown
     after it started; a retried step of the same monitor run never submits twice. The state is
     kept in tags of the registered model in MLflow. Every parameter of the training pipeline
-    (data_uri to deploy_memory, as compiled/training.yaml declares them) is handed to the run
+    (data_uri to deploy_vertex_endpoint, as compiled/training.yaml declares them) is handed to the run
     unchanged.
 
     Args:
@@ -81,7 +86,7 @@ def trigger_training(
         max_epochs: Maximum epochs per trial.
         timeout_seconds: Tuning wall-clock budget; 0 for none.
         seed: Seed of splits, sampler and training.
-        deploy_target: Deployment target of the training run, "kserve" or "local".
+        deploy_target: Deployment target of the training run, "kserve", "vertex" or "local".
         namespace: Kubernetes namespace for the InferenceService.
         storage_uri: Storage prefix (gs://, s3://) under which each model version gets its own URI <storage_uri>/<model_name>/v<version>; empty: the version's folder in the MLflow artifact store.
         local_home: Local state directory of the training run (target "local").
@@ -106,6 +111,11 @@ def trigger_training(
         deploy_max_replicas: Maximum predictor replicas.
         deploy_cpu: CPU request and limit of each predictor replica.
         deploy_memory: Memory request and limit of each predictor replica.
+        deploy_machine_type: Vertex AI (deploy_target "vertex"): machine type of each replica; empty for automatic resources.
+        deploy_network: Vertex AI: VPC network of a private endpoint; empty for a public one.
+        deploy_vertex_project: Vertex AI project of the Endpoint and Model Registry (deploy_target "vertex").
+        deploy_vertex_location: Vertex AI region of the Endpoint and Model Registry (deploy_target "vertex").
+        deploy_vertex_endpoint: Vertex AI endpoint id; empty for the model's own, created on first use.
         rerun_target: Where the run goes, "kfp" or "vertex".
         kfp_host: KFP API endpoint; empty for the cluster the step runs in.
         vertex_project: Vertex AI project; empty for the one the step runs in.

@@ -85,7 +85,7 @@ def _run(*, move: promotion.ChampionMove, model_name: str, model_version: str, t
     result = target.roll_out(targets.Rollout(
         home=home, model_name=model_name, version=model_version, model_dir=str(local_dir), model_uri=model_uri,
         manifest=inference_service.to_manifest(isvc), rows=rows, expected=expected, limits=limits,
-        canary_percent=settings.canary_percent, ready_timeout=settings.ready_timeout_seconds,
+        canary_percent=settings.canary_percent, ready_timeout=settings.ready_timeout_seconds, settings=settings,
     ))
     write_text(report.path, result.markdown())
     report.metadata.update({"action": result.action, "reason": result.reason, "endpoint": result.endpoint,

@@ -7,7 +7,9 @@ their choices from `TARGETS`, so a new target (Vertex AI, say) is one class here
 
 - `local`: KServe model servers on loopback (`rollout.rollout_local`);
 - `kserve`: an InferenceService through the Kubernetes API (`rollout.rollout_cluster`), in
-  Knative (`canaryTrafficPercent`) or Standard (`spec.canary`) mode.
+  Knative (`canaryTrafficPercent`) or Standard (`spec.canary`) mode;
+- `vertex`: a Vertex AI Endpoint, canary by traffic split, Loopline's serving image as the
+  container of Vertex Model Registry versions (`vertex_target`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from loopline.core import images
 from loopline.core.errors import DeploymentError
-from loopline.serving import inference_service, kserve_modes, rollout, version_uri
+from loopline.serving import inference_service, kserve_modes, rollout, version_uri, vertex_target
 from loopline.serving import server as serving
 from loopline.serving.cluster_api import ClusterApi
 
@@ -40,6 +43,7 @@ class Rollout:
     limits: rollout.SmokeLimits
     canary_percent: int
     ready_timeout: float
+    settings: DeploySettings | None = None  # the step's settings, for what a target reads beyond these
 
 
 class DeploymentTarget(ABC):
@@ -108,8 +112,38 @@ class KServeTarget(DeploymentTarget):
         return ((current or {}).get("metadata", {}).get("labels", {}) or {}).get(rollout.VERSION_LABEL, "")
 
 
+class VertexTarget(DeploymentTarget):
+    name = "vertex"
+    summary = "a Vertex AI Endpoint (canary by traffic split) serving Loopline's image from Vertex Model Registry"
+
+    def __init__(self, credentials=None) -> None:
+        self.credentials = credentials  # None: application default credentials
+
+    def vertex_settings(self, settings: DeploySettings | None) -> vertex_target.VertexSettings:
+        s = settings or DeploySettings(target=self.name)  # no settings: no project, refused by the rollout
+        return vertex_target.VertexSettings(
+            project=s.vertex_project, location=s.vertex_location, serving_image=images.SERVING_IMAGE,
+            endpoint=s.vertex_endpoint, machine_type=s.machine_type, min_replicas=s.min_replicas,
+            max_replicas=s.max_replicas, service_account=s.service_account, network=s.network,
+            api_endpoint=s.vertex_api_endpoint, credentials=self.credentials,
+        )
+
+    def check_model_uri(self, model_uri: str, version: str) -> None:
+        vertex_target.check_model_uri(model_uri, version)
+
+    def roll_out(self, request: Rollout) -> rollout.RolloutResult:
+        return vertex_target.roll_out(
+            self.vertex_settings(request.settings), model_name=request.model_name, version=request.version,
+            model_uri=request.model_uri, rows=request.rows, expected=request.expected, limits=request.limits,
+            canary_percent=request.canary_percent, ready_timeout=request.ready_timeout,
+        )
+
+    def serving_version(self, *, home: Path, model_name: str, manifest: dict, settings: DeploySettings | None = None) -> str:
+        return vertex_target.serving_version(self.vertex_settings(settings), model_name)
+
+
 # The registry: name -> target. Every list of deployment targets is read from here.
-TARGETS: dict[str, type[DeploymentTarget]] = {cls.name: cls for cls in (LocalTarget, KServeTarget)}
+TARGETS: dict[str, type[DeploymentTarget]] = {cls.name: cls for cls in (LocalTarget, KServeTarget, VertexTarget)}
 
 
 def target(name: str) -> DeploymentTarget:
@@ -134,13 +168,19 @@ class DeploySettings:
     storage_uri: str = ""  # empty: where the registry keeps the version
     canary_percent: int = 10
     deployment_mode: str = "Serverless"  # or Knative; Standard or RawDeployment
-    service_account: str = ""
+    service_account: str = ""  # of the predictor pods (KServe) or the deployed model (Vertex)
     runtime: str = inference_service.LOOPLINE_RUNTIME  # the (Cluster)ServingRuntime of Loopline's serving image
     runtime_version: str = ""  # empty: the runtime's own image tag
     min_replicas: int = 1
     max_replicas: int = 1
     cpu: str = "1"  # request and limit of each predictor replica
     memory: str = "2Gi"
+    machine_type: str = vertex_target.DEFAULT_MACHINE_TYPE  # Vertex: each replica's machine; empty: automatic resources
+    network: str = ""  # Vertex: the VPC of a private endpoint (projects/<number>/global/networks/<name>)
+    vertex_project: str = ""  # Vertex: the project and location of the Endpoint and Model Registry
+    vertex_location: str = ""
+    vertex_endpoint: str = ""  # Vertex: an endpoint id; empty: the model's own, created on first use
+    vertex_api_endpoint: str = ""  # Vertex: empty for the regional API endpoint
     smoke_rows: int = 16
     tolerance: float = 1e-5  # max |served - in-process| per probability
     max_p95_ms: float = 1000.0
