@@ -93,6 +93,7 @@ def test_a_storage_uri_that_holds_nothing_is_one_line(gcs, tmp_path):
 def test_the_contract_settings():
     assert vertex_container.http_port(["--model_name", "m"], {"AIP_HTTP_PORT": "9001"}, 8080) == 9001
     assert vertex_container.http_port(["--http_port", "7000"], {"AIP_HTTP_PORT": "9001"}, 7000) == 7000
+    assert vertex_container.http_port(["--http_port=7000"], {"AIP_HTTP_PORT": "9001"}, 7000) == 7000
     assert vertex_container.http_port([], {}, 8080) == 8080
     with pytest.raises(DeploymentError, match="AIP_HTTP_PORT must be a port number, got 'x'"):
         vertex_container.http_port([], {"AIP_HTTP_PORT": "x"}, 8080)

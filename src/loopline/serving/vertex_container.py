@@ -23,7 +23,7 @@ DEFAULT_PORT = 8080
 
 def http_port(argv: Sequence[str], environ: Mapping[str, str], given: int) -> int:
     """`AIP_HTTP_PORT` unless --http_port is on the command line."""
-    if "--http_port" in argv or not environ.get("AIP_HTTP_PORT"):
+    if any(a == "--http_port" or a.startswith("--http_port=") for a in argv) or not environ.get("AIP_HTTP_PORT"):
         return given
     try:
         return int(environ["AIP_HTTP_PORT"])
