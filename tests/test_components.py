@@ -299,7 +299,7 @@ def test_registration_refuses_a_model_whose_blessing_does_not_match(trained_mode
 def test_deploy_model_bad_target_is_refused_before_any_work(loaded, tmp_path):
     from loopline.core.errors import DeploymentError
 
-    with pytest.raises(DeploymentError, match="target must be 'local' or 'kserve'"):
+    with pytest.raises(DeploymentError, match="target must be one of 'local', 'kserve', 'vertex', got 'cluster'"):
         components.deploy_model.python_func(
             model_name="fraud", model_version="1", tracking_uri="sqlite:///x.db", holdout=loaded["holdout"],
             manifest=art(dsl.Artifact, tmp_path, "manifest"), report=art(dsl.Markdown, tmp_path, "report"),
