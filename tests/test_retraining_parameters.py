@@ -5,6 +5,7 @@ YAML that users submit (`make check-compiled` keeps it equal to a fresh compile)
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from loopline.ops import reruns
@@ -37,8 +38,7 @@ def _source(spec: dict, dag: str, task: dict, name: str) -> str | None:
         if dag == "root":
             return given["componentInputParameter"]
         dag, parent = callers[dag]
-        dag, given = dag, parent["inputs"]["parameters"].get(given["componentInputParameter"])
-        dag = dag
+        given = parent["inputs"]["parameters"].get(given["componentInputParameter"])
     return None
 
 
@@ -58,20 +58,12 @@ def test_the_monitor_takes_every_training_parameter_with_its_type_and_default():
     assert differ == []
 
 
-def test_every_training_parameter_reaches_the_nested_retraining_unchanged():
+@pytest.mark.parametrize("task", ["loopline-training", "trigger-training"], ids=["nested", "submitted"])
+def test_every_training_parameter_reaches_the_retraining_unchanged(task):
     spec = _spec("drift_monitor.yaml")
     training = _inputs(_spec("training.yaml")["root"])
-    dag, task = _task(spec, "loopline-training")
-    sources = {name: _source(spec, dag, task, name) for name in training}
-    expected = {name: ("current_data_uri" if name == "data_uri" else name) for name in training}
-    assert sources == expected
-
-
-def test_every_training_parameter_reaches_the_submitted_retraining_unchanged():
-    spec = _spec("drift_monitor.yaml")
-    training = _inputs(_spec("training.yaml")["root"])
-    dag, task = _task(spec, "trigger-training")
-    sources = {name: _source(spec, dag, task, name) for name in training}
+    dag, called = _task(spec, task)
+    sources = {name: _source(spec, dag, called, name) for name in training}
     expected = {name: ("current_data_uri" if name == "data_uri" else name) for name in training}
     assert sources == expected
 
